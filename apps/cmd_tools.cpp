@@ -1,0 +1,148 @@
+// `shadowkv inspect | tokenize | logits | perplexity`: tools for looking inside a model and measuring it.
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "cli_common.h"
+#include "commands.h"
+#include "io/gguf.h"
+#include "io/gguf_dump.h"
+#include "model/model.h"
+#include "runtime/perplexity.h"
+#include "util/error.h"
+
+namespace shadowkv::cli {
+namespace {
+
+std::vector<int32_t> parse_token_list(const std::string& s) {
+  std::vector<int32_t> ids;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    size_t used = 0;
+    long long v = 0;
+    try {
+      v = std::stoll(item, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used == 0 || used != item.size() || v < 0 || v > INT32_MAX) throw Error("bad token id '" + item + "' in --tokens");
+    ids.push_back((int32_t)v);
+  }
+  if (ids.empty()) throw Error("--tokens is empty");
+  return ids;
+}
+
+void register_inspect(CLI::App& app) {
+  auto path = std::make_shared<std::string>();
+  CLI::App* cmd = app.add_subcommand("inspect", "print a GGUF file's metadata and tensor table");
+  cmd->add_option("file", *path, "GGUF file")->required();
+  cmd->callback([path] { std::cout << describe_gguf(*GgufFile::open(*path)); });
+}
+
+struct TokArgs {
+  std::string model, prompt, file;
+  bool no_bos = false, special = false;
+};
+
+void register_tokenize(CLI::App& app) {
+  auto a = std::make_shared<TokArgs>();
+  CLI::App* cmd = app.add_subcommand("tokenize", "print the token ids of a text, space-separated");
+  cmd->add_option("-m,--model", a->model, "GGUF model");
+  cmd->add_option("-p,--prompt", a->prompt, "text");
+  cmd->add_option("-f,--file", a->file, "read the text from a file");
+  cmd->add_flag("--no-bos", a->no_bos, "do not add BOS");
+  cmd->add_flag("--special", a->special, "parse control-token text such as <start_of_turn>");
+  cmd->callback([a] {
+    if (a->prompt.empty() == a->file.empty()) throw Error("give exactly one of -p TEXT or -f FILE");
+    auto model = Model::load(resolve_model(a->model));
+    const std::string text = a->file.empty() ? a->prompt : read_file(a->file);
+    const auto ids = model->tokenizer().encode(text, !a->no_bos, a->special);
+    for (size_t i = 0; i < ids.size(); ++i) std::printf(i ? " %d" : "%d", ids[i]);
+    std::printf("\n");
+  });
+}
+
+struct LogitsArgs {
+  std::string model, tokens, out;
+  bool all = false;
+  int chunk = 256, threads = 0;
+  KvOptions kv;
+};
+
+// Writes float32 little-endian logits of the last position (or all positions with --all) for a token list.
+void register_logits(CLI::App& app) {
+  auto a = std::make_shared<LogitsArgs>();
+  CLI::App* cmd = app.add_subcommand("logits", "write raw f32 logits for a token sequence (for reference tests)");
+  cmd->add_option("-m,--model", a->model, "GGUF model");
+  cmd->add_option("--tokens", a->tokens, "comma-separated token ids")->required();
+  cmd->add_option("--out", a->out, "output file")->required();
+  cmd->add_flag("--all", a->all, "logits of every position, not only the last");
+  cmd->add_option("--batch-tokens", a->chunk, "tokens per forward pass")->capture_default_str();
+  cmd->add_option("-t,--threads", a->threads, "threads");
+  add_kv_flags(cmd, a->kv);
+  cmd->callback([a] {
+    set_threads(a->threads);
+    if (a->chunk <= 0) throw Error("--batch-tokens must be positive");
+    const auto ids = parse_token_list(a->tokens);
+    auto model = Model::load(resolve_model(a->model));
+    auto cache = make_kv_cache(model->kv_geometry((int64_t)ids.size() + 1, a->chunk), a->kv);
+    std::ofstream out(a->out, std::ios::binary);
+    if (!out) throw Error("cannot write " + a->out);
+    std::vector<float> logits;
+    for (size_t i = 0; i < ids.size(); i += a->chunk) {
+      const int n = (int)std::min<size_t>(a->chunk, ids.size() - i);
+      const bool last = i + n == ids.size();
+      model->forward({ForwardItem{cache.get(), ids.data() + i, n, (int64_t)i, a->all}}, logits);
+      if (a->all || last) out.write(reinterpret_cast<const char*>(logits.data()), sizeof(float) * logits.size());
+    }
+    if (!out) throw Error("write failed: " + a->out);
+  });
+}
+
+struct PplArgs {
+  std::string model, file;
+  int ctx = 2048, threads = 0;
+  bool json = false;
+  KvOptions kv;
+};
+
+void register_perplexity(CLI::App& app) {
+  auto a = std::make_shared<PplArgs>();
+  CLI::App* cmd = app.add_subcommand("perplexity", "perplexity of a text file (second half of each window scored)");
+  cmd->add_option("-m,--model", a->model, "GGUF model");
+  cmd->add_option("-f,--file", a->file, "text file")->required();
+  cmd->add_option("-c,--ctx", a->ctx, "window size in tokens")->capture_default_str();
+  cmd->add_option("-t,--threads", a->threads, "threads");
+  cmd->add_flag("--json", a->json, "print JSON");
+  add_kv_flags(cmd, a->kv);
+  cmd->callback([a] {
+    set_threads(a->threads);
+    auto model = Model::load(resolve_model(a->model));
+    const auto ids = model->tokenizer().encode(read_file(a->file), true);
+    const PerplexityResult r = perplexity(*model, ids, a->ctx, a->kv);
+    if (a->json) {
+      std::cout << nlohmann::json{{"perplexity", r.perplexity}, {"mean_nll", r.mean_nll},
+                                  {"scored_tokens", r.scored_tokens}, {"windows", r.windows},
+                                  {"text_tokens", ids.size()}, {"seconds", r.seconds}}
+                       .dump()
+                << std::endl;
+    } else {
+      std::printf("perplexity %.4f over %lld scored tokens (%d windows of %d, text %zu tokens) in %.1f s\n",
+                  r.perplexity, (long long)r.scored_tokens, r.windows, a->ctx, ids.size(), r.seconds);
+    }
+  });
+}
+
+}  // namespace
+
+void register_tools(CLI::App& app) {
+  register_inspect(app);
+  register_tokenize(app);
+  register_logits(app);
+  register_perplexity(app);
+}
+
+}  // namespace shadowkv::cli

@@ -1,0 +1,10 @@
+#include "commands.h"
+
+namespace shadowkv::cli {
+
+void register_commands(CLI::App& app) {
+  register_run(app);
+  register_tools(app);
+}
+
+}  // namespace shadowkv::cli

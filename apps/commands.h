@@ -1,0 +1,11 @@
+#pragma once
+#include <CLI/CLI.hpp>
+
+namespace shadowkv::cli {
+
+// Adds every subcommand; each runs from its callback and throws shadowkv::Error on failure.
+void register_commands(CLI::App& app);
+void register_run(CLI::App& app);
+void register_tools(CLI::App& app);  // inspect, tokenize, logits, perplexity
+
+}  // namespace shadowkv::cli

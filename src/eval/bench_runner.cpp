@@ -1,0 +1,201 @@
+#include "eval/bench_runner.h"
+
+#include <sys/resource.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "eval/inference.h"
+#include "eval/svg.h"
+#include "eval/tasks.h"
+#include "runtime/sampler.h"
+#include "util/error.h"
+
+namespace shadowkv::eval {
+namespace {
+
+using nlohmann::json;
+
+double now_s() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+int64_t status_kb(const char* key) {
+  std::ifstream in("/proc/self/status");
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind(key, 0) == 0) return std::atoll(line.c_str() + std::string(key).size());
+  return 0;
+}
+
+std::string mib(double b) {
+  char s[32];
+  std::snprintf(s, sizeof s, "%.1f", b / 1048576.0);
+  return s;
+}
+std::string f1(double v) {
+  char s[32];
+  std::snprintf(s, sizeof s, std::isnan(v) ? "-" : "%.2f", v);
+  return s;
+}
+
+}  // namespace
+
+int64_t peak_rss_bytes() {
+  if (int64_t kb = status_kb("VmHWM:"); kb > 0) return kb * 1024;
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return (int64_t)u.ru_maxrss * 1024;
+}
+
+int64_t current_rss_bytes() { return status_kb("VmRSS:") * 1024; }
+
+bool reset_peak_rss() {
+  std::ofstream f("/proc/self/clear_refs");
+  f << "5";
+  f.flush();
+  return (bool)f;
+}
+
+std::string run_bench(const Model& model, const BenchConfig& c) {
+  if (c.lengths.empty() || c.batches.empty() || c.policies.empty()) throw Error("bench needs lengths, batches and policies");
+  if (c.decode_tokens < 1) throw Error("--decode-tokens must be >= 1");
+  for (int b : c.batches)
+    if (b < 1) throw Error("batch sizes must be >= 1");
+  for (const PolicySpec& p : c.policies) make_eval_kv_cache(model.kv_geometry(64, 16), p.options);
+  std::filesystem::create_directories(c.out_dir);
+  const int V = model.config().n_vocab;
+  TaskEnv env{&model.tokenizer(), false, 0};
+  json runs = json::array();
+
+  for (int64_t L : c.lengths) {
+    if (L + c.decode_tokens + 1 > model.config().n_ctx_train)
+      throw Error("length " + std::to_string(L) + " + decode tokens exceeds the model's context");
+    const Sample doc = make_sample("austen_ppl", L, c.seed, 0, -1, env);  // natural text, exactly L tokens
+    const int64_t max_ctx = L + c.decode_tokens + 1;
+    for (const PolicySpec& p : c.policies) {
+      const bool reset_ok = reset_peak_rss();
+      Prefilled pf = prefill(model, doc.tokens, p.options, max_ctx, c.prefill_chunk);
+      const int64_t prefill_peak = peak_rss_bytes();
+      const int32_t first = argmax(pf.logits.data(), V);
+      for (int B : c.batches) {
+        std::fprintf(stderr, "bench: length %lld, %s, batch %d ...\n", (long long)L, p.label.c_str(), B);
+        reset_peak_rss();
+        const double tc = now_s();
+        std::vector<std::unique_ptr<KvCache>> caches;
+        for (int b = 0; b < B; ++b) caches.push_back(pf.cache->clone());
+        const double clone_s = now_s() - tc;
+        std::vector<int32_t> next(B, first);
+        std::vector<float> logits;
+        std::vector<ForwardItem> items(B);
+        const double t0 = now_s();
+        for (int step = 0; step < c.decode_tokens; ++step) {
+          for (int b = 0; b < B; ++b)
+            items[b] = ForwardItem{caches[b].get(), &next[b], 1, caches[b]->n_tokens(), false};
+          model.forward(items, logits);
+          for (int b = 0; b < B; ++b) next[b] = argmax(&logits[(size_t)b * V], V);
+        }
+        const double dt = now_s() - t0;
+        const KvMemory mem = caches[0]->memory();
+        json parts = json::object();
+        for (const auto& [n, v] : mem.parts) parts[n] = v;
+        json counters = json::object();
+        double hit_rate = NAN;
+        for (const auto& [n, v] : caches[0]->counters()) {
+          counters[n] = v;
+          if (n.find("hit") != std::string::npos && std::isnan(hit_rate)) hit_rate = v;
+        }
+        const int64_t full_bytes = full_kv_bytes(model.kv_geometry(max_ctx, c.prefill_chunk), caches[0]->n_tokens(),
+                                                 p.options.f16);
+        json r = {{"length", L},
+                  {"policy", p.label},
+                  {"policy_args", p.args},
+                  {"batch", B},
+                  {"prefill_tokens", L},
+                  {"prefill_seconds", pf.seconds},
+                  {"prefill_tok_s", L / pf.seconds},
+                  {"clone_seconds", clone_s},
+                  {"decode_tokens", c.decode_tokens},
+                  {"decode_seconds", dt},
+                  {"decode_tok_s_per_seq", c.decode_tokens / dt},
+                  {"decode_tok_s_total", (double)B * c.decode_tokens / dt},
+                  {"kv_bytes_per_seq", mem.total()},
+                  {"kv_hot_bytes_per_seq", mem.hot},
+                  {"kv_cold_bytes_per_seq", mem.cold},
+                  {"kv_parts_per_seq", parts},
+                  {"kv_bytes_total", mem.total() * B},
+                  {"full_kv_bytes_per_seq", full_bytes},
+                  {"counters", counters},
+                  {"value_store_hit_rate", std::isnan(hit_rate) ? json(nullptr) : json(hit_rate)},
+                  {"peak_rss_prefill_bytes", prefill_peak},
+                  {"peak_rss_decode_bytes", peak_rss_bytes()},
+                  {"peak_rss_reset", reset_ok}};
+        runs.push_back(r);
+      }
+    }
+  }
+  // Ratios to the reference policy at the same (length, batch).
+  for (json& r : runs) {
+    for (const json& f : runs)
+      if (f["policy"] == c.reference && f["length"] == r["length"] && f["batch"] == r["batch"]) {
+        r["ratio_to_" + c.reference] = {
+            {"prefill_tok_s", r["prefill_tok_s"].get<double>() / f["prefill_tok_s"].get<double>()},
+            {"decode_tok_s", r["decode_tok_s_total"].get<double>() / f["decode_tok_s_total"].get<double>()},
+            {"kv_bytes", r["kv_bytes_per_seq"].get<double>() / std::max(1.0, f["kv_bytes_per_seq"].get<double>())},
+            {"peak_rss", r["peak_rss_decode_bytes"].get<double>() /
+                             std::max(1.0, f["peak_rss_decode_bytes"].get<double>())}};
+      }
+  }
+  const std::string note = "each (length, policy) is prefilled once; the prefilled cache is cloned with "
+                           "KvCache::clone() for every sequence of the batch, then all sequences decode together "
+                           "(one Model::forward per step); peak RSS is VmHWM, reset before each measurement";
+  json out = {{"note", note}, {"reference", c.reference}, {"runs", runs}};
+  {
+    std::ofstream f(c.out_dir + "/bench.json", std::ios::trunc);
+    f << out.dump(2) << "\n";
+    if (!f) throw Error("cannot write bench.json");
+  }
+  std::vector<Series> series;
+  for (const PolicySpec& p : c.policies)
+    for (int B : c.batches) {
+      Series s{p.label + " b=" + std::to_string(B), {}, {}};
+      for (const json& r : runs)
+        if (r["policy"] == p.label && r["batch"] == B) {
+          s.x.push_back(r["length"].get<double>());
+          s.y.push_back(r["decode_tok_s_total"].get<double>());
+        }
+      series.push_back(s);
+    }
+  bool log2x = c.lengths.size() > 1;
+  {
+    std::ofstream f(c.out_dir + "/bench.svg", std::ios::trunc);
+    f << svg_line_plot("Decode throughput vs context length", "context length (tokens)",
+                       "decode tokens/s (all sequences)", series, log2x);
+    if (!f) throw Error("cannot write bench.svg");
+  }
+
+  std::ostringstream md;
+  md << "Note: " << note << ".\n\n"
+     << "| length | policy | batch | prefill tok/s | decode tok/s/seq | decode tok/s total | KV MiB/seq (hot/cold) | "
+        "full KV MiB/seq | hit rate | peak RSS MiB | decode vs " << c.reference << " | KV vs " << c.reference
+     << " |\n|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
+  for (const json& r : runs) {
+    const std::string rk = "ratio_to_" + c.reference;
+    md << "| " << r["length"].get<int64_t>() << " | " << r["policy"].get<std::string>() << " | " << r["batch"].get<int>()
+       << " | " << f1(r["prefill_tok_s"].get<double>()) << " | " << f1(r["decode_tok_s_per_seq"].get<double>()) << " | "
+       << f1(r["decode_tok_s_total"].get<double>()) << " | " << mib(r["kv_bytes_per_seq"].get<double>()) << " ("
+       << mib(r["kv_hot_bytes_per_seq"].get<double>()) << "/" << mib(r["kv_cold_bytes_per_seq"].get<double>()) << ") | "
+       << mib(r["full_kv_bytes_per_seq"].get<double>()) << " | "
+       << (r["value_store_hit_rate"].is_null() ? std::string("-") : f1(r["value_store_hit_rate"].get<double>()))
+       << " | " << mib(r["peak_rss_decode_bytes"].get<double>()) << " | "
+       << (r.contains(rk) ? f1(r[rk]["decode_tok_s"].get<double>()) : "-") << " | "
+       << (r.contains(rk) ? f1(r[rk]["kv_bytes"].get<double>()) : "-") << " |\n";
+  }
+  return md.str();
+}
+
+}  // namespace shadowkv::eval

@@ -1,0 +1,233 @@
+#include "eval/eval_runner.h"
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <sstream>
+
+#include "eval/inference.h"
+#include "eval/progress.h"
+#include "eval/report.h"
+#include "eval/result_store.h"
+#include "eval/scoring.h"
+#include "eval/tasks.h"
+#include "util/error.h"
+
+namespace shadowkv::eval {
+namespace {
+
+using nlohmann::json;
+
+// run.json pins what makes results comparable; resuming with different settings would mix datasets.
+void check_run_config(const std::string& dir, const json& now) {
+  const std::string path = dir + "/run.json";
+  json merged = now;
+  if (std::ifstream in(path); in) {
+    json old;
+    try {
+      in >> old;
+    } catch (const std::exception&) {
+      throw Error(path + " is not valid JSON; delete it or use another --out");
+    }
+    for (const char* k : {"seed", "model", "chat", "max_new", "depths", "fidelity_steps", "ppl_tail", "ppl_chunk"})
+      if (old.contains(k) && old[k] != now[k])
+        throw Error("--out " + dir + " holds results made with a different " + k + " (" + old[k].dump() + " vs " +
+                    now[k].dump() + "); use another --out to start afresh");
+    for (auto& [label, spec] : old["policies"].items()) {
+      if (now["policies"].contains(label) && now["policies"][label] != spec)
+        throw Error("--out " + dir + " holds results for '" + label + "' with other options (" + spec.dump() +
+                    "); give this variant another label (e.g. " + label + "@2)");
+      if (!merged["policies"].contains(label)) merged["policies"][label] = spec;
+    }
+  }
+  std::ofstream out(path, std::ios::trunc);
+  out << merged.dump(2) << "\n";
+  if (!out) throw Error("cannot write " + path);
+}
+
+json policy_json(const PolicySpec& p) {
+  const KvOptions& o = p.options;
+  return {{"policy", o.policy}, {"args", p.args},   {"f16", o.f16},         {"rank", o.rank},
+          {"chunk", o.chunk},   {"budget", o.budget}, {"outliers", o.outliers}, {"local_chunks", o.local_chunks}};
+}
+
+json cache_stats(const KvCache& cache, const Model& m, int64_t max_ctx, int chunk, bool f16) {
+  const KvMemory mem = cache.memory();
+  json parts = json::object();
+  for (const auto& [n, b] : mem.parts) parts[n] = b;
+  json counters = json::object();
+  for (const auto& [n, v] : cache.counters()) counters[n] = v;
+  return {{"kv_bytes", mem.total()},
+          {"kv_hot_bytes", mem.hot},
+          {"kv_cold_bytes", mem.cold},
+          {"kv_parts", parts},
+          {"kv_full_bytes", full_kv_bytes(m.kv_geometry(max_ctx, chunk), cache.n_tokens(), f16)},
+          {"counters", counters}};
+}
+
+struct RefRun {
+  GreedyOutput out;
+  double prefill_s = 0;
+  json stats;
+};
+
+}  // namespace
+
+std::string run_eval(const Model& model, const std::string& model_path, const EvalConfig& c) {
+  if (c.tasks.empty() || c.lengths.empty() || c.policies.empty()) throw Error("eval needs tasks, lengths and policies");
+  if (c.samples < 1) throw Error("--samples must be >= 1");
+  for (const std::string& t : c.tasks) task_info(t);  // fail early on a bad name
+  for (int64_t l : c.lengths)
+    if (l < 64 || l > model.config().n_ctx_train)
+      throw Error("length " + std::to_string(l) + " is outside 64.." + std::to_string(model.config().n_ctx_train));
+  for (const PolicySpec& p : c.policies) make_eval_kv_cache(model.kv_geometry(64, 16), p.options);  // validate
+  std::filesystem::create_directories(c.out_dir);
+
+  const bool chat = model.config().instruction_tuned && !c.raw;
+  json run = {{"seed", c.seed},
+              {"model", std::filesystem::path(model_path).filename().string()},
+              {"chat", chat},
+              {"max_new", c.max_new},
+              {"depths", c.depths},
+              {"fidelity_steps", c.fidelity_steps},
+              {"ppl_tail", c.ppl_tail},
+              {"ppl_chunk", c.ppl_chunk},
+              {"policies", json::object()}};
+  for (const PolicySpec& p : c.policies) run["policies"][p.label] = policy_json(p);
+  check_run_config(c.out_dir, run);
+
+  ResultStore store(c.out_dir + "/results.jsonl");
+  if (store.bad_lines() > 0)
+    std::fprintf(stderr, "eval: dropped %d unreadable line(s) of results.jsonl (an interrupted write)\n",
+                 store.bad_lines());
+  const PolicySpec* ref = nullptr;
+  for (const PolicySpec& p : c.policies)
+    if (p.label == c.reference) ref = &p;
+
+  int64_t total = 0, skipped = 0;
+  for (int64_t L : c.lengths)
+    for (const std::string& t : c.tasks)
+      for (int s = 0; s < c.samples; ++s)
+        for (const PolicySpec& p : c.policies) {
+          if (store.done(t, L, p.label, s)) ++skipped;
+          else total += L;
+        }
+  if (skipped > 0) std::fprintf(stderr, "eval: resuming, %lld finished cell(s) in results.jsonl are skipped\n",
+                                (long long)skipped);
+  Progress progress(total, "eval");
+  int64_t done_units = 0;
+  TaskEnv env{&model.tokenizer(), chat, c.max_new};
+
+  for (int64_t L : c.lengths) {
+    for (const std::string& task : c.tasks) {
+      const TaskInfo& info = task_info(task);
+      for (int si = 0; si < c.samples; ++si) {
+        std::vector<const PolicySpec*> todo;
+        for (const PolicySpec& p : c.policies)
+          if (!store.done(task, L, p.label, si)) todo.push_back(&p);
+        if (todo.empty()) continue;
+        const double depth = info.has_depth && !c.depths.empty() ? c.depths[si % c.depths.size()] : -1;
+        const Sample smp = make_sample(task, L, c.seed, si, depth, env);
+        const int64_t max_ctx = std::min<int64_t>(model.config().n_ctx_train, (int64_t)smp.tokens.size() + smp.max_new + 1);
+        json base = {{"task", task},          {"length", L},          {"sample", si},
+                     {"seed", c.seed},        {"depth", smp.depth},   {"prompt_tokens", smp.tokens.size()},
+                     {"max_new", smp.max_new}, {"answers", smp.answers}, {"metric", metric_name(smp.metric)}};
+
+        // Reference run (full attention): its greedy path and log-probs feed every other policy's fidelity.
+        std::optional<RefRun> ref_run;
+        const bool ppl = smp.metric == Metric::Perplexity;
+        auto run_reference = [&] {
+          Prefilled pf = prefill(model, smp.tokens, ref->options, max_ctx, c.prefill_chunk);
+          RefRun r;
+          r.prefill_s = pf.seconds;
+          r.out = greedy_decode(model, *pf.cache, pf.logits, smp.max_new, c.fidelity_steps);
+          r.stats = cache_stats(*pf.cache, model, max_ctx, c.prefill_chunk, ref->options.f16);
+          ref_run = std::move(r);
+        };
+
+        for (const PolicySpec* p : todo) {
+          json rec = base;
+          rec["policy"] = p->label;
+          rec["policy_args"] = p->args;
+          if (ppl) {
+            const TailPerplexity tp = tail_perplexity(model, smp.tokens, std::min<int>(c.ppl_tail, (int)L / 2),
+                                                      p->options, c.prefill_chunk, c.ppl_chunk);
+            rec["score"] = tp.perplexity;
+            rec["mean_nll"] = tp.mean_nll;
+            rec["scored_tokens"] = tp.scored;
+            rec["seconds"] = tp.seconds;
+            rec["fidelity"] = nullptr;
+          } else {
+            const bool is_ref = p == ref;
+            GreedyOutput out;
+            json stats, fid = nullptr;
+            double prefill_s = 0;
+            if (is_ref) {
+              if (!ref_run) run_reference();
+              out = ref_run->out;
+              prefill_s = ref_run->prefill_s;
+              stats = ref_run->stats;
+            } else {
+              if (ref && !ref_run) run_reference();  // e.g. resumed: full's cell is done but this one is not
+              Prefilled pf = prefill(model, smp.tokens, p->options, max_ctx, c.prefill_chunk);
+              prefill_s = pf.seconds;
+              std::unique_ptr<KvCache> forced = ref ? pf.cache->clone() : nullptr;
+              out = greedy_decode(model, *pf.cache, pf.logits, smp.max_new, 0);
+              stats = cache_stats(*pf.cache, model, max_ctx, c.prefill_chunk, p->options.f16);
+              if (ref) {
+                const Fidelity f = teacher_forced(model, *forced, pf.logits, ref_run->out);
+                fid = {{"steps", f.steps},
+                       {"kl_mean", f.kl_mean},
+                       {"kl_first", f.kl_first},
+                       {"top1", f.top1},
+                       {"exact_match", out.tokens == ref_run->out.tokens ? 1.0 : 0.0}};
+              }
+            }
+            rec["output"] = out.text;
+            rec["stop_reason"] = out.stop_reason;
+            rec["generated_tokens"] = out.tokens.size();
+            rec["score"] = smp.metric == Metric::MatchPart ? string_match_part(out.text, smp.answers)
+                                                           : string_match_all(out.text, smp.answers);
+            rec["prefill_seconds"] = prefill_s;
+            rec["prefill_tok_s"] = prefill_s > 0 ? smp.tokens.size() / prefill_s : 0;
+            rec["decode_seconds"] = out.seconds;
+            rec["decode_tok_s"] = out.seconds > 0 ? out.steps / out.seconds : 0;
+            rec["fidelity"] = fid;
+            rec.update(stats);
+          }
+          store.append(rec);
+          done_units += L;
+          if (c.verbose) {
+            std::string shown = rec.contains("output") ? rec["output"].get<std::string>() : "";
+            for (char& ch : shown)
+              if (ch == '\n') ch = ' ';
+            if (shown.size() > 60) shown = shown.substr(0, 60) + "...";
+            std::fprintf(stderr, "\n%s L=%lld #%d %s: score %.3f  %s\n", task.c_str(), (long long)L, si,
+                         p->label.c_str(), rec["score"].get<double>(), shown.c_str());
+          }
+          progress.update(done_units, task + " " + std::to_string(L) + " #" + std::to_string(si) + " " + p->label);
+        }
+      }
+    }
+  }
+  progress.finish();
+
+  std::vector<std::string> labels;
+  for (const PolicySpec& p : c.policies) labels.push_back(p.label);
+  std::vector<std::string> task_order;
+  for (const TaskInfo& t : all_tasks()) task_order.push_back(t.name);
+  const std::vector<Cell> cells = summarize(store.records(), task_order, labels);
+  const std::string md = write_summaries(c.out_dir, cells, labels, c.reference);
+  write_heatmaps(c.out_dir, store.records(), labels);
+  if (c.min_full_score >= 0) {
+    std::ofstream out(c.out_dir + "/calibration.json", std::ios::trunc);
+    out << calibration(cells, c.reference, c.min_full_score).dump(2) << "\n";
+    if (!out) throw Error("cannot write calibration.json");
+  }
+  return md;
+}
+
+}  // namespace shadowkv::eval

@@ -1,0 +1,143 @@
+#include "eval/inference.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+
+#include "eval/kv_policies.h"
+#include "runtime/sampler.h"
+#include "tokenizer/tokenizer.h"
+#include "util/error.h"
+
+namespace shadowkv::eval {
+namespace {
+
+double now_s() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+}  // namespace
+
+void log_softmax(const float* x, int n, std::vector<float>& out) {
+  float mx = x[0];
+  for (int i = 1; i < n; ++i) mx = std::max(mx, x[i]);
+  double sum = 0;
+  for (int i = 0; i < n; ++i) sum += std::exp((double)x[i] - mx);
+  const float lse = mx + (float)std::log(sum);
+  out.resize(n);
+  for (int i = 0; i < n; ++i) out[i] = x[i] - lse;
+}
+
+Prefilled prefill(const Model& m, const std::vector<int32_t>& tokens, const KvOptions& kv, int64_t max_ctx,
+                  int chunk) {
+  if (tokens.empty()) throw Error("empty prompt");
+  if (chunk <= 0) throw Error("prefill chunk must be positive");
+  if (max_ctx > m.config().n_ctx_train)
+    throw Error("a context of " + std::to_string(max_ctx) + " tokens is more than the model's " +
+                std::to_string(m.config().n_ctx_train));
+  if ((int64_t)tokens.size() > max_ctx) throw Error("prompt longer than the context");
+  Prefilled p;
+  const double t0 = now_s();
+  p.cache = make_eval_kv_cache(m.kv_geometry(max_ctx, chunk), kv);
+  for (size_t i = 0; i < tokens.size(); i += chunk) {
+    const int n = (int)std::min<size_t>(chunk, tokens.size() - i);
+    m.forward({ForwardItem{p.cache.get(), tokens.data() + i, n, (int64_t)i, false}}, p.logits);
+  }
+  p.cache->end_prefill();
+  p.seconds = now_s() - t0;
+  return p;
+}
+
+GreedyOutput greedy_decode(const Model& m, KvCache& cache, const std::vector<float>& first_logits, int n_predict,
+                           int keep_rows) {
+  const Tokenizer& tok = m.tokenizer();
+  const int V = m.config().n_vocab;
+  GreedyOutput g;
+  std::vector<float> logits = first_logits;
+  StreamDecoder dec(tok);
+  const double t0 = now_s();
+  while ((int)g.tokens.size() < n_predict) {
+    if ((int)g.log_probs.size() < keep_rows) {
+      g.log_probs.emplace_back();
+      log_softmax(logits.data(), V, g.log_probs.back());
+    }
+    const int32_t t = argmax(logits.data(), V);
+    g.path.push_back(t);
+    if (tok.is_stop(t)) {
+      g.stop_reason = "eos";
+      break;
+    }
+    g.tokens.push_back(t);
+    g.text += dec.push(t);
+    if ((int)g.tokens.size() >= n_predict) break;
+    m.forward({ForwardItem{&cache, &g.tokens.back(), 1, cache.n_tokens(), false}}, logits);
+    ++g.steps;
+  }
+  if (g.stop_reason.empty()) g.stop_reason = "length";
+  g.text += dec.flush();
+  g.seconds = now_s() - t0;
+  return g;
+}
+
+Fidelity teacher_forced(const Model& m, KvCache& cache, const std::vector<float>& first_logits,
+                        const GreedyOutput& ref) {
+  const int V = m.config().n_vocab;
+  Fidelity f;
+  std::vector<float> logits = first_logits, lp;
+  double kl_sum = 0;
+  int agree = 0;
+  const int steps = (int)std::min(ref.log_probs.size(), ref.path.size());
+  for (int i = 0; i < steps; ++i) {
+    if (i > 0) m.forward({ForwardItem{&cache, &ref.path[i - 1], 1, cache.n_tokens(), false}}, logits);
+    log_softmax(logits.data(), V, lp);
+    const std::vector<float>& p = ref.log_probs[i];
+    double kl = 0;
+    for (int j = 0; j < V; ++j) {
+      const double pj = std::exp((double)p[j]);
+      if (pj > 0) kl += pj * ((double)p[j] - lp[j]);
+    }
+    kl = std::max(0.0, kl);
+    if (i == 0) f.kl_first = kl;
+    kl_sum += kl;
+    agree += argmax(logits.data(), V) == ref.path[i];
+  }
+  f.steps = steps;
+  if (steps > 0) {
+    f.kl_mean = kl_sum / steps;
+    f.top1 = (double)agree / steps;
+  }
+  return f;
+}
+
+TailPerplexity tail_perplexity(const Model& m, const std::vector<int32_t>& tokens, int tail, const KvOptions& kv,
+                               int prefill_chunk, int chunk) {
+  const int64_t n = (int64_t)tokens.size();
+  if (tail < 1 || tail >= n) throw Error("perplexity tail must be between 1 and the document length - 1");
+  if (chunk < 1) throw Error("perplexity chunk must be positive");
+  const int V = m.config().n_vocab;
+  const double t0 = now_s();
+  const std::vector<int32_t> head(tokens.begin(), tokens.end() - tail);
+  Prefilled p = prefill(m, head, kv, n, std::max(prefill_chunk, chunk));
+  TailPerplexity r;
+  double nll = 0;
+  std::vector<float> lp, logits;
+  // Row 0 (the prefill's last logits) predicts tokens[n - tail]; then each fed token predicts the next one.
+  log_softmax(p.logits.data(), V, lp);
+  nll -= lp[tokens[n - tail]];
+  ++r.scored;
+  for (int64_t i = n - tail; i + 1 < n; i += chunk) {
+    const int c = (int)std::min<int64_t>(chunk, n - 1 - i);
+    m.forward({ForwardItem{p.cache.get(), tokens.data() + i, c, i, true}}, logits);
+    for (int t = 0; t < c; ++t) {
+      log_softmax(&logits[(size_t)t * V], V, lp);
+      nll -= lp[tokens[i + t + 1]];
+      ++r.scored;
+    }
+  }
+  r.mean_nll = nll / r.scored;
+  r.perplexity = std::exp(r.mean_nll);
+  r.seconds = now_s() - t0;
+  return r;
+}
+
+}  // namespace shadowkv::eval

@@ -1,0 +1,31 @@
+// The harness's view of KV policies: parsing `--kv full,shadowkv` and `--kv-args "shadowkv:--budget 1024"`
+// into KvOptions, and a factory hook that forwards every name to make_kv_cache except the harness's own
+// test-only policies (truncate:N). New policies in make_kv_cache work here with no change.
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "kv/kv_cache.h"
+
+namespace shadowkv::eval {
+
+struct PolicySpec {
+  std::string label;  // as given in --kv; "name@tag" runs policy "name" under its own label (for sweeps)
+  KvOptions options;
+  std::string args;  // the --kv-args text applied to it ("" if none), recorded with the results
+};
+
+// Applies knobs "--budget 1024 --rank 96 --chunk 8 --outliers 48 --local-chunks 4 --kv-f16" (also --x=v).
+void apply_kv_args(const std::string& args, KvOptions& o);
+
+// Splits the comma list and applies each "label:args" entry of kv_args (a label may appear once).
+std::vector<PolicySpec> parse_policies(const std::string& list, const std::vector<std::string>& kv_args);
+
+// make_kv_cache, plus "truncate:N" (keep the last N positions of every layer).
+std::unique_ptr<KvCache> make_eval_kv_cache(const KvGeometry& geometry, const KvOptions& options);
+
+// Label made safe for file names ("truncate:16" -> "truncate_16").
+std::string file_safe(const std::string& label);
+
+}  // namespace shadowkv::eval

@@ -1,0 +1,42 @@
+// Exact post-RoPE keys and values of one attention layer, head-major ([kv_head][slot][head_dim]), f32 or f16.
+// Global layers append (slot = position); sliding-window layers use a ring of window + max_batch_tokens - 1
+// slots, enough that a prefill chunk never overwrites a key one of its own queries still needs.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "kv/kv_cache.h"
+#include "ops/attention.h"
+
+namespace shadowkv {
+
+class DenseLayerStore {
+ public:
+  DenseLayerStore() = default;
+  DenseLayerStore(const LayerGeometry& g, int max_batch_tokens, bool f16);
+
+  // Appends n tokens (rows of n_kv_head*head_dim floats) at positions pos0...
+  void append(int64_t pos0, int n, const float* k, const float* v);
+  // Causal (and windowed) attention of n query rows at positions pos0.. over everything stored.
+  void attend(int64_t pos0, int n, const float* q, float* out) const;
+  // The rows of one KV head as an attention input (with positions when this is a ring).
+  KeyValueRows rows(int kv_head) const;
+
+  int64_t n_positions() const { return n_pos_; }
+  int64_t bytes() const;       // bytes of the slots in use
+  bool is_ring() const { return ring_cap_ > 0; }
+
+ private:
+  size_t elem() const { return f16_ ? 2 : 4; }
+  void reserve(int64_t slots);
+
+  LayerGeometry g_;
+  bool f16_ = false;
+  int64_t ring_cap_ = 0;  // 0: append-only
+  int64_t cap_ = 0;       // slots allocated per head
+  int64_t n_pos_ = 0;     // positions appended so far
+  std::vector<std::vector<uint8_t>> k_, v_;  // per kv head
+  std::vector<int64_t> slot_pos_;            // ring only: position held by each slot (-1 empty)
+};
+
+}  // namespace shadowkv

@@ -1,0 +1,30 @@
+#include "kv/full_kv_cache.h"
+
+#include "util/error.h"
+
+namespace shadowkv {
+
+FullKvCache::FullKvCache(const KvGeometry& g, const KvOptions& o) {
+  layers_.reserve(g.layers.size());
+  for (const LayerGeometry& lg : g.layers) layers_.emplace_back(lg, g.max_batch_tokens, o.f16);
+}
+
+void FullKvCache::attend(int layer, int64_t pos0, int n, const float* q, const float*, const float* k,
+                         const float* v, float* out) {
+  DenseLayerStore& s = layers_.at(layer);
+  if (pos0 != s.n_positions()) throw Error("kv cache: layer " + std::to_string(layer) + " expected position " +
+                                           std::to_string(s.n_positions()) + ", got " + std::to_string(pos0));
+  s.append(pos0, n, k, v);
+  s.attend(pos0, n, q, out);
+}
+
+KvMemory FullKvCache::memory() const {
+  int64_t global = 0, sliding = 0;
+  for (const DenseLayerStore& s : layers_) (s.is_ring() ? sliding : global) += s.bytes();
+  KvMemory m;
+  m.parts = {{"global_layers", global}, {"sliding_layers", sliding}};
+  m.hot = global + sliding;
+  return m;
+}
+
+}  // namespace shadowkv

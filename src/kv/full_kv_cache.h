@@ -1,0 +1,27 @@
+// The `full` policy: every layer keeps exact keys and values (sliding-window layers only their window).
+// It is the baseline every other policy is measured against.
+#pragma once
+#include <memory>
+#include <vector>
+
+#include "kv/dense_layer_store.h"
+#include "kv/kv_cache.h"
+
+namespace shadowkv {
+
+class FullKvCache : public KvCache {
+ public:
+  FullKvCache(const KvGeometry& g, const KvOptions& o);
+
+  void attend(int layer, int64_t pos0, int n, const float* q, const float* k_pre, const float* k, const float* v,
+              float* out) override;
+  int64_t n_tokens() const override { return layers_.empty() ? 0 : layers_.back().n_positions(); }
+  KvMemory memory() const override;
+  std::unique_ptr<KvCache> clone() const override { return std::make_unique<FullKvCache>(*this); }
+  const char* policy() const override { return "full"; }
+
+ private:
+  std::vector<DenseLayerStore> layers_;
+};
+
+}  // namespace shadowkv

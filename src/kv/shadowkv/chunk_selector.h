@@ -1,0 +1,27 @@
+// Decode-time chunk selection under GQA (ShadowKV decode step 2, as the authors' code does it): every query head
+// of a KV head's group takes a softmax of scale*q.landmark over the candidate chunks; a chunk's score is the max of
+// these probabilities over the group; the top-k chunks are rebuilt. Each KV head selects its own chunks.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+namespace shadowkv {
+
+class ChunkSelector {
+ public:
+  // q: [n_q][head_dim] (the group's query heads); landmarks: [n_cand][head_dim]. Writes the indices (into the
+  // landmark list) of the min(k, n_cand) best chunks to `selected` (ties: lower index wins; order unspecified).
+  // Uses OpenMP over landmarks when there are many. Reuses its scratch buffers across calls.
+  void select(const float* q, int n_q, int head_dim, float scale, const float* landmarks, int64_t n_cand, int64_t k,
+              std::vector<int64_t>* selected);
+
+  // Per-chunk scores of the last select() (max over heads of softmax probability), for tests.
+  const std::vector<float>& scores() const { return score_; }
+
+ private:
+  std::vector<float> logits_;  // [n_q][n_cand]
+  std::vector<float> score_;   // [n_cand]
+  std::vector<int64_t> order_;
+};
+
+}  // namespace shadowkv

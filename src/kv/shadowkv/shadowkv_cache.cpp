@@ -1,0 +1,385 @@
+#include "kv/shadowkv/shadowkv_cache.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <string>
+
+#include "kv/shadowkv/landmarks.h"
+#include "kv/shadowkv/outliers.h"
+#include "ops/attention.h"
+#include "ops/rope.h"
+#include "util/error.h"
+
+namespace shadowkv {
+
+namespace {
+
+// Attention of every KV head's query group over its 3 row sets, as (head, part) jobs: the rows of each head are
+// split into parts so that even a single KV head (Gemma 3 270M) uses both cores; parts are merged per head.
+void attend_sets_split(const float* q, int n_kv, int group, int hd, float scale, const KeyValueRows* sets, int64_t pos,
+                       bool parallel, float* out) {
+  const int n_threads = parallel ? omp_get_max_threads() : 1;
+  const int parts = std::max(1, (n_threads + n_kv - 1) / n_kv);
+  const int n_jobs = n_kv * parts;
+  std::vector<float> acc((size_t)n_jobs * group * hd, 0.0f);
+  std::vector<SoftmaxAcc> st((size_t)n_jobs * group);
+  for (size_t i = 0; i < st.size(); ++i) st[i] = {-std::numeric_limits<float>::infinity(), 0.0f, &acc[i * hd]};
+#pragma omp parallel for schedule(static, 1) if (n_jobs > 1 && parallel)
+  for (int job = 0; job < n_jobs; ++job) {
+    const int h = job / parts, part = job % parts;
+    const KeyValueRows* hs = sets + h * 3;
+    const int64_t total = hs[0].n + hs[1].n + hs[2].n;
+    const int64_t lo = total * part / parts, hi = total * (part + 1) / parts;
+    int64_t base = 0;
+    for (int s = 0; s < 3; ++s) {
+      const int64_t b = std::max(lo, base), e = std::min(hi, base + hs[s].n);
+      if (b < e) {
+        KeyValueRows sub = hs[s];
+        sub.keys = static_cast<const float*>(hs[s].keys) + (b - base) * hd;
+        sub.vals = static_cast<const float*>(hs[s].vals) + (b - base) * hd;
+        sub.n = e - b;
+        attend_rows(q + (int64_t)h * group * hd, group, hd, scale, sub, pos, 0, &st[(size_t)job * group]);
+      }
+      base += hs[s].n;
+    }
+  }
+  for (int h = 0; h < n_kv; ++h) {
+    SoftmaxAcc* first = &st[(size_t)h * parts * group];
+    for (int p = 1; p < parts; ++p)
+      for (int i = 0; i < group; ++i) merge_acc(first[i], st[((size_t)h * parts + p) * group + i], hd);
+    finish_acc(first, group, hd, out + (int64_t)h * group * hd, hd);
+  }
+}
+
+}  // namespace
+
+std::unique_ptr<KvCache> make_shadowkv_cache(const KvGeometry& geometry, const KvOptions& options) {
+  return std::make_unique<ShadowKvCache>(geometry, options);
+}
+
+ShadowKvCache::ShadowKvCache(const KvGeometry& geometry, const KvOptions& options)
+    : geom_(geometry), cfg_(parse_shadowkv_options(options, geometry)) {
+  const int n_layers = (int)geom_.layers.size();
+  lens_.assign(n_layers, 0);
+  global_of_.assign(n_layers, -1);
+  sliding_of_.assign(n_layers, -1);
+  for (int l = 0; l < n_layers; ++l) {
+    const LayerGeometry& lg = geom_.layers[l];
+    if (lg.window > 0) {
+      sliding_of_[l] = (int)sliding_.size();
+      sliding_.emplace_back(lg, geom_.max_batch_tokens, options.f16);
+      continue;
+    }
+    global_of_[l] = (int)globals_.size();
+    GlobalLayer g;
+    g.layer = l;
+    const int width = lg.n_kv_head * lg.head_dim;
+    g.rank = cfg_.rank > 0 ? cfg_.rank : default_rank(width);
+    g.heads.resize(lg.n_kv_head);
+    g.hot = HotValueBuffer(lg.n_kv_head, cfg_.chunk, lg.head_dim);
+    globals_.push_back(std::move(g));
+    stores_.push_back(std::make_unique<RamValueStore>(lg.n_kv_head, (int64_t)cfg_.chunk * lg.head_dim, cfg_.f16));
+  }
+}
+
+ShadowKvCache::ShadowKvCache(const ShadowKvCache& o)
+    : geom_(o.geom_),
+      cfg_(o.cfg_),
+      lens_(o.lens_),
+      global_of_(o.global_of_),
+      sliding_of_(o.sliding_of_),
+      globals_(o.globals_),
+      sliding_(o.sliding_),
+      prefill_done_(o.prefill_done_),
+      budget_tokens_(o.budget_tokens_),
+      budget_chunks_(o.budget_chunks_),
+      n_outliers_(o.n_outliers_) {
+  for (const auto& s : o.stores_) stores_.push_back(s->clone());
+}
+
+void ShadowKvCache::attend(int layer, int64_t pos0, int n, const float* q, const float* k_pre, const float* k,
+                           const float* v, float* out) {
+  if (layer < 0 || layer >= (int)lens_.size())
+    throw Error("kv cache: layer " + std::to_string(layer) + " out of range");
+  if (pos0 != lens_[layer])
+    throw Error("kv cache: layer " + std::to_string(layer) + " expected position " + std::to_string(lens_[layer]) +
+                ", got " + std::to_string(pos0));
+  if (n < 1) throw Error("kv cache: attend() needs at least one token");
+  if (sliding_of_[layer] >= 0) {
+    DenseLayerStore& s = sliding_[sliding_of_[layer]];
+    s.append(pos0, n, k, v);
+    s.attend(pos0, n, q, out);
+    lens_[layer] += n;
+    return;
+  }
+  GlobalLayer& g = globals_[global_of_[layer]];
+  const LayerGeometry& lg = geom_.layers[layer];
+  const int64_t kv_w = (int64_t)lg.n_kv_head * lg.head_dim, q_w = (int64_t)lg.n_head * lg.head_dim;
+  if (!g.compressed) {  // prefill (or a layer that was empty at end_prefill): exact causal attention
+    for (int t = 0; t < n; ++t) append_tail(g, k_pre + t * kv_w, k + t * kv_w, v + t * kv_w);
+    prefill_attend(g, pos0, n, q, out);
+  } else {  // decode; several tokens (a new user turn) go one at a time so each sees only its past
+    const int64_t local = (int64_t)cfg_.local_chunks * cfg_.chunk;
+    for (int t = 0; t < n; ++t) {
+      if (pos0 + t - g.comp_end >= local + cfg_.fold_tokens) fold_tail(g);
+      append_tail(g, k_pre + t * kv_w, k + t * kv_w, v + t * kv_w);
+      decode_attend(g, pos0 + t, q + t * q_w, out + t * q_w);
+    }
+  }
+  lens_[layer] += n;
+}
+
+void ShadowKvCache::ingest(int layer, int64_t pos0, int n, const float* k_pre, const float* k, const float* v) {
+  if (layer < 0 || layer >= (int)lens_.size() || pos0 != lens_[layer] || n < 0)
+    throw Error("kv cache: ingest() out of order (layer " + std::to_string(layer) + ", position " +
+                std::to_string(pos0) + ")");
+  if (prefill_done_) throw Error("kv cache: ingest() after end_prefill()");
+  const LayerGeometry& lg = geom_.layers[layer];
+  const int64_t kv_w = (int64_t)lg.n_kv_head * lg.head_dim;
+  const int step = std::max(1, geom_.max_batch_tokens);  // ring stores take at most max_batch_tokens at once
+  for (int t0 = 0; t0 < n; t0 += step) {
+    const int m = std::min(n - t0, step);
+    if (sliding_of_[layer] >= 0) {
+      sliding_[sliding_of_[layer]].append(pos0 + t0, m, k + t0 * kv_w, v + t0 * kv_w);
+    } else {
+      for (int t = t0; t < t0 + m; ++t)
+        append_tail(globals_[global_of_[layer]], k_pre + t * kv_w, k + t * kv_w, v + t * kv_w);
+    }
+  }
+  lens_[layer] += n;
+}
+
+void ShadowKvCache::append_tail(GlobalLayer& g, const float* k_pre, const float* k, const float* v) {
+  const LayerGeometry& lg = geom_.layers[g.layer];
+  const int hd = lg.head_dim;
+  g.tail_kpre.insert(g.tail_kpre.end(), k_pre, k_pre + (size_t)lg.n_kv_head * hd);
+  for (int h = 0; h < lg.n_kv_head; ++h) {
+    g.heads[h].tail_k.insert(g.heads[h].tail_k.end(), k + h * hd, k + (h + 1) * hd);
+    g.heads[h].tail_v.insert(g.heads[h].tail_v.end(), v + h * hd, v + (h + 1) * hd);
+  }
+}
+
+void ShadowKvCache::prefill_attend(GlobalLayer& g, int64_t pos0, int n, const float* q, float* out) {
+  const LayerGeometry& lg = geom_.layers[g.layer];
+  const int hd = lg.head_dim, n_kv = lg.n_kv_head, group = lg.n_head / n_kv;
+  const int64_t q_w = (int64_t)lg.n_head * hd;
+  if (n == 1) {  // one query: let attend_group split the keys over the threads
+    for (int h = 0; h < n_kv; ++h) {
+      const Head& hs = g.heads[h];
+      KeyValueRows kv{hs.tail_k.data(), hs.tail_v.data(), KvDType::F32, pos0 + 1 - g.comp_end, nullptr};
+      attend_group(q + (int64_t)h * group * hd, group, hd, lg.scale, &kv, 1, pos0, 0, out + (int64_t)h * group * hd);
+    }
+    return;
+  }
+#pragma omp parallel
+  {
+    std::vector<float> acc((size_t)group * hd);
+    std::vector<SoftmaxAcc> st(group);
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t job = 0; job < (int64_t)n * n_kv; ++job) {
+      const int t = (int)(job / n_kv), h = (int)(job % n_kv);
+      const int64_t p = pos0 + t;
+      std::fill(acc.begin(), acc.end(), 0.0f);
+      for (int i = 0; i < group; ++i) st[i] = {-std::numeric_limits<float>::infinity(), 0.0f, &acc[(size_t)i * hd]};
+      const Head& hs = g.heads[h];
+      KeyValueRows kv{hs.tail_k.data(), hs.tail_v.data(), KvDType::F32, p + 1 - g.comp_end, nullptr};
+      const int64_t off = t * q_w + (int64_t)h * group * hd;
+      attend_rows(q + off, group, hd, lg.scale, kv, p, 0, st.data());
+      finish_acc(st.data(), group, hd, out + off, hd);
+    }
+  }
+}
+
+void ShadowKvCache::decode_attend(GlobalLayer& g, int64_t pos, const float* q, float* out) {
+  const LayerGeometry& lg = geom_.layers[g.layer];
+  const int hd = lg.head_dim, n_kv = lg.n_kv_head, group = lg.n_head / n_kv, chunk = cfg_.chunk;
+  const ValueStore& store = *stores_[global_of_[g.layer]];
+
+  // 1. Select chunks per KV head and map them into the hot buffer; collect the misses of all heads.
+  struct Job {
+    int head;
+    int64_t cand;
+    int slot;
+  };
+  std::vector<Job> jobs;
+  for (int h = 0; h < n_kv; ++h) {
+    Head& hs = g.heads[h];
+    hs.selector.select(q + (int64_t)h * group * hd, group, hd, lg.scale, hs.landmarks.data(),
+                       (int64_t)hs.cand_chunk.size(), budget_chunks_, &hs.selected);
+    for (const HotValueBuffer::Miss& m : g.hot.update(h, hs.selected.data(), (int64_t)hs.selected.size()))
+      jobs.push_back({h, m.chunk, m.slot});
+  }
+  // 2. Misses: value from the store, keys rebuilt from U . SVt and rotated at their true positions.
+#pragma omp parallel for schedule(dynamic, 4) if ((int64_t)jobs.size() * chunk * (g.rank + 16) * hd > (1 << 17))
+  for (size_t j = 0; j < jobs.size(); ++j) {
+    const Job& jb = jobs[j];
+    float* dst = g.hot.values(jb.head, jb.slot);
+    store.read(jb.head, &jb.cand, 1, &dst);
+    const int64_t p0 = g.heads[jb.head].cand_chunk[jb.cand] * chunk;
+    const float* svt = &g.svt[(size_t)jb.head * g.rank * hd];
+    float* keys = g.hot.keys(jb.head, jb.slot);
+    for (int t = 0; t < chunk; ++t) {
+      float* row = keys + (int64_t)t * hd;
+      rebuild_key(&g.coef[(size_t)(p0 + t) * g.rank], svt, g.rank, hd, row);
+      apply_rope(lg.rope, row, 1, hd, p0 + t);
+    }
+  }
+  // 3. Exact attention over outliers + selected + dense tail (local window and generated tokens).
+  std::vector<KeyValueRows> sets((size_t)n_kv * 3);
+  int64_t rows = 0;
+  for (int h = 0; h < n_kv; ++h) {
+    const Head& hs = g.heads[h];
+    sets[h * 3 + 0] = {hs.out_k.data(), hs.out_v.data(), KvDType::F32, (int64_t)hs.out_k.size() / hd, nullptr};
+    sets[h * 3 + 1] = {g.hot.keys(h), g.hot.values(h), KvDType::F32, (int64_t)g.hot.size(h) * chunk, nullptr};
+    sets[h * 3 + 2] = {hs.tail_k.data(), hs.tail_v.data(), KvDType::F32, (int64_t)hs.tail_k.size() / hd, nullptr};
+    rows += sets[h * 3].n + sets[h * 3 + 1].n + sets[h * 3 + 2].n;
+  }
+  attend_sets_split(q, n_kv, group, hd, lg.scale, sets.data(), pos, rows * group * hd > (1 << 17), out);
+}
+
+void ShadowKvCache::end_prefill() {
+  if (prefill_done_) return;  // later turns stay in the dense tail and are folded like generated tokens
+  prefill_done_ = true;
+  int64_t n_prompt = 0;
+  for (const GlobalLayer& g : globals_) n_prompt = std::max(n_prompt, lens_[g.layer]);
+  budget_tokens_ = budget_tokens(cfg_, n_prompt);
+  budget_chunks_ = budget_tokens_ / cfg_.chunk;
+  if (budget_tokens_ > 0 && budget_chunks_ == 0) budget_chunks_ = 1;
+  n_outliers_ = outlier_chunks(cfg_, budget_tokens_);
+  for (GlobalLayer& g : globals_) compress_prompt(g);
+}
+
+void ShadowKvCache::compress_prompt(GlobalLayer& g) {
+  const LayerGeometry& lg = geom_.layers[g.layer];
+  const int hd = lg.head_dim, n_kv = lg.n_kv_head, width = n_kv * hd, chunk = cfg_.chunk;
+  const int64_t n = lens_[g.layer];
+  if (n == 0) return;  // nothing to factor: the layer stays dense
+  g.basis = fit_key_basis(g.tail_kpre.data(), n, width, g.rank, KeyFactorMethod::kGramEig);
+  g.svt = split_basis_by_head(g.basis, n_kv, hd);
+  g.compressed = true;
+  const int64_t n_chunks = std::max<int64_t>(0, n / chunk - cfg_.local_chunks);
+  std::vector<std::vector<int64_t>> outliers(n_kv);
+  std::vector<float> lm((size_t)n_chunks * hd), score(n_chunks);
+  for (int h = 0; h < n_kv; ++h) {
+    const float* keys = g.heads[h].tail_k.data();
+    chunk_landmarks(keys, hd, n_chunks, chunk, hd, lm.data());
+    chunk_min_cosine(keys, hd, lm.data(), n_chunks, chunk, hd, score.data());
+    outliers[h] = pick_outliers(score.data(), n_chunks, n_outliers_);
+  }
+  compress_front(g, n_chunks, &outliers);
+}
+
+void ShadowKvCache::fold_tail(GlobalLayer& g) {
+  const int64_t local = (int64_t)cfg_.local_chunks * cfg_.chunk;
+  const int64_t tail = lens_[g.layer] - g.comp_end;
+  compress_front(g, (tail - local) / cfg_.chunk, nullptr);
+}
+
+void ShadowKvCache::compress_front(GlobalLayer& g, int64_t n_chunks,
+                                   const std::vector<std::vector<int64_t>>* outliers) {
+  if (n_chunks <= 0) return;
+  const LayerGeometry& lg = geom_.layers[g.layer];
+  const int hd = lg.head_dim, n_kv = lg.n_kv_head, width = n_kv * hd, chunk = cfg_.chunk;
+  const int64_t n_tok = n_chunks * chunk, first_chunk = g.comp_end / chunk;
+  ValueStore& store = *stores_[global_of_[g.layer]];
+
+  // U rows of the new tokens (shared by all heads, so kept even where a head holds the chunk as an outlier).
+  const size_t old_rows = g.coef.size() / g.rank;
+  g.coef.resize((old_rows + n_tok) * g.rank);
+  project_keys(g.basis, g.tail_kpre.data(), n_tok, &g.coef[old_rows * g.rank]);
+  g.tail_kpre.erase(g.tail_kpre.begin(), g.tail_kpre.begin() + n_tok * width);
+
+  std::vector<float> lm((size_t)n_chunks * hd);
+  for (int h = 0; h < n_kv; ++h) {
+    Head& hs = g.heads[h];
+    chunk_landmarks(hs.tail_k.data(), hd, n_chunks, chunk, hd, lm.data());
+    const std::vector<int64_t>* out = outliers ? &(*outliers)[h] : nullptr;
+    size_t oi = 0;
+    const int64_t ce = (int64_t)chunk * hd;
+    for (int64_t c = 0; c < n_chunks; ++c) {
+      const float* kc = &hs.tail_k[c * ce];
+      const float* vc = &hs.tail_v[c * ce];
+      if (out && oi < out->size() && (*out)[oi] == c) {  // stays exact and always attended
+        ++oi;
+        hs.out_k.insert(hs.out_k.end(), kc, kc + ce);
+        hs.out_v.insert(hs.out_v.end(), vc, vc + ce);
+        continue;
+      }
+      hs.landmarks.insert(hs.landmarks.end(), &lm[c * hd], &lm[(c + 1) * hd]);
+      hs.cand_chunk.push_back(first_chunk + c);
+      store.append(h, vc);
+    }
+    hs.tail_k.erase(hs.tail_k.begin(), hs.tail_k.begin() + n_tok * hd);
+    hs.tail_v.erase(hs.tail_v.begin(), hs.tail_v.begin() + n_tok * hd);
+  }
+  g.comp_end += n_tok;
+}
+
+int64_t ShadowKvCache::compressed_tokens(int layer) const {
+  const int gi = global_of_.at(layer);
+  return gi < 0 ? 0 : globals_[gi].comp_end;
+}
+
+int64_t ShadowKvCache::candidate_chunks(int layer, int kv_head) const {
+  const int gi = global_of_.at(layer);
+  return gi < 0 ? 0 : (int64_t)globals_[gi].heads.at(kv_head).cand_chunk.size();
+}
+
+int64_t ShadowKvCache::outlier_chunk_count(int layer, int kv_head) const {
+  const int gi = global_of_.at(layer);
+  if (gi < 0) return 0;
+  return (int64_t)globals_[gi].heads.at(kv_head).out_k.size() / ((int64_t)cfg_.chunk * geom_.layers[layer].head_dim);
+}
+
+int ShadowKvCache::rank(int layer) const {
+  const int gi = global_of_.at(layer);
+  return gi < 0 ? 0 : globals_[gi].rank;
+}
+
+KvMemory ShadowKvCache::memory() const {
+  int64_t u = 0, svt = 0, lms = 0, outl = 0, tail = 0, hot = 0, cold = 0, sliding = 0;
+  for (size_t i = 0; i < globals_.size(); ++i) {
+    const GlobalLayer& g = globals_[i];
+    u += (int64_t)g.coef.size() * 4;
+    svt += (int64_t)g.svt.size() * 4;
+    tail += (int64_t)g.tail_kpre.size() * 4;
+    for (const Head& h : g.heads) {
+      lms += (int64_t)h.landmarks.size() * 4 + (int64_t)h.cand_chunk.size() * 8;
+      outl += (int64_t)(h.out_k.size() + h.out_v.size()) * 4;
+      tail += (int64_t)(h.tail_k.size() + h.tail_v.size()) * 4;
+    }
+    hot += g.hot.bytes();
+    cold += stores_[i]->bytes();
+  }
+  for (const DenseLayerStore& s : sliding_) sliding += s.bytes();
+  KvMemory m;
+  m.parts = {{"U", u},
+             {"SVt", svt},
+             {"landmarks", lms},
+             {"outliers", outl},
+             {"local_tail", tail},
+             {"hot_values", hot},
+             {"value_store", cold},
+             {"sliding_layers", sliding}};
+  m.hot = u + svt + lms + outl + tail + hot + sliding;
+  m.cold = cold;
+  return m;
+}
+
+std::vector<std::pair<std::string, double>> ShadowKvCache::counters() const {
+  int64_t hits = 0, misses = 0;
+  for (const GlobalLayer& g : globals_) {
+    hits += g.hot.hits();
+    misses += g.hot.misses();
+  }
+  const double rate = hits + misses > 0 ? (double)hits / (double)(hits + misses) : 0.0;
+  return {{"value_hits", (double)hits},
+          {"value_misses", (double)misses},
+          {"value_hit_rate", rate},
+          {"budget_tokens", (double)budget_tokens_}};
+}
+
+}  // namespace shadowkv

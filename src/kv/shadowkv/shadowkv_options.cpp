@@ -1,0 +1,66 @@
+#include "kv/shadowkv/shadowkv_options.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+
+#include "util/error.h"
+
+namespace shadowkv {
+
+void parse_budget(const std::string& text, bool* percent, double* value) {
+  *percent = false;
+  *value = -1;
+  if (text.empty()) return;
+  std::string num = text;
+  if (num.back() == '%') {
+    *percent = true;
+    num.pop_back();
+  }
+  char* end = nullptr;
+  const double v = num.empty() ? NAN : std::strtod(num.c_str(), &end);
+  const bool parsed = !num.empty() && end == num.c_str() + num.size() && std::isfinite(v);
+  if (!parsed || v < 0)
+    throw Error("shadowkv: bad budget '" + text + "' (expected tokens like 2048 or a percentage like 1.56%)");
+  if (*percent && v > 100) throw Error("shadowkv: budget '" + text + "' is more than 100%");
+  if (!*percent && v != std::floor(v)) throw Error("shadowkv: budget '" + text + "' must be a whole number of tokens");
+  *value = v;
+}
+
+int default_rank(int width) { return std::clamp((int)std::lround(width * 160.0 / 1024.0), 1, width); }
+
+ShadowKvConfig parse_shadowkv_options(const KvOptions& o, const KvGeometry& g) {
+  ShadowKvConfig c;
+  if (o.chunk < 1) throw Error("shadowkv: chunk must be >= 1 (got " + std::to_string(o.chunk) + ")");
+  if (o.local_chunks < 0)
+    throw Error("shadowkv: local_chunks must be >= 0 (got " + std::to_string(o.local_chunks) + ")");
+  if (o.outliers < -1) throw Error("shadowkv: outliers must be >= 0 chunks (got " + std::to_string(o.outliers) + ")");
+  if (o.rank < 0) throw Error("shadowkv: rank must be >= 1 (got " + std::to_string(o.rank) + ")");
+  for (const LayerGeometry& l : g.layers) {
+    if (l.n_head < 1 || l.n_kv_head < 1 || l.head_dim < 1 || l.n_head % l.n_kv_head != 0)
+      throw Error("shadowkv: bad layer geometry (n_head must be a multiple of n_kv_head)");
+    const int width = l.n_kv_head * l.head_dim;
+    if (l.window == 0 && o.rank > width)
+      throw Error("shadowkv: rank " + std::to_string(o.rank) + " exceeds the key width " + std::to_string(width));
+  }
+  c.rank = o.rank;
+  c.chunk = o.chunk;
+  c.local_chunks = o.local_chunks;
+  c.outliers = o.outliers;
+  c.f16 = o.f16;
+  parse_budget(o.budget, &c.budget_percent, &c.budget_value);
+  return c;
+}
+
+int64_t budget_tokens(const ShadowKvConfig& c, int64_t n_prompt) {
+  if (c.budget_value < 0) return std::max<int64_t>(256, (int64_t)std::llround(0.0156 * n_prompt));
+  if (c.budget_percent) return (int64_t)std::llround(c.budget_value / 100.0 * n_prompt);
+  return (int64_t)c.budget_value;
+}
+
+int64_t outlier_chunks(const ShadowKvConfig& c, int64_t budget) {
+  if (c.outliers >= 0) return c.outliers;
+  return std::max<int64_t>(1, budget * 24 / 1024);
+}
+
+}  // namespace shadowkv

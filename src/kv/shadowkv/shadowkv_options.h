@@ -1,0 +1,39 @@
+// ShadowKV knobs resolved from KvOptions: validation, the budget ("2048" tokens or "1.56%" of the prompt) and the
+// defaults that depend on the prompt length.
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include "kv/kv_cache.h"
+
+namespace shadowkv {
+
+struct ShadowKvConfig {
+  int rank = 0;  // 0 = per layer default_rank(width)
+  int chunk = 8;
+  int local_chunks = 4;
+  int outliers = -1;  // chunks per KV head; -1 = default_outliers(budget)
+  bool budget_percent = false;
+  double budget_value = -1;  // < 0: default budget
+  bool f16 = false;          // value store in f16
+  int fold_tokens = 64;      // generated tokens beyond the local window that trigger folding into the compressed part
+};
+
+// Validates options against the global layers' key widths (n_kv_head*head_dim); throws Error on bad values.
+ShadowKvConfig parse_shadowkv_options(const KvOptions& options, const KvGeometry& geometry);
+
+// Budget string -> (is_percent, value); throws Error. Empty = default (value -1).
+void parse_budget(const std::string& text, bool* percent, double* value);
+
+// 160/1024 of the key width (the authors' 160 of 1024 for Llama-3-8B), rounded, in [1, width].
+int default_rank(int width);
+
+// Selected-token budget for a prompt of n_prompt tokens: explicit tokens, percent of the prompt, or the default
+// max(256, 1.56% of the prompt).
+int64_t budget_tokens(const ShadowKvConfig& config, int64_t n_prompt);
+
+// Outlier chunks per KV head: explicit, or 24 per 1024 budget tokens (authors' CPU class), pro rata and at least 1
+// (so small budgets still protect the worst-summarised chunk).
+int64_t outlier_chunks(const ShadowKvConfig& config, int64_t budget);
+
+}  // namespace shadowkv

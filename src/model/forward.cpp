@@ -1,0 +1,115 @@
+// The transformer forward pass for gemma3, llama and qwen2, over a batch of rows that may belong to several
+// sequences. Read top to bottom: embed, then per layer attention block and feed-forward block, then the head.
+#include <cmath>
+#include <cstring>
+
+#include "model/model.h"
+#include "ops/quant.h"
+#include "ops/rope.h"
+#include "ops/vec.h"
+#include "util/error.h"
+
+namespace shadowkv {
+namespace {
+
+// Row-wise RMSNorm of `rows` vectors of width n (in place allowed).
+void rmsnorm_rows(const float* x, const float* w, float* y, int64_t rows, int64_t n, float eps) {
+#pragma omp parallel for if (rows > 16)
+  for (int64_t r = 0; r < rows; ++r) rmsnorm(x + r * n, w, y + r * n, n, eps);
+}
+
+void add_bias(float* x, const float* b, int64_t rows, int64_t n) {
+  if (!b) return;
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t i = 0; i < n; ++i) x[r * n + i] += b[i];
+}
+
+inline float gelu_tanh(float u) {
+  return 0.5f * u * (1.0f + std::tanh(0.7978845608028654f * (u + 0.044715f * u * u * u)));
+}
+inline float silu(float u) { return u / (1.0f + std::exp(-u)); }
+
+}  // namespace
+
+void Model::forward(const std::vector<ForwardItem>& items, std::vector<float>& logits) const {
+  const ModelConfig& c = config_;
+  const int64_t E = c.n_embd, hd = c.head_dim, qw = (int64_t)c.n_head * hd, kvw = (int64_t)c.n_kv_head * hd;
+  const bool gemma = c.arch == Arch::Gemma3;
+
+  // Row layout: the items' tokens back to back; pos[r] is each row's position in its own sequence.
+  int64_t R = 0, out_rows = 0;
+  for (const ForwardItem& it : items) {
+    if (it.n <= 0 || !it.cache) throw Error("forward: empty item");
+    R += it.n;
+    out_rows += it.all_logits ? it.n : 1;
+  }
+  std::vector<int64_t> pos(R);
+  std::vector<float> x(R * E), xn(R * E), q(R * qw), k(R * kvw), k_pre(R * kvw), v(R * kvw), att(R * qw);
+  std::vector<float> gate(R * c.n_ff), up(R * c.n_ff);
+
+  // 1. Embedding lookup (Gemma scales embeddings by sqrt(n_embd)).
+  const float emb_scale = gemma ? std::sqrt((float)E) : 1.0f;
+  for (int64_t r = 0, i = 0; i < (int64_t)items.size(); ++i) {
+    for (int t = 0; t < items[i].n; ++t, ++r) {
+      const int32_t tok = items[i].tokens[t];
+      if (tok < 0 || tok >= c.n_vocab) throw Error("token id " + std::to_string(tok) + " is out of range");
+      dequantize_row(weights_.token_embd.type, weights_.token_embd.data + tok * weights_.token_embd.row_stride,
+                     &x[r * E], E);
+      if (gemma) scale_f32(emb_scale, &x[r * E], E);
+      pos[r] = items[i].pos0 + t;
+    }
+  }
+
+  const KvGeometry& geo = layer_geometry_;
+  for (int l = 0; l < c.n_layer; ++l) {
+    const LayerWeights& L = weights_.layers[l];
+    const LayerGeometry& lg = geo.layers[l];
+
+    // 2. Attention block: projections, (gemma) per-head q/k norm, RoPE, then each sequence's cache attends.
+    rmsnorm_rows(x.data(), L.attn_norm, xn.data(), R, E, c.rms_eps);
+    matmul(L.wq, xn.data(), R, q.data());
+    matmul(L.wk, xn.data(), R, k.data());
+    matmul(L.wv, xn.data(), R, v.data());
+    add_bias(q.data(), L.bq, R, qw);
+    add_bias(k.data(), L.bk, R, kvw);
+    add_bias(v.data(), L.bv, R, kvw);
+    if (gemma) {
+      rmsnorm_rows(q.data(), L.q_norm, q.data(), R * c.n_head, hd, c.rms_eps);
+      rmsnorm_rows(k.data(), L.k_norm, k.data(), R * c.n_kv_head, hd, c.rms_eps);
+    }
+    std::memcpy(k_pre.data(), k.data(), sizeof(float) * R * kvw);
+#pragma omp parallel for if (R > 4)
+    for (int64_t r = 0; r < R; ++r) {
+      apply_rope(lg.rope, &q[r * qw], c.n_head, hd, pos[r]);
+      apply_rope(lg.rope, &k[r * kvw], c.n_kv_head, hd, pos[r]);
+    }
+    for (int64_t r = 0, i = 0; i < (int64_t)items.size(); r += items[i].n, ++i) {
+      items[i].cache->attend(l, items[i].pos0, items[i].n, &q[r * qw], &k_pre[r * kvw], &k[r * kvw], &v[r * kvw],
+                             &att[r * qw]);
+    }
+    matmul(L.wo, att.data(), R, xn.data());
+    if (gemma) rmsnorm_rows(xn.data(), L.post_attn_norm, xn.data(), R, E, c.rms_eps);
+    for (int64_t i = 0; i < R * E; ++i) x[i] += xn[i];
+
+    // 3. Feed-forward block: GeGLU (gemma) or SwiGLU (llama, qwen2).
+    rmsnorm_rows(x.data(), L.ffn_norm, xn.data(), R, E, c.rms_eps);
+    matmul(L.gate, xn.data(), R, gate.data());
+    matmul(L.up, xn.data(), R, up.data());
+#pragma omp parallel for if (R > 4)
+    for (int64_t i = 0; i < R * c.n_ff; ++i) gate[i] = (gemma ? gelu_tanh(gate[i]) : silu(gate[i])) * up[i];
+    matmul(L.down, gate.data(), R, xn.data());
+    if (gemma) rmsnorm_rows(xn.data(), L.post_ffw_norm, xn.data(), R, E, c.rms_eps);
+    for (int64_t i = 0; i < R * E; ++i) x[i] += xn[i];
+  }
+
+  // 4. Head: final norm and the (possibly tied) output projection, only for the rows that want logits.
+  std::vector<float> h(out_rows * E);
+  for (int64_t r = 0, o = 0, i = 0; i < (int64_t)items.size(); r += items[i].n, ++i) {
+    const int first = items[i].all_logits ? 0 : items[i].n - 1;
+    for (int t = first; t < items[i].n; ++t, ++o) rmsnorm(&x[(r + t) * E], weights_.output_norm, &h[o * E], E, c.rms_eps);
+  }
+  logits.resize(out_rows * (int64_t)c.n_vocab);
+  matmul(weights_.output, h.data(), out_rows, logits.data());
+}
+
+}  // namespace shadowkv

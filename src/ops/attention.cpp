@@ -1,0 +1,133 @@
+#include "ops/attention.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "ops/vec.h"
+
+namespace shadowkv {
+namespace {
+
+constexpr int kBlock = 64;  // rows scored before one rescale of the running state
+
+inline float row_dot(const float* q, const KeyValueRows& kv, int64_t i, int hd) {
+  return kv.dtype == KvDType::F32 ? dot_f32(q, static_cast<const float*>(kv.keys) + i * hd, hd)
+                                  : dot_f16(q, static_cast<const uint16_t*>(kv.keys) + i * hd, hd);
+}
+
+inline void row_axpy(float w, const KeyValueRows& kv, int64_t i, int hd, float* acc) {
+  if (kv.dtype == KvDType::F32) {
+    axpy_f32(w, static_cast<const float*>(kv.vals) + i * hd, acc, hd);
+  } else {
+    axpy_f16(w, static_cast<const uint16_t*>(kv.vals) + i * hd, acc, hd);
+  }
+}
+
+// Rows [begin, end) of one set.
+void attend_range(const float* q, int n_q, int hd, float scale, const KeyValueRows& kv, int64_t begin, int64_t end,
+                  int64_t q_pos, int window, SoftmaxAcc* st) {
+  int64_t idx[kBlock];
+  float s[kBlock];
+  for (int64_t b0 = begin; b0 < end; b0 += kBlock) {
+    const int64_t b1 = std::min(end, b0 + kBlock);
+    int nv = 0;
+    for (int64_t i = b0; i < b1; ++i) {
+      if (kv.pos) {
+        const int64_t p = kv.pos[i];
+        if (p > q_pos || p < 0 || (window > 0 && q_pos - p >= window)) continue;
+      }
+      idx[nv++] = i;
+    }
+    if (nv == 0) continue;
+    for (int h = 0; h < n_q; ++h) {
+      const float* qh = q + (int64_t)h * hd;
+      float bmax = -std::numeric_limits<float>::infinity();
+      for (int j = 0; j < nv; ++j) {
+        s[j] = scale * row_dot(qh, kv, idx[j], hd);
+        bmax = std::max(bmax, s[j]);
+      }
+      SoftmaxAcc& a = st[h];
+      if (bmax > a.m) {
+        const float r = std::exp(a.m - bmax);  // exp(-inf) = 0 on the first block
+        a.l *= r;
+        scale_f32(r, a.acc, hd);
+        a.m = bmax;
+      }
+      for (int j = 0; j < nv; ++j) {
+        const float p = std::exp(s[j] - a.m);
+        a.l += p;
+        row_axpy(p, kv, idx[j], hd, a.acc);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void attend_rows(const float* q, int n_q, int head_dim, float scale, const KeyValueRows& kv, int64_t q_pos,
+                 int window, SoftmaxAcc* state) {
+  attend_range(q, n_q, head_dim, scale, kv, 0, kv.n, q_pos, window, state);
+}
+
+void merge_acc(SoftmaxAcc& a, const SoftmaxAcc& b, int head_dim) {
+  if (b.l == 0.0f) return;
+  if (a.l == 0.0f) {
+    a.m = b.m;
+    a.l = b.l;
+    std::memcpy(a.acc, b.acc, sizeof(float) * head_dim);
+    return;
+  }
+  const float m = std::max(a.m, b.m);
+  const float ra = std::exp(a.m - m), rb = std::exp(b.m - m);
+  for (int i = 0; i < head_dim; ++i) a.acc[i] = a.acc[i] * ra + b.acc[i] * rb;
+  a.l = a.l * ra + b.l * rb;
+  a.m = m;
+}
+
+void finish_acc(const SoftmaxAcc* state, int n_q, int head_dim, float* out, int64_t out_stride) {
+  for (int h = 0; h < n_q; ++h) {
+    float* o = out + h * out_stride;
+    const float inv = state[h].l > 0.0f ? 1.0f / state[h].l : 0.0f;
+    for (int i = 0; i < head_dim; ++i) o[i] = state[h].acc[i] * inv;
+  }
+}
+
+void attend_group(const float* q, int n_q, int head_dim, float scale, const KeyValueRows* sets, int n_sets,
+                  int64_t q_pos, int window, float* out) {
+  int64_t total = 0;
+  for (int s = 0; s < n_sets; ++s) total += sets[s].n;
+  // Split the keys over threads only for long rows and only when not already inside a parallel region.
+  const int n_parts = (total >= 4096 && !omp_in_parallel()) ? std::max(1, omp_get_max_threads()) : 1;
+  std::vector<float> acc_buf((size_t)n_parts * n_q * head_dim, 0.0f);
+  std::vector<SoftmaxAcc> st((size_t)n_parts * n_q);
+  for (int p = 0; p < n_parts; ++p)
+    for (int h = 0; h < n_q; ++h)
+      st[(size_t)p * n_q + h] = {-std::numeric_limits<float>::infinity(), 0.0f,
+                                 acc_buf.data() + ((size_t)p * n_q + h) * head_dim};
+
+  auto run_part = [&](int p) {
+    const int64_t lo = total * p / n_parts, hi = total * (p + 1) / n_parts;
+    int64_t base = 0;
+    for (int s = 0; s < n_sets; ++s) {
+      const int64_t b = std::max(lo, base), e = std::min(hi, base + sets[s].n);
+      if (b < e) attend_range(q, n_q, head_dim, scale, sets[s], b - base, e - base, q_pos, window, &st[(size_t)p * n_q]);
+      base += sets[s].n;
+    }
+  };
+  if (n_parts > 1) {
+#pragma omp parallel for num_threads(n_parts) schedule(static, 1)
+    for (int p = 0; p < n_parts; ++p) run_part(p);
+    for (int p = 1; p < n_parts; ++p)
+      for (int h = 0; h < n_q; ++h) merge_acc(st[h], st[(size_t)p * n_q + h], head_dim);
+  } else {
+    run_part(0);
+  }
+  finish_acc(st.data(), n_q, head_dim, out, head_dim);
+}
+
+}  // namespace shadowkv

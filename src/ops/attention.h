@@ -1,0 +1,42 @@
+// Exact softmax attention kernels shared by all KV policies. A "group" is the query heads that read one KV head
+// (GQA); keys and values of that head are rows of head_dim elements, f32 or f16.
+#pragma once
+#include <cstdint>
+
+namespace shadowkv {
+
+enum class KvDType { F32, F16 };
+
+struct KeyValueRows {
+  const void* keys = nullptr;  // [n][head_dim]
+  const void* vals = nullptr;  // [n][head_dim]
+  KvDType dtype = KvDType::F32;
+  int64_t n = 0;
+  // Optional per-row positions for masking (ring buffers); null means every row is visible.
+  const int64_t* pos = nullptr;
+};
+
+// Running softmax state of one query head: max score m, normaliser l, unnormalised output acc[head_dim].
+struct SoftmaxAcc {
+  float m;
+  float l;
+  float* acc;
+};
+
+// Folds the visible rows of kv into the running state of n_q query heads (q: [n_q][head_dim]).
+// A row with pos p is visible to q_pos iff p <= q_pos and (window == 0 or q_pos - p < window).
+void attend_rows(const float* q, int n_q, int head_dim, float scale, const KeyValueRows& kv, int64_t q_pos,
+                 int window, SoftmaxAcc* state);
+
+// Merges state b into a (split-K reduction).
+void merge_acc(SoftmaxAcc& a, const SoftmaxAcc& b, int head_dim);
+
+// out[h] = acc/l for each of n_q heads (zeros if nothing was visible).
+void finish_acc(const SoftmaxAcc* state, int n_q, int head_dim, float* out, int64_t out_stride);
+
+// Convenience: attention of n_q heads over several row sets (e.g. local + outliers + selected), splitting the
+// keys over OpenMP threads when there are many. out rows are head_dim apart.
+void attend_group(const float* q, int n_q, int head_dim, float scale, const KeyValueRows* sets, int n_sets,
+                  int64_t q_pos, int window, float* out);
+
+}  // namespace shadowkv

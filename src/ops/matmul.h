@@ -1,0 +1,23 @@
+// Matrix products of a (possibly quantised) weight matrix with a batch of activation rows.
+#pragma once
+#include <cstdint>
+
+#include "ops/ggml_type.h"
+
+namespace shadowkv {
+
+// A GGUF linear weight: n_out rows of n_in elements each (ne = [n_in, n_out]), row-major, quantised per row.
+struct QMatrix {
+  GgmlType type = GgmlType::F32;
+  const uint8_t* data = nullptr;
+  int64_t n_in = 0;
+  int64_t n_out = 0;
+  int64_t row_stride = 0;  // bytes per row
+};
+
+// Y[b, o] = sum_i W[o, i] * X[b, i] for b in [0, n_rows); X is [n_rows, n_in], Y is [n_rows, n_out], both
+// row-major f32. Uses all OpenMP threads. Small n_rows (decode) streams the weights once with SIMD dot
+// kernels; large n_rows (prefill) dequantises weight tiles and runs an SGEMM.
+void matmul(const QMatrix& W, const float* X, int64_t n_rows, float* Y);
+
+}  // namespace shadowkv

@@ -1,0 +1,108 @@
+// Public quant.h entry points and the run-time SIMD backend choice.
+#include "ops/quant.h"
+
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "ops/quant_dispatch.h"
+#include "util/error.h"
+
+namespace shadowkv {
+namespace simd {
+namespace {
+
+Backend best_supported(Backend want) {
+  for (int b = (int)want; b > 0; --b)
+    if (supported((Backend)b)) return (Backend)b;
+  return Backend::kScalar;
+}
+
+Backend default_backend() {
+  Backend want = Backend::kAvx512;
+  if (const char* env = std::getenv("SHADOWKV_SIMD"); env && *env) {
+    if (!std::strcmp(env, "scalar")) want = Backend::kScalar;
+    else if (!std::strcmp(env, "avx2")) want = Backend::kAvx2;
+    else if (!std::strcmp(env, "avx512")) want = Backend::kAvx512;
+    // Unknown values keep the automatic choice rather than failing deep inside a kernel call.
+  }
+  return best_supported(want);
+}
+
+std::atomic<int> g_forced{-1};
+
+}  // namespace
+
+bool supported(Backend b) {
+  switch (b) {
+    case Backend::kScalar: return true;
+    case Backend::kAvx2: {
+      static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                             __builtin_cpu_supports("f16c");
+      return ok;
+    }
+    case Backend::kAvx512: return false;  // no AVX-512 kernels yet: on AVX-512 CPUs the AVX2 ones run
+  }
+  return false;
+}
+
+Backend active() {
+  const int f = g_forced.load(std::memory_order_relaxed);
+  if (f >= 0) return (Backend)f;
+  static const Backend chosen = default_backend();
+  return chosen;
+}
+
+const char* backend_name(Backend b) {
+  switch (b) {
+    case Backend::kScalar: return "scalar";
+    case Backend::kAvx2: return "avx2";
+    case Backend::kAvx512: return "avx512";
+  }
+  return "?";
+}
+
+const QuantOps& quant_ops() { return active() == Backend::kScalar ? kScalarQuantOps : kAvx2QuantOps; }
+const VecOps& vec_ops() { return active() == Backend::kScalar ? kScalarVecOps : kAvx2VecOps; }
+
+void set_backend(Backend b) {
+  if (!supported(b)) throw Error(std::string("SIMD backend not supported on this CPU: ") + backend_name(b));
+  g_forced.store((int)b);
+}
+void reset_backend() { g_forced.store(-1); }
+
+}  // namespace simd
+
+namespace {
+
+const TypeTraits& checked_traits(GgmlType type, int64_t n) {
+  const TypeTraits* tt = type_traits(static_cast<uint32_t>(type));
+  if (!tt || !tt->supported) throw Error("unsupported tensor type " + type_name(static_cast<uint32_t>(type)));
+  if (n < 0 || n % tt->block_elems != 0)
+    throw Error("row length " + std::to_string(n) + " is not a multiple of the " + tt->name + " block size");
+  return *tt;
+}
+
+}  // namespace
+
+void dequantize_row(GgmlType type, const void* src, float* dst, int64_t n) {
+  checked_traits(type, n);
+  simd::quant_ops().dequantize(type, src, dst, n);
+}
+
+float dot_row(GgmlType type, const void* row, const float* x, int64_t n) {
+  checked_traits(type, n);
+  const simd::QuantOps& ops = simd::quant_ops();
+  const simd::ActKind kind = ops.act_kind(type);
+  if (kind == simd::ActKind::kNone) return ops.dot(type, row, x, nullptr, n);
+  thread_local std::vector<uint8_t> act;
+  act.resize(simd::act_bytes(kind, n));
+  ops.quantize_act(kind, x, act.data(), n);
+  return ops.dot(type, row, x, act.data(), n);
+}
+
+const char* simd_backend() { return simd::backend_name(simd::active()); }
+
+}  // namespace shadowkv

@@ -1,0 +1,401 @@
+// AVX2 + FMA + F16C quant kernels (compiled with -mavx2 -mfma -mf16c; only called after a CPU check).
+//
+// Dot products follow the llama.cpp idea: x is quantised once per matvec to int8 blocks (32 or 256 wide), then each
+// weight block is unpacked to bytes and multiplied with maddubs (u8 x s8 -> s16 pairs) and madd (-> s32), with a
+// single f32 scale per block. Dequantisation keeps gguf-py's f32 operation order so it stays bit-exact.
+#include <immintrin.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "ops/quant_dispatch.h"
+
+namespace shadowkv::simd {
+namespace {
+
+inline float half(const uint8_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return _cvtsh_ss(h);
+}
+
+// Keeps the compiler from contracting a product and a following add into one FMA (that would change the bits).
+inline __m256 opaque(__m256 v) {
+  asm("" : "+x"(v));
+  return v;
+}
+
+inline float hsum_ps(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+inline int hsum_i32(__m256i v) {
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+  return _mm_cvtsi128_si32(s);
+}
+
+inline __m256i loadu(const void* p) { return _mm256_loadu_si256((const __m256i*)p); }
+
+// 16 packed bytes -> 32 nibbles: low nibbles in bytes 0..15, high nibbles in bytes 16..31 (the block order of
+// Q4_0/Q4_1/Q5_0/Q5_1).
+inline __m256i unpack_nibbles16(const uint8_t* p) {
+  const __m128i t = _mm_loadu_si128((const __m128i*)p);
+  return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(t, 4), t), _mm256_set1_epi8(0x0F));
+}
+
+// Byte j = 0xFF if bit j of the 32-bit word is set, else 0.
+inline __m256i bits_to_bytes(const uint8_t* p) {
+  uint32_t h;
+  std::memcpy(&h, p, 4);
+  const __m256i shuf = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0);
+  __m256i bytes = _mm256_shuffle_epi8(_mm256_set1_epi32((int)h), shuf);  // byte j holds byte j/8 of h
+  bytes = _mm256_or_si256(bytes, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe));  // all bits but bit j%8 set
+  return _mm256_cmpeq_epi8(bytes, _mm256_set1_epi64x(-1));
+}
+
+// Signed int8 x signed int8, summed in groups of four -> 8 int32.
+inline __m256i dot_i8(__m256i w, __m256i x) {
+  const __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
+  return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
+}
+// Unsigned int8 (< 64) x signed int8, summed in groups of four -> 8 int32.
+inline __m256i dot_u8(__m256i u, __m256i x) {
+  return _mm256_madd_epi16(_mm256_maddubs_epi16(u, x), _mm256_set1_epi16(1));
+}
+
+// Stores 32 signed bytes as floats: the first 16 times d0, the last 16 times d1.
+inline void store_scaled(__m256i q, __m256 d0, __m256 d1, float* y) {
+  const __m128i lo = _mm256_castsi256_si128(q), hi = _mm256_extracti128_si256(q, 1);
+  _mm256_storeu_ps(y + 0, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(lo)), d0));
+  _mm256_storeu_ps(y + 8, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(lo, 8))), d0));
+  _mm256_storeu_ps(y + 16, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(hi)), d1));
+  _mm256_storeu_ps(y + 24, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(hi, 8))), d1));
+}
+
+// Stores 32 bytes (0..31) as d * q - m (rounded after each operation, like numpy).
+inline void store_affine(__m256i q, __m256 d, __m256 m, float* y) {
+  const __m128i lo = _mm256_castsi256_si128(q), hi = _mm256_extracti128_si256(q, 1);
+  const __m128i parts[4] = {lo, _mm_srli_si128(lo, 8), hi, _mm_srli_si128(hi, 8)};
+  for (int k = 0; k < 4; ++k) {
+    const __m256 v = opaque(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(parts[k])), d));
+    _mm256_storeu_ps(y + 8 * k, _mm256_sub_ps(v, m));
+  }
+}
+
+inline void kscales(const uint8_t* s, uint8_t sc[8], uint8_t mn[8]) {
+  for (int j = 0; j < 4; ++j) {
+    sc[j] = s[j] & 63;
+    mn[j] = s[j + 4] & 63;
+    sc[j + 4] = (s[j + 8] & 0xF) | ((s[j] >> 6) << 4);
+    mn[j + 4] = (s[j + 8] >> 4) | ((s[j + 4] >> 6) << 4);
+  }
+}
+
+// The four 32-byte groups of 6-bit values (0..63) of one Q6_K half, in element order.
+inline void q6_unpack(const uint8_t* ql, const uint8_t* qh, __m256i q[4]) {
+  const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(3);
+  const __m256i l0 = loadu(ql), l1 = loadu(ql + 32), h = loadu(qh);
+  q[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(h, m3), 4));
+  q[1] = _mm256_or_si256(_mm256_and_si256(l1, m4),
+                         _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2), m3), 4));
+  q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
+                         _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 4), m3), 4));
+  q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                         _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 6), m3), 4));
+}
+
+// ---- dequantisation ----
+
+void dequantize(GgmlType t, const void* src, float* y, int64_t n) {
+  const uint8_t* b = (const uint8_t*)src;
+  switch (t) {
+    case GgmlType::F16: {
+      int64_t i = 0;
+      for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)(b + 2 * i))));
+      if (i < n) kScalarQuantOps.dequantize(t, b + 2 * i, y + i, n - i);
+      return;
+    }
+    case GgmlType::BF16: {
+      int64_t i = 0;
+      for (; i + 8 <= n; i += 8) {
+        const __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i*)(b + 2 * i)));
+        _mm256_storeu_ps(y + i, _mm256_castsi256_ps(_mm256_slli_epi32(v, 16)));
+      }
+      if (i < n) kScalarQuantOps.dequantize(t, b + 2 * i, y + i, n - i);
+      return;
+    }
+    case GgmlType::Q8_0:
+      for (int64_t i = 0; i < n / 32; ++i, b += 34, y += 32) {
+        const __m256 d = _mm256_set1_ps(half(b));
+        store_scaled(loadu(b + 2), d, d, y);
+      }
+      return;
+    case GgmlType::Q4_0:
+      for (int64_t i = 0; i < n / 32; ++i, b += 18, y += 32) {
+        const __m256 d = _mm256_set1_ps(half(b));
+        store_scaled(_mm256_sub_epi8(unpack_nibbles16(b + 2), _mm256_set1_epi8(8)), d, d, y);
+      }
+      return;
+    case GgmlType::Q5_0:
+      for (int64_t i = 0; i < n / 32; ++i, b += 22, y += 32) {
+        const __m256 d = _mm256_set1_ps(half(b));
+        // (nibble | bit4) - 16 == nibble | 0xF0 as int8 when the 5th bit is clear, else nibble.
+        const __m256i hi = _mm256_andnot_si256(bits_to_bytes(b + 2), _mm256_set1_epi8((char)0xF0));
+        store_scaled(_mm256_or_si256(unpack_nibbles16(b + 6), hi), d, d, y);
+      }
+      return;
+    case GgmlType::Q4_K:
+      for (int64_t i = 0; i < n / 256; ++i, b += 144, y += 256) {
+        const float d = half(b), dmin = half(b + 2);
+        uint8_t sc[8], mn[8];
+        kscales(b + 4, sc, mn);
+        for (int c = 0; c < 4; ++c) {
+          const __m256i q = loadu(b + 16 + 32 * c);
+          const __m256i lo = _mm256_and_si256(q, _mm256_set1_epi8(0x0F));
+          const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), _mm256_set1_epi8(0x0F));
+          store_affine(lo, _mm256_set1_ps(d * (float)sc[2 * c]), _mm256_set1_ps(dmin * (float)mn[2 * c]), y + 64 * c);
+          store_affine(hi, _mm256_set1_ps(d * (float)sc[2 * c + 1]), _mm256_set1_ps(dmin * (float)mn[2 * c + 1]),
+                       y + 64 * c + 32);
+        }
+      }
+      return;
+    case GgmlType::Q6_K:
+      for (int64_t i = 0; i < n / 256; ++i, b += 210, y += 256) {
+        const float d = half(b + 208);
+        const int8_t* sc = (const int8_t*)(b + 192);
+        for (int h = 0; h < 2; ++h) {
+          __m256i q[4];
+          q6_unpack(b + 64 * h, b + 128 + 32 * h, q);
+          for (int k = 0; k < 4; ++k) {
+            const int s = 8 * h + 2 * k;
+            store_scaled(_mm256_sub_epi8(q[k], _mm256_set1_epi8(32)), _mm256_set1_ps(d * (float)sc[s]),
+                         _mm256_set1_ps(d * (float)sc[s + 1]), y + 128 * h + 32 * k);
+          }
+        }
+      }
+      return;
+    default: kScalarQuantOps.dequantize(t, src, y, n); return;
+  }
+}
+
+// ---- activation quantisation ----
+
+ActKind act_kind(GgmlType t) {
+  switch (t) {
+    case GgmlType::Q4_0:
+    case GgmlType::Q4_1:
+    case GgmlType::Q5_0:
+    case GgmlType::Q5_1:
+    case GgmlType::Q8_0: return ActKind::kQ8x32;
+    case GgmlType::Q4_K:
+    case GgmlType::Q5_K:
+    case GgmlType::Q6_K: return ActKind::kQ8x256;
+    default: return ActKind::kNone;
+  }
+}
+
+inline __m256 abs_ps(__m256 v) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), v); }
+
+inline float hmax_ps(__m256 v) {
+  __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+  m = _mm_max_ss(m, _mm_movehdup_ps(m));
+  return _mm_cvtss_f32(m);
+}
+
+// Rounds 32 floats times id to int8 (round to nearest even), stores them in order and returns their sum.
+inline int quantize32(const float* x, __m256 id, int8_t* out) {
+  __m256i q[4];
+  for (int k = 0; k < 4; ++k) q[k] = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + 8 * k), id));
+  const int sum = hsum_i32(_mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3])));
+  const __m256i p16 = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+  // The packs work per 128-bit lane; this restores element order.
+  const __m256i p = _mm256_permutevar8x32_epi32(p16, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+  _mm256_storeu_si256((__m256i*)out, p);
+  return sum;
+}
+
+inline float amax(const float* x, int64_t n) {
+  __m256 m = _mm256_setzero_ps();
+  for (int64_t i = 0; i < n; i += 8) m = _mm256_max_ps(m, abs_ps(_mm256_loadu_ps(x + i)));
+  return hmax_ps(m);
+}
+
+void quantize_act(ActKind k, const float* x, void* act, int64_t n) {
+  if (k == ActKind::kQ8x32) {
+    ActQ8x32* a = (ActQ8x32*)act;
+    for (int64_t i = 0; i < n / 32; ++i, x += 32) {
+      const float m = amax(x, 32), d = m / 127.0f;
+      const int sum = quantize32(x, _mm256_set1_ps(m > 0 ? 127.0f / m : 0.0f), a[i].qs);
+      a[i].d = d;
+      a[i].s = d * (float)sum;
+    }
+  } else if (k == ActKind::kQ8x256) {
+    ActQ8x256* a = (ActQ8x256*)act;
+    for (int64_t i = 0; i < n / 256; ++i, x += 256) {
+      const float m = amax(x, 256);
+      const __m256 id = _mm256_set1_ps(m > 0 ? 127.0f / m : 0.0f);
+      a[i].d = m / 127.0f;
+      for (int j = 0; j < 8; ++j) quantize32(x + 32 * j, id, a[i].qs + 32 * j);
+      for (int j = 0; j < 16; ++j) {
+        int s = 0;
+        for (int l = 0; l < 16; ++l) s += a[i].qs[16 * j + l];
+        a[i].bsums[j] = (int16_t)s;
+      }
+    }
+  }
+}
+
+// ---- dot products ----
+
+float dot_q8_0(const uint8_t* w, const ActQ8x32* a, int64_t nb) {
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 2 <= nb; i += 2) {
+    const uint8_t* w0 = w + 34 * i;
+    const __m256i p0 = dot_i8(loadu(w0 + 2), loadu(a[i].qs));
+    const __m256i p1 = dot_i8(loadu(w0 + 36), loadu(a[i + 1].qs));
+    acc0 = _mm256_fmadd_ps(_mm256_set1_ps(half(w0) * a[i].d), _mm256_cvtepi32_ps(p0), acc0);
+    acc1 = _mm256_fmadd_ps(_mm256_set1_ps(half(w0 + 34) * a[i + 1].d), _mm256_cvtepi32_ps(p1), acc1);
+  }
+  for (; i < nb; ++i) {
+    const __m256i p = dot_i8(loadu(w + 34 * i + 2), loadu(a[i].qs));
+    acc0 = _mm256_fmadd_ps(_mm256_set1_ps(half(w + 34 * i) * a[i].d), _mm256_cvtepi32_ps(p), acc0);
+  }
+  return hsum_ps(_mm256_add_ps(acc0, acc1));
+}
+
+// Q4_0/Q5_0 are handled as unsigned 4/5-bit values with a min of -8d/-16d, like Q4_1/Q5_1: u8 x s8 maddubs needs
+// no sign fix-ups, and the offset is applied once per block through s = d_x * sum(x_q).
+template <GgmlType T>
+inline __m256i block_dot32(const uint8_t* w, __m256i x) {
+  if constexpr (T == GgmlType::Q4_0) return dot_u8(unpack_nibbles16(w + 2), x);
+  if constexpr (T == GgmlType::Q4_1) return dot_u8(unpack_nibbles16(w + 4), x);
+  const int qh = T == GgmlType::Q5_0 ? 2 : 4;
+  const __m256i hi = _mm256_and_si256(bits_to_bytes(w + qh), _mm256_set1_epi8(0x10));
+  return dot_u8(_mm256_or_si256(unpack_nibbles16(w + qh + 4), hi), x);
+}
+
+template <GgmlType T>
+inline float block_min32(const uint8_t* w, const ActQ8x32& a) {
+  if constexpr (T == GgmlType::Q4_0) return -8.0f * half(w) * a.s;
+  if constexpr (T == GgmlType::Q5_0) return -16.0f * half(w) * a.s;
+  return half(w + 2) * a.s;
+}
+
+template <GgmlType T>
+float dot_q32(const uint8_t* w, const ActQ8x32* a, int64_t nb) {
+  constexpr int kBytes = T == GgmlType::Q4_0 ? 18 : T == GgmlType::Q4_1 ? 20 : T == GgmlType::Q5_0 ? 22 : 24;
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  float mins = 0.0f;
+  int64_t i = 0;
+  for (; i + 2 <= nb; i += 2, w += 2 * kBytes) {  // two independent accumulators hide the FMA latency
+    const __m256i p0 = block_dot32<T>(w, loadu(a[i].qs)), p1 = block_dot32<T>(w + kBytes, loadu(a[i + 1].qs));
+    acc0 = _mm256_fmadd_ps(_mm256_set1_ps(half(w) * a[i].d), _mm256_cvtepi32_ps(p0), acc0);
+    acc1 = _mm256_fmadd_ps(_mm256_set1_ps(half(w + kBytes) * a[i + 1].d), _mm256_cvtepi32_ps(p1), acc1);
+    mins += block_min32<T>(w, a[i]) + block_min32<T>(w + kBytes, a[i + 1]);
+  }
+  for (; i < nb; ++i, w += kBytes) {
+    const __m256i p = block_dot32<T>(w, loadu(a[i].qs));
+    acc0 = _mm256_fmadd_ps(_mm256_set1_ps(half(w) * a[i].d), _mm256_cvtepi32_ps(p), acc0);
+    mins += block_min32<T>(w, a[i]);
+  }
+  return hsum_ps(_mm256_add_ps(acc0, acc1)) + mins;
+}
+
+// Q4_K (qh == false) and Q5_K (qh == true).
+template <bool kHasQh>
+float dot_k45(const uint8_t* w, const ActQ8x256* a, int64_t nb) {
+  constexpr int kBytes = kHasQh ? 176 : 144, kQs = kHasQh ? 48 : 16;
+  const __m256i m4 = _mm256_set1_epi8(0x0F);
+  __m256 acc = _mm256_setzero_ps();
+  float mins = 0.0f;
+  for (int64_t i = 0; i < nb; ++i, w += kBytes) {
+    uint8_t sc[8], mn[8];
+    kscales(w + 4, sc, mn);
+    int msum = 0;
+    for (int s = 0; s < 8; ++s) msum += mn[s] * (a[i].bsums[2 * s] + a[i].bsums[2 * s + 1]);
+    mins += half(w + 2) * a[i].d * (float)msum;
+    __m256i isum = _mm256_setzero_si256();
+    __m256i qh = kHasQh ? loadu(w + 16) : _mm256_setzero_si256();
+    for (int c = 0; c < 4; ++c) {
+      const __m256i q = loadu(w + kQs + 32 * c);
+      __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+      if constexpr (kHasQh) {
+        const __m256i one = _mm256_set1_epi8(1);
+        lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(qh, one), 4));
+        hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 1), one), 4));
+        qh = _mm256_srli_epi16(qh, 2);
+      }
+      const __m256i plo = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, loadu(a[i].qs + 64 * c)),
+                                            _mm256_set1_epi16(sc[2 * c]));
+      const __m256i phi = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, loadu(a[i].qs + 64 * c + 32)),
+                                            _mm256_set1_epi16(sc[2 * c + 1]));
+      isum = _mm256_add_epi32(isum, _mm256_add_epi32(plo, phi));
+    }
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(half(w) * a[i].d), _mm256_cvtepi32_ps(isum), acc);
+  }
+  return hsum_ps(acc) - mins;
+}
+
+float dot_q6_k(const uint8_t* w, const ActQ8x256* a, int64_t nb) {
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t i = 0; i < nb; ++i, w += 210) {
+    const int8_t* sc = (const int8_t*)(w + 192);
+    int bias = 0;  // the -32 offset of every 6-bit value, applied through the 16-element sums of x
+    for (int j = 0; j < 16; ++j) bias += sc[j] * a[i].bsums[j];
+    __m256i isum = _mm256_setzero_si256();
+    for (int h = 0; h < 2; ++h) {
+      __m256i q[4];
+      q6_unpack(w + 64 * h, w + 128 + 32 * h, q);
+      for (int k = 0; k < 4; ++k) {
+        const int s = 8 * h + 2 * k;
+        const __m256i scv = _mm256_set_m128i(_mm_set1_epi16(sc[s + 1]), _mm_set1_epi16(sc[s]));
+        const __m256i p = _mm256_maddubs_epi16(q[k], loadu(a[i].qs + 128 * h + 32 * k));
+        isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p, scv));
+      }
+    }
+    isum = _mm256_sub_epi32(isum, _mm256_set_epi32(0, 0, 0, 0, 0, 0, 0, 32 * bias));
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(half(w + 208) * a[i].d), _mm256_cvtepi32_ps(isum), acc);
+  }
+  return hsum_ps(acc);
+}
+
+float dot(GgmlType t, const void* row, const float* x, const void* act, int64_t n) {
+  const uint8_t* w = (const uint8_t*)row;
+  const ActQ8x32* a32 = (const ActQ8x32*)act;
+  const ActQ8x256* a256 = (const ActQ8x256*)act;
+  switch (t) {
+    case GgmlType::F32: return kAvx2VecOps.dot_f32((const float*)row, x, n);
+    case GgmlType::F16: return kAvx2VecOps.dot_f16(x, (const uint16_t*)row, n);
+    case GgmlType::Q8_0: return dot_q8_0(w, a32, n / 32);
+    case GgmlType::Q4_0: return dot_q32<GgmlType::Q4_0>(w, a32, n / 32);
+    case GgmlType::Q4_1: return dot_q32<GgmlType::Q4_1>(w, a32, n / 32);
+    case GgmlType::Q5_0: return dot_q32<GgmlType::Q5_0>(w, a32, n / 32);
+    case GgmlType::Q5_1: return dot_q32<GgmlType::Q5_1>(w, a32, n / 32);
+    case GgmlType::Q4_K: return dot_k45<false>(w, a256, n / 256);
+    case GgmlType::Q5_K: return dot_k45<true>(w, a256, n / 256);
+    case GgmlType::Q6_K: return dot_q6_k(w, a256, n / 256);
+    default: break;
+  }
+  // BF16, Q8_K: dequantise 256 at a time and take an f32 dot.
+  const TypeTraits& tt = traits(t);
+  float buf[256], sum = 0.0f;
+  for (int64_t i = 0; i < n; i += 256) {
+    const int64_t m = n - i < 256 ? n - i : 256;
+    dequantize(t, w + i / tt.block_elems * tt.block_bytes, buf, m);
+    sum += kAvx2VecOps.dot_f32(buf, x + i, m);
+  }
+  return sum;
+}
+
+}  // namespace
+
+const QuantOps kAvx2QuantOps{"avx2", dequantize, act_kind, quantize_act, dot};
+
+}  // namespace shadowkv::simd

@@ -1,0 +1,74 @@
+// Private to src/ops: the per-backend kernel tables behind quant.h, matmul.h and vec.h, and the run-time choice
+// between them. Tests include it to run every backend the CPU supports.
+#pragma once
+#include <cstdint>
+
+#include "ops/ggml_type.h"
+
+namespace shadowkv::simd {
+
+enum class Backend { kScalar = 0, kAvx2 = 1, kAvx512 = 2 };
+
+// How dot kernels want the float vector x prepared. Integer kernels quantise x once per matvec (llama.cpp style)
+// and then take int8 x int8/x4 dot products.
+enum class ActKind { kNone, kQ8x32, kQ8x256 };
+
+// x quantised in blocks of 32: x[i] ~= d * qs[i]; s = d * sum(qs) (for types with an additive min).
+struct ActQ8x32 {
+  float d;
+  float s;
+  int8_t qs[32];
+};
+// x quantised in blocks of 256 (Q8_K-like): bsums[k] = sum of qs[16k..16k+15].
+struct ActQ8x256 {
+  float d;
+  int16_t bsums[16];
+  int8_t qs[256];
+};
+
+inline int64_t act_bytes(ActKind k, int64_t n) {
+  switch (k) {
+    case ActKind::kQ8x32: return n / 32 * (int64_t)sizeof(ActQ8x32);
+    case ActKind::kQ8x256: return n / 256 * (int64_t)sizeof(ActQ8x256);
+    default: return 0;
+  }
+}
+
+struct QuantOps {
+  const char* name;
+  void (*dequantize)(GgmlType t, const void* src, float* dst, int64_t n);
+  ActKind (*act_kind)(GgmlType t);
+  void (*quantize_act)(ActKind k, const float* x, void* act, int64_t n);
+  // act holds x prepared as act_kind(t) says (unused for kNone).
+  float (*dot)(GgmlType t, const void* row, const float* x, const void* act, int64_t n);
+};
+
+struct VecOps {
+  float (*dot_f32)(const float* a, const float* b, int64_t n);
+  float (*dot_f16)(const float* a, const uint16_t* b, int64_t n);
+  void (*axpy_f32)(float alpha, const float* x, float* y, int64_t n);
+  void (*axpy_f16)(float alpha, const uint16_t* x, float* y, int64_t n);
+  void (*scale_f32)(float alpha, float* y, int64_t n);
+  void (*f32_to_f16)(const float* x, uint16_t* y, int64_t n);
+  void (*f16_to_f32)(const uint16_t* x, float* y, int64_t n);
+  float (*sum_sq)(const float* x, int64_t n);
+};
+
+// Tables per backend (defined in quant_scalar.cpp / quant_avx2.cpp / vec.cpp / vec_avx2.cpp).
+extern const QuantOps kScalarQuantOps, kAvx2QuantOps;
+extern const VecOps kScalarVecOps, kAvx2VecOps;
+
+// True when this build has kernels for b and the CPU can run them.
+bool supported(Backend b);
+// The active backend: chosen once from the CPU, overridable by SHADOWKV_SIMD=scalar|avx2|avx512 (an unsupported
+// request falls back to the best supported one below it).
+Backend active();
+const char* backend_name(Backend b);
+const QuantOps& quant_ops();
+const VecOps& vec_ops();
+
+// Test hook: force a backend (must be supported) until reset_backend() restores the default choice.
+void set_backend(Backend b);
+void reset_backend();
+
+}  // namespace shadowkv::simd

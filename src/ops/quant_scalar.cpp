@@ -1,0 +1,199 @@
+// Scalar reference kernels. Dequantisation follows gguf-py's numpy formulas operation by operation (same f32
+// products in the same order) so results are bit-identical; the dot product dequantises and accumulates in f32.
+#include <cstring>
+
+#include "ops/f16.h"
+#include "ops/quant_dispatch.h"
+
+namespace shadowkv::simd {
+namespace {
+
+inline float half(const uint8_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return f16_to_f32(h);
+}
+
+// The 6-bit scale and min of sub-block s from the 12-byte K-quant packing.
+inline void kscale(const uint8_t* sc, int s, int* scale, int* min) {
+  if (s < 4) {
+    *scale = sc[s] & 63;
+    *min = sc[s + 4] & 63;
+  } else {
+    *scale = (sc[s + 4] & 0xF) | ((sc[s - 4] >> 6) << 4);
+    *min = (sc[s + 4] >> 4) | ((sc[s] >> 6) << 4);
+  }
+}
+
+void deq_q4_0(const uint8_t* b, float* y) {
+  const float d = half(b);
+  for (int j = 0; j < 16; ++j) {
+    y[j] = d * (float)((b[2 + j] & 0xF) - 8);
+    y[j + 16] = d * (float)((b[2 + j] >> 4) - 8);
+  }
+}
+
+void deq_q4_1(const uint8_t* b, float* y) {
+  const float d = half(b), m = half(b + 2);
+  for (int j = 0; j < 16; ++j) {
+    y[j] = d * (float)(b[4 + j] & 0xF) + m;
+    y[j + 16] = d * (float)(b[4 + j] >> 4) + m;
+  }
+}
+
+void deq_q5_0(const uint8_t* b, float* y) {
+  const float d = half(b);
+  uint32_t h;
+  std::memcpy(&h, b + 2, 4);
+  const uint8_t* qs = b + 6;
+  for (int j = 0; j < 16; ++j) {
+    y[j] = d * (float)((int)((qs[j] & 0xF) | ((h >> j & 1) << 4)) - 16);
+    y[j + 16] = d * (float)((int)((qs[j] >> 4) | ((h >> (j + 16) & 1) << 4)) - 16);
+  }
+}
+
+void deq_q5_1(const uint8_t* b, float* y) {
+  const float d = half(b), m = half(b + 2);
+  uint32_t h;
+  std::memcpy(&h, b + 4, 4);
+  const uint8_t* qs = b + 8;
+  for (int j = 0; j < 16; ++j) {
+    y[j] = d * (float)((qs[j] & 0xF) | ((h >> j & 1) << 4)) + m;
+    y[j + 16] = d * (float)((qs[j] >> 4) | ((h >> (j + 16) & 1) << 4)) + m;
+  }
+}
+
+void deq_q8_0(const uint8_t* b, float* y) {
+  const float d = half(b);
+  for (int j = 0; j < 32; ++j) y[j] = (float)(int8_t)b[2 + j] * d;
+}
+
+// Q4_K and Q5_K share the layout d, dmin, scales[12], [qh[32]], qs[128]; qh == nullptr for Q4_K.
+void deq_k45(const uint8_t* b, const uint8_t* qh, const uint8_t* qs, float* y) {
+  const float d = half(b), dmin = half(b + 2);
+  for (int c = 0; c < 4; ++c) {
+    for (int half_ = 0; half_ < 2; ++half_) {
+      const int s = 2 * c + half_;
+      int sc, mn;
+      kscale(b + 4, s, &sc, &mn);
+      const float dl = d * (float)sc, ml = dmin * (float)mn;
+      for (int l = 0; l < 32; ++l) {
+        int q = half_ ? qs[32 * c + l] >> 4 : qs[32 * c + l] & 0xF;
+        if (qh && (qh[l] >> s & 1)) q += 16;
+        y[64 * c + 32 * half_ + l] = dl * (float)q - ml;
+      }
+    }
+  }
+}
+
+void deq_q6_k(const uint8_t* b, float* y) {
+  const uint8_t* ql = b;
+  const uint8_t* qh = b + 128;
+  const int8_t* sc = (const int8_t*)(b + 192);
+  const float d = half(b + 208);
+  float ds[16];
+  for (int i = 0; i < 16; ++i) ds[i] = d * (float)sc[i];
+  for (int n = 0; n < 2; ++n) {
+    const uint8_t* l8 = ql + 64 * n;
+    const uint8_t* h8 = qh + 32 * n;
+    const float* dsn = ds + 8 * n;
+    float* yn = y + 128 * n;
+    for (int l = 0; l < 32; ++l) {
+      const int is = l / 16;
+      const int q0 = ((l8[l] & 0xF) | ((h8[l] >> 0 & 3) << 4)) - 32;
+      const int q1 = ((l8[l + 32] & 0xF) | ((h8[l] >> 2 & 3) << 4)) - 32;
+      const int q2 = ((l8[l] >> 4) | ((h8[l] >> 4 & 3) << 4)) - 32;
+      const int q3 = ((l8[l + 32] >> 4) | ((h8[l] >> 6 & 3) << 4)) - 32;
+      yn[l] = dsn[is + 0] * (float)q0;
+      yn[l + 32] = dsn[is + 2] * (float)q1;
+      yn[l + 64] = dsn[is + 4] * (float)q2;
+      yn[l + 96] = dsn[is + 6] * (float)q3;
+    }
+  }
+}
+
+void deq_q8_k(const uint8_t* b, float* y) {
+  float d;
+  std::memcpy(&d, b, 4);
+  for (int j = 0; j < 256; ++j) y[j] = (float)(int8_t)b[4 + j] * d;
+}
+
+// Dequantises the nb blocks starting at src into dst.
+void dequant_blocks(GgmlType t, const uint8_t* src, float* dst, int64_t nb) {
+  switch (t) {
+    case GgmlType::F32: std::memcpy(dst, src, nb * 4); return;
+    case GgmlType::F16:
+      for (int64_t i = 0; i < nb; ++i) {
+        uint16_t h;
+        std::memcpy(&h, src + 2 * i, 2);
+        dst[i] = f16_to_f32(h);
+      }
+      return;
+    case GgmlType::BF16:
+      for (int64_t i = 0; i < nb; ++i) {
+        uint16_t h;
+        std::memcpy(&h, src + 2 * i, 2);
+        dst[i] = bf16_to_f32(h);
+      }
+      return;
+    case GgmlType::Q4_0:
+      for (int64_t i = 0; i < nb; ++i) deq_q4_0(src + 18 * i, dst + 32 * i);
+      return;
+    case GgmlType::Q4_1:
+      for (int64_t i = 0; i < nb; ++i) deq_q4_1(src + 20 * i, dst + 32 * i);
+      return;
+    case GgmlType::Q5_0:
+      for (int64_t i = 0; i < nb; ++i) deq_q5_0(src + 22 * i, dst + 32 * i);
+      return;
+    case GgmlType::Q5_1:
+      for (int64_t i = 0; i < nb; ++i) deq_q5_1(src + 24 * i, dst + 32 * i);
+      return;
+    case GgmlType::Q8_0:
+      for (int64_t i = 0; i < nb; ++i) deq_q8_0(src + 34 * i, dst + 32 * i);
+      return;
+    case GgmlType::Q4_K:
+      for (int64_t i = 0; i < nb; ++i) deq_k45(src + 144 * i, nullptr, src + 144 * i + 16, dst + 256 * i);
+      return;
+    case GgmlType::Q5_K:
+      for (int64_t i = 0; i < nb; ++i) deq_k45(src + 176 * i, src + 176 * i + 16, src + 176 * i + 48, dst + 256 * i);
+      return;
+    case GgmlType::Q6_K:
+      for (int64_t i = 0; i < nb; ++i) deq_q6_k(src + 210 * i, dst + 256 * i);
+      return;
+    case GgmlType::Q8_K:
+      for (int64_t i = 0; i < nb; ++i) deq_q8_k(src + 292 * i, dst + 256 * i);
+      return;
+    default: return;  // callers validate the type first
+  }
+}
+
+void dequantize(GgmlType t, const void* src, float* dst, int64_t n) {
+  const TypeTraits& tt = traits(t);
+  dequant_blocks(t, (const uint8_t*)src, dst, n / tt.block_elems);
+}
+
+ActKind act_kind(GgmlType) { return ActKind::kNone; }
+void quantize_act(ActKind, const float*, void*, int64_t) {}
+
+// Dequantise 256 elements at a time into a stack buffer and accumulate in f32.
+float dot(GgmlType t, const void* row, const float* x, const void*, int64_t n) {
+  const TypeTraits& tt = traits(t);
+  const uint8_t* src = (const uint8_t*)row;
+  constexpr int64_t kChunk = 256;
+  float buf[kChunk];
+  float sum = 0.0f;
+  for (int64_t i = 0; i < n; i += kChunk) {
+    const int64_t m = n - i < kChunk ? n - i : kChunk;
+    dequant_blocks(t, src + i / tt.block_elems * tt.block_bytes, buf, m / tt.block_elems);
+    float s = 0.0f;
+    for (int64_t j = 0; j < m; ++j) s += buf[j] * x[i + j];
+    sum += s;
+  }
+  return sum;
+}
+
+}  // namespace
+
+const QuantOps kScalarQuantOps{"scalar", dequantize, act_kind, quantize_act, dot};
+
+}  // namespace shadowkv::simd

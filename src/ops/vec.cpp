@@ -1,0 +1,71 @@
+// vec.h entry points (dispatched to the active SIMD backend) and the scalar reference kernels.
+#include "ops/vec.h"
+
+#include <cmath>
+
+#include "ops/f16.h"
+#include "ops/quant_dispatch.h"
+
+namespace shadowkv {
+namespace simd {
+namespace {
+
+float dot_f32_s(const float* a, const float* b, int64_t n) {
+  float s = 0.0f;
+  for (int64_t i = 0; i < n; ++i) s += a[i] * b[i];
+  return s;
+}
+float dot_f16_s(const float* a, const uint16_t* b, int64_t n) {
+  float s = 0.0f;
+  for (int64_t i = 0; i < n; ++i) s += a[i] * f16_to_f32(b[i]);
+  return s;
+}
+void axpy_f32_s(float alpha, const float* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] += alpha * x[i];
+}
+void axpy_f16_s(float alpha, const uint16_t* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] += alpha * f16_to_f32(x[i]);
+}
+void scale_f32_s(float alpha, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] *= alpha;
+}
+void f32_to_f16_s(const float* x, uint16_t* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = f32_to_f16(x[i]);
+}
+void f16_to_f32_s(const uint16_t* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = f16_to_f32(x[i]);
+}
+float sum_sq_s(const float* x, int64_t n) {
+  double s = 0.0;
+  for (int64_t i = 0; i < n; ++i) s += (double)x[i] * x[i];
+  return (float)s;
+}
+
+}  // namespace
+
+const VecOps kScalarVecOps{dot_f32_s, dot_f16_s,    axpy_f32_s,   axpy_f16_s,
+                           scale_f32_s, f32_to_f16_s, f16_to_f32_s, sum_sq_s};
+
+}  // namespace simd
+
+float dot_f32(const float* a, const float* b, int64_t n) { return simd::vec_ops().dot_f32(a, b, n); }
+float dot_f16(const float* a, const uint16_t* b, int64_t n) { return simd::vec_ops().dot_f16(a, b, n); }
+void axpy_f32(float alpha, const float* x, float* y, int64_t n) { simd::vec_ops().axpy_f32(alpha, x, y, n); }
+void axpy_f16(float alpha, const uint16_t* x, float* y, int64_t n) { simd::vec_ops().axpy_f16(alpha, x, y, n); }
+void scale_f32(float alpha, float* y, int64_t n) { simd::vec_ops().scale_f32(alpha, y, n); }
+void f32_to_f16_row(const float* x, uint16_t* y, int64_t n) { simd::vec_ops().f32_to_f16(x, y, n); }
+void f16_to_f32_row(const uint16_t* x, float* y, int64_t n) { simd::vec_ops().f16_to_f32(x, y, n); }
+
+void rmsnorm(const float* x, const float* w, float* y, int64_t n, float eps) {
+  const simd::VecOps& ops = simd::vec_ops();
+  const float inv = 1.0f / std::sqrt(ops.sum_sq(x, n) / (float)n + eps);
+  if (w) {
+    for (int64_t i = 0; i < n; ++i) y[i] = x[i] * inv * w[i];
+  } else {
+    if (y != x)
+      for (int64_t i = 0; i < n; ++i) y[i] = x[i];
+    ops.scale_f32(inv, y, n);
+  }
+}
+
+}  // namespace shadowkv

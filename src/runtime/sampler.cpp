@@ -1,0 +1,52 @@
+#include "runtime/sampler.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "util/error.h"
+
+namespace shadowkv {
+
+int32_t argmax(const float* logits, int n) {
+  int32_t best = 0;
+  for (int i = 1; i < n; ++i)
+    if (logits[i] > logits[best]) best = i;
+  return best;
+}
+
+Sampler::Sampler(const SamplerParams& p) : p_(p), rng_(p.seed) {
+  if (!(p.top_p > 0.0f)) throw Error("--top-p must be > 0");
+  if (std::isnan(p.temperature)) throw Error("--temp must be a number");
+}
+
+int32_t Sampler::sample(const float* logits, int n) {
+  if (p_.temperature <= 0.0f) return argmax(logits, n);
+  // Top-k by partial sort, then softmax at the temperature, then the top-p nucleus, then a draw.
+  const int k = (p_.top_k > 0 && p_.top_k < n) ? p_.top_k : n;
+  cand_.resize(n);
+  for (int i = 0; i < n; ++i) cand_[i] = {logits[i], i};
+  auto greater = [](const auto& a, const auto& b) { return a.first > b.first || (a.first == b.first && a.second < b.second); };
+  std::partial_sort(cand_.begin(), cand_.begin() + k, cand_.end(), greater);
+  cand_.resize(k);
+  const float mx = cand_[0].first;
+  double sum = 0;
+  for (auto& c : cand_) sum += (c.first = std::exp((c.first - mx) / p_.temperature));
+  size_t keep = cand_.size();
+  if (p_.top_p < 1.0f) {
+    double cum = 0;
+    for (size_t i = 0; i < cand_.size(); ++i) {
+      cum += cand_[i].first / sum;
+      if (cum >= p_.top_p) { keep = i + 1; break; }
+    }
+  }
+  double total = 0;
+  for (size_t i = 0; i < keep; ++i) total += cand_[i].first;
+  double r = std::uniform_real_distribution<double>(0.0, total)(rng_);
+  for (size_t i = 0; i < keep; ++i) {
+    r -= cand_[i].first;
+    if (r <= 0) return cand_[i].second;
+  }
+  return cand_[keep - 1].second;
+}
+
+}  // namespace shadowkv

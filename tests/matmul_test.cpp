@@ -1,0 +1,180 @@
+// matmul() against a double-precision reference built from scalar dequantisation (itself checked bit-exact against
+// gguf-py in quant_test), for every supported type, several batch sizes (dot path and SGEMM path) and odd shapes.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "ops/f16.h"
+#include "ops/matmul.h"
+#include "ops/quant.h"
+#include "ops/quant_dispatch.h"
+#include "util/error.h"
+
+namespace shadowkv {
+namespace {
+
+struct BackendGuard {
+  explicit BackendGuard(simd::Backend b) { simd::set_backend(b); }
+  ~BackendGuard() { simd::reset_backend(); }
+};
+
+std::vector<simd::Backend> backends() {
+  std::vector<simd::Backend> v;
+  for (simd::Backend b : {simd::Backend::kScalar, simd::Backend::kAvx2, simd::Backend::kAvx512})
+    if (simd::supported(b)) v.push_back(b);
+  return v;
+}
+
+void put_f16(uint8_t* p, float v) {
+  const uint16_t h = f32_to_f16(v);
+  std::memcpy(p, &h, 2);
+}
+
+// Random weight rows: random bytes with sane scale fields (random bits there could be inf/nan).
+std::vector<uint8_t> random_weights(GgmlType t, int64_t n_in, int64_t n_out, int64_t stride, std::mt19937& rng) {
+  std::vector<uint8_t> w(stride * n_out);
+  std::uniform_int_distribution<int> byte(0, 255);
+  std::uniform_real_distribution<float> sc(-0.05f, 0.05f), val(-2.0f, 2.0f);
+  for (auto& b : w) b = (uint8_t)byte(rng);
+  const TypeTraits& tt = traits(t);
+  for (int64_t o = 0; o < n_out; ++o) {
+    uint8_t* row = w.data() + o * stride;
+    for (int64_t i = 0; i < n_in / tt.block_elems; ++i) {
+      uint8_t* b = row + i * tt.block_bytes;
+      switch (t) {
+        case GgmlType::F32: {
+          const float v = val(rng);
+          std::memcpy(b, &v, 4);
+          break;
+        }
+        case GgmlType::F16: put_f16(b, val(rng)); break;
+        case GgmlType::BF16: {
+          const float v = val(rng);
+          uint32_t bits;
+          std::memcpy(&bits, &v, 4);
+          const uint16_t h = (uint16_t)(bits >> 16);
+          std::memcpy(b, &h, 2);
+          break;
+        }
+        case GgmlType::Q6_K: put_f16(b + 208, sc(rng)); break;
+        case GgmlType::Q8_K: {
+          const float d = sc(rng);
+          std::memcpy(b, &d, 4);
+          break;
+        }
+        case GgmlType::Q4_1:
+        case GgmlType::Q5_1:
+        case GgmlType::Q4_K:
+        case GgmlType::Q5_K:
+          put_f16(b, sc(rng));
+          put_f16(b + 2, sc(rng));
+          break;
+        default: put_f16(b, sc(rng)); break;  // Q4_0, Q5_0, Q8_0
+      }
+    }
+  }
+  return w;
+}
+
+struct Case {
+  GgmlType type;
+  int64_t n_in, n_out;
+};
+
+void check_matmul(const Case& c, int64_t n_rows, int64_t pad, uint32_t seed) {
+  std::mt19937 rng(seed);
+  const int64_t stride = row_bytes(c.type, c.n_in) + pad;
+  const std::vector<uint8_t> wbytes = random_weights(c.type, c.n_in, c.n_out, stride, rng);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  std::vector<float> X(n_rows * c.n_in);
+  for (float& v : X) v = nd(rng);
+
+  // Reference: scalar dequantisation, double accumulation.
+  std::vector<float> Wf(c.n_out * c.n_in);
+  {
+    BackendGuard g(simd::Backend::kScalar);
+    for (int64_t o = 0; o < c.n_out; ++o) dequantize_row(c.type, wbytes.data() + o * stride, &Wf[o * c.n_in], c.n_in);
+  }
+  // Reference value, |w|.|x| magnitude and int8-activation error bound per output (x rounded per block of
+  // act_blk elements moves by at most amax/254).
+  const int64_t act_blk = traits(c.type).block_elems == 256 ? 256 : 32;
+  std::vector<double> ref(n_rows * c.n_out), mag(n_rows * c.n_out), qerr(n_rows * c.n_out);
+  for (int64_t r = 0; r < n_rows; ++r) {
+    const float* x = &X[r * c.n_in];
+    for (int64_t o = 0; o < c.n_out; ++o) {
+      const float* w = &Wf[o * c.n_in];
+      double s = 0.0, m = 0.0, q = 0.0;
+      for (int64_t i0 = 0; i0 < c.n_in; i0 += act_blk) {
+        double amax = 0.0, ws = 0.0;
+        for (int64_t i = i0; i < std::min(i0 + act_blk, c.n_in); ++i) {
+          s += (double)w[i] * x[i];
+          m += std::fabs((double)w[i] * x[i]);
+          amax = std::max(amax, (double)std::fabs(x[i]));
+          ws += std::fabs((double)w[i]);
+        }
+        q += amax / 254.0 * ws * 1.001;
+      }
+      ref[r * c.n_out + o] = s;
+      mag[r * c.n_out + o] = m;
+      qerr[r * c.n_out + o] = q;
+    }
+  }
+  const QMatrix W{c.type, wbytes.data(), c.n_in, c.n_out, stride};
+  for (simd::Backend b : backends()) {
+    BackendGuard g(b);
+    const bool int_act = n_rows < 16 && simd::quant_ops().act_kind(c.type) != simd::ActKind::kNone;
+    std::vector<float> Y(n_rows * c.n_out, NAN);
+    matmul(W, X.data(), n_rows, Y.data());
+    int bad = 0;
+    for (int64_t k = 0; k < n_rows * c.n_out; ++k) {
+      const double tol = (int_act ? qerr[k] : 0.0) + 1e-4 * mag[k] + 1e-30;  // f32 sums over n_in <= 640 terms
+      if (!(std::fabs(Y[k] - ref[k]) <= tol) && bad++ < 3)
+        ADD_FAILURE() << traits(c.type).name << " n_rows=" << n_rows << " [" << k / c.n_out << "," << k % c.n_out
+                      << "] got " << Y[k] << " want " << ref[k] << " tol " << tol << " on " << simd_backend();
+    }
+    EXPECT_EQ(bad, 0) << traits(c.type).name << " n_rows=" << n_rows << " on " << simd_backend();
+  }
+}
+
+const Case kCases[] = {
+    {GgmlType::F32, 200, 70},  {GgmlType::F16, 200, 70},  {GgmlType::BF16, 200, 70},
+    {GgmlType::Q4_0, 320, 70}, {GgmlType::Q4_1, 320, 70}, {GgmlType::Q5_0, 320, 70},
+    {GgmlType::Q5_1, 320, 70}, {GgmlType::Q8_0, 320, 70}, {GgmlType::Q4_K, 512, 70},
+    {GgmlType::Q5_K, 512, 70}, {GgmlType::Q6_K, 512, 70}, {GgmlType::Q8_K, 512, 70},
+};
+
+TEST(Matmul, AllTypesDecodeBatches) {
+  uint32_t seed = 1;
+  for (const Case& c : kCases)
+    for (int64_t n_rows : {1, 3, 8}) check_matmul(c, n_rows, 0, seed++);
+}
+
+TEST(Matmul, AllTypesPrefillBatches) {
+  uint32_t seed = 100;
+  for (const Case& c : kCases)
+    for (int64_t n_rows : {16, 64, 300}) check_matmul(c, n_rows, 0, seed++);
+}
+
+TEST(Matmul, PaddedRowStrideAndOddOutputCount) {
+  // 129 outputs: not a multiple of the 64-row SGEMM tile nor of the thread count.
+  check_matmul({GgmlType::Q8_0, 640, 129}, 1, 8, 7);
+  check_matmul({GgmlType::Q8_0, 640, 129}, 65, 8, 8);
+  check_matmul({GgmlType::F32, 96, 129}, 5, 16, 9);
+  check_matmul({GgmlType::F32, 96, 129}, 40, 16, 10);
+  check_matmul({GgmlType::Q6_K, 256, 129}, 33, 2, 11);
+}
+
+TEST(Matmul, RejectsBadInput) {
+  std::vector<uint8_t> w(4096);
+  std::vector<float> x(256), y(64);
+  EXPECT_THROW(matmul({GgmlType::Q8_0, w.data(), 33, 2, 36}, x.data(), 1, y.data()), Error);  // n_in % 32
+  EXPECT_THROW(matmul({GgmlType::Q2_K, w.data(), 256, 2, 84}, x.data(), 1, y.data()), Error);  // unsupported
+  EXPECT_THROW(matmul({GgmlType::Q8_0, w.data(), 64, 2, 34}, x.data(), 1, y.data()), Error);   // stride too small
+  EXPECT_THROW(matmul({GgmlType::Q8_0, nullptr, 64, 2, 68}, x.data(), 1, y.data()), Error);
+}
+
+}  // namespace
+}  // namespace shadowkv

@@ -1,0 +1,391 @@
+// ShadowKV components, each against a plain reference, plus end-to-end agreement with the `full` policy.
+#include <gtest/gtest.h>
+#include <lapacke.h>
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+#include <set>
+#include <vector>
+
+#include "kv/full_kv_cache.h"
+#include "kv/shadowkv/chunk_selector.h"
+#include "kv/shadowkv/hot_value_buffer.h"
+#include "kv/shadowkv/landmarks.h"
+#include "kv/shadowkv/low_rank_keys.h"
+#include "kv/shadowkv/outliers.h"
+#include "kv/shadowkv/shadowkv_cache.h"
+#include "kv/shadowkv/shadowkv_options.h"
+#include "kv/shadowkv/value_store.h"
+#include "ops/rope.h"
+#include "util/error.h"
+
+namespace shadowkv {
+namespace {
+
+std::vector<float> randn(size_t n, std::mt19937& rng, float sd = 1.0f) {
+  std::normal_distribution<float> d(0.0f, sd);
+  std::vector<float> x(n);
+  for (float& v : x) v = d(rng);
+  return x;
+}
+
+// Plain triple-loop C[m][n] = A[m][k] . B[k][n].
+std::vector<float> matmul_ref(const std::vector<float>& a, const std::vector<float>& b, int m, int k, int n) {
+  std::vector<float> c((size_t)m * n, 0.0f);
+  for (int i = 0; i < m; ++i)
+    for (int p = 0; p < k; ++p) {
+      const double aip = a[(size_t)i * k + p];
+      for (int j = 0; j < n; ++j) c[(size_t)i * n + j] += (float)(aip * b[(size_t)p * n + j]);
+    }
+  return c;
+}
+
+std::vector<float> reconstruct(const KeyBasis& b, const std::vector<float>& k, int64_t rows) {
+  std::vector<float> coef((size_t)rows * b.rank);
+  project_keys(b, k.data(), rows, coef.data());
+  return matmul_ref(coef, b.vt, (int)rows, b.rank, b.width);
+}
+
+// Singular values in double precision (independent of the f32 code under test).
+std::vector<double> singular_values(const std::vector<float>& k, int m, int n) {
+  std::vector<double> a(k.begin(), k.end()), s(std::min(m, n));
+  std::vector<double> superb(std::min(m, n));
+  EXPECT_EQ(
+      LAPACKE_dgesvd(LAPACK_ROW_MAJOR, 'N', 'N', m, n, a.data(), n, s.data(), nullptr, 1, nullptr, 1, superb.data()),
+      0);
+  return s;
+}
+
+// Keys with singular values 1, 0.8, 0.8^2, ... (orthonormal factors from QR of random matrices).
+std::vector<float> decaying_matrix(int m, int n, std::mt19937& rng) {
+  auto orth = [&](int rows, int cols) {
+    std::vector<double> a(rows * (size_t)cols), tau(cols);
+    for (double& x : a) x = std::normal_distribution<double>()(rng);
+    LAPACKE_dgeqrf(LAPACK_ROW_MAJOR, rows, cols, a.data(), cols, tau.data());
+    LAPACKE_dorgqr(LAPACK_ROW_MAJOR, rows, cols, cols, a.data(), cols, tau.data());
+    return a;
+  };
+  const int r = std::min(m, n);
+  std::vector<double> u = orth(m, r), v = orth(n, r);
+  std::vector<float> k((size_t)m * n, 0.0f);
+  for (int i = 0; i < m; ++i)
+    for (int j = 0; j < n; ++j) {
+      double s = 0;
+      for (int p = 0; p < r; ++p) s += u[(size_t)i * r + p] * std::pow(0.8, p) * v[(size_t)j * r + p];
+      k[(size_t)i * n + j] = (float)(10.0 * s);
+    }
+  return k;
+}
+
+float max_abs_diff(const float* a, const float* b, size_t n) {
+  float m = 0;
+  for (size_t i = 0; i < n; ++i) m = std::max(m, std::fabs(a[i] - b[i]));
+  return m;
+}
+
+TEST(ShadowKvLowRank, ReconstructsExactRankMatrix) {
+  std::mt19937 rng(1);
+  const int t = 200, w = 48, r = 6;
+  std::vector<float> a = randn((size_t)t * r, rng), b = randn((size_t)r * w, rng);
+  std::vector<float> k = matmul_ref(a, b, t, r, w);
+  float kmax = 0;
+  for (float x : k) kmax = std::max(kmax, std::fabs(x));
+  for (KeyFactorMethod m : {KeyFactorMethod::kGramEig, KeyFactorMethod::kSvd}) {
+    KeyBasis basis = fit_key_basis(k.data(), t, w, r, m);
+    std::vector<float> rec = reconstruct(basis, k, t);
+    EXPECT_LT(max_abs_diff(rec.data(), k.data(), k.size()) / kmax, 2e-5) << "method " << (int)m;
+    // Rank r-1 cannot reconstruct it: the test would notice a wrong basis.
+    KeyBasis small = fit_key_basis(k.data(), t, w, r - 1, m);
+    std::vector<float> rec2 = reconstruct(small, k, t);
+    EXPECT_GT(max_abs_diff(rec2.data(), k.data(), k.size()) / kmax, 1e-2);
+  }
+}
+
+TEST(ShadowKvLowRank, TruncationErrorEqualsDiscardedSpectrum) {
+  std::mt19937 rng(2);
+  const int t = 300, w = 64;
+  std::vector<float> k = decaying_matrix(t, w, rng);
+  const std::vector<double> s = singular_values(k, t, w);
+  for (int r : {4, 16, 40}) {
+    double discarded = 0;
+    for (int j = r; j < w; ++j) discarded += s[j] * s[j];
+    for (KeyFactorMethod m : {KeyFactorMethod::kGramEig, KeyFactorMethod::kSvd}) {
+      KeyBasis basis = fit_key_basis(k.data(), t, w, r, m);
+      for (int j = 0; j < r; ++j) EXPECT_NEAR(basis.sigma[j], s[j], 1e-4 * s[0]);
+      std::vector<float> rec = reconstruct(basis, k, t);
+      double err = 0;
+      for (size_t i = 0; i < k.size(); ++i) err += (double)(rec[i] - k[i]) * (rec[i] - k[i]);
+      EXPECT_NEAR(err, discarded, 2e-3 * discarded + 1e-6) << "rank " << r << " method " << (int)m;
+    }
+  }
+}
+
+TEST(ShadowKvLowRank, GramEigSubspaceMatchesSvd) {
+  std::mt19937 rng(3);
+  const int t = 400, w = 64, r = 20;
+  std::vector<float> k = decaying_matrix(t, w, rng);
+  KeyBasis g = fit_key_basis(k.data(), t, w, r, KeyFactorMethod::kGramEig);
+  KeyBasis s = fit_key_basis(k.data(), t, w, r, KeyFactorMethod::kSvd);
+  // Compare projectors V V^T (sign- and rotation-invariant).
+  auto projector = [&](const KeyBasis& b) {
+    std::vector<double> p((size_t)w * w, 0.0);
+    for (int j = 0; j < r; ++j)
+      for (int a = 0; a < w; ++a)
+        for (int c = 0; c < w; ++c) p[(size_t)a * w + c] += (double)b.vt[(size_t)j * w + a] * b.vt[(size_t)j * w + c];
+    return p;
+  };
+  std::vector<double> pg = projector(g), ps = projector(s);
+  double d = 0;
+  for (size_t i = 0; i < pg.size(); ++i) d = std::max(d, std::fabs(pg[i] - ps[i]));
+  EXPECT_LT(d, 1e-4);
+  // Orthonormal rows.
+  for (int a = 0; a < r; ++a)
+    for (int c = 0; c < r; ++c) {
+      double dot = 0;
+      for (int i = 0; i < w; ++i) dot += (double)g.vt[(size_t)a * w + i] * g.vt[(size_t)c * w + i];
+      EXPECT_NEAR(dot, a == c ? 1.0 : 0.0, 1e-5);
+    }
+}
+
+TEST(ShadowKvLowRank, RejectsBadRank) {
+  std::vector<float> k(32, 1.0f);
+  EXPECT_THROW(fit_key_basis(k.data(), 4, 8, 0, KeyFactorMethod::kGramEig), Error);
+  EXPECT_THROW(fit_key_basis(k.data(), 4, 8, 9, KeyFactorMethod::kGramEig), Error);
+}
+
+TEST(ShadowKvLowRank, RopeOfRebuiltKeysMatchesRopeOfOriginalAtFullRank) {
+  std::mt19937 rng(4);
+  const int t = 64, n_kv = 2, hd = 16, w = n_kv * hd;
+  std::vector<float> k = randn((size_t)t * w, rng);
+  KeyBasis b = fit_key_basis(k.data(), t, w, w, KeyFactorMethod::kGramEig);
+  std::vector<float> svt = split_basis_by_head(b, n_kv, hd), coef((size_t)t * w);
+  project_keys(b, k.data(), t, coef.data());
+  const RopeSpec rope = RopeSpec::make(RopeSpec::Style::Neox, hd, 10000.0f);
+  float worst = 0;
+  for (int p = 0; p < t; ++p)
+    for (int h = 0; h < n_kv; ++h) {
+      std::vector<float> ref(&k[(size_t)p * w + h * hd], &k[(size_t)p * w + (h + 1) * hd]), got(hd);
+      rebuild_key(&coef[(size_t)p * w], &svt[(size_t)h * w * hd], w, hd, got.data());
+      const int64_t pos = 1000 + 37 * p;
+      apply_rope(rope, ref.data(), 1, hd, pos);
+      apply_rope(rope, got.data(), 1, hd, pos);
+      worst = std::max(worst, max_abs_diff(ref.data(), got.data(), hd));
+    }
+  EXPECT_LT(worst, 1e-4);
+}
+
+TEST(ShadowKvLandmarks, MeanOfEachChunk) {
+  const int chunk = 4, hd = 3, n_chunks = 3, stride = 5;  // rows padded to 5 floats (stride != head_dim)
+  std::vector<float> keys((size_t)n_chunks * chunk * stride, 99.0f);
+  for (int r = 0; r < n_chunks * chunk; ++r)
+    for (int d = 0; d < hd; ++d) keys[(size_t)r * stride + d] = (float)(r * 10 + d);
+  std::vector<float> lm((size_t)n_chunks * hd);
+  chunk_landmarks(keys.data(), stride, n_chunks, chunk, hd, lm.data());
+  for (int c = 0; c < n_chunks; ++c)
+    for (int d = 0; d < hd; ++d) EXPECT_FLOAT_EQ(lm[(size_t)c * hd + d], (float)((c * chunk + 1.5) * 10 + d));
+}
+
+TEST(ShadowKvOutliers, LowestMinCosineChunksAreOutliers) {
+  const int chunk = 4, hd = 4, n_chunks = 6;
+  std::vector<float> keys((size_t)n_chunks * chunk * hd);
+  std::mt19937 rng(5);
+  for (int c = 0; c < n_chunks; ++c)
+    for (int t = 0; t < chunk; ++t)
+      for (int d = 0; d < hd; ++d)  // every chunk: keys near (1, 1, 1, 1) * (c+1)
+        keys[((size_t)c * chunk + t) * hd + d] = (c + 1) * (1.0f + 0.01f * std::normal_distribution<float>()(rng));
+  // Chunk 4: one key points the other way (cos ~ -1); chunk 1: one key orthogonal-ish (cos ~ 0).
+  for (int d = 0; d < hd; ++d) keys[((size_t)4 * chunk + 2) * hd + d] = -5.0f;
+  for (int d = 0; d < hd; ++d) keys[((size_t)1 * chunk + 0) * hd + d] = d < 2 ? 3.0f : -3.0f;
+  std::vector<float> lm((size_t)n_chunks * hd), score(n_chunks);
+  chunk_landmarks(keys.data(), hd, n_chunks, chunk, hd, lm.data());
+  chunk_min_cosine(keys.data(), hd, lm.data(), n_chunks, chunk, hd, score.data());
+  // Reference: direct cosine.
+  for (int c = 0; c < n_chunks; ++c) {
+    double worst = 1;
+    for (int t = 0; t < chunk; ++t) {
+      double dot = 0, nk = 0, nl = 0;
+      for (int d = 0; d < hd; ++d) {
+        const double kv = keys[((size_t)c * chunk + t) * hd + d], l = lm[(size_t)c * hd + d];
+        dot += kv * l, nk += kv * kv, nl += l * l;
+      }
+      worst = std::min(worst, dot / std::sqrt(nk * nl));
+    }
+    EXPECT_NEAR(score[c], worst, 1e-5);
+  }
+  EXPECT_EQ(pick_outliers(score.data(), n_chunks, 1), (std::vector<int64_t>{4}));
+  EXPECT_EQ(pick_outliers(score.data(), n_chunks, 2), (std::vector<int64_t>{1, 4}));
+  EXPECT_EQ(pick_outliers(score.data(), n_chunks, 0).size(), 0u);
+  EXPECT_EQ(pick_outliers(score.data(), n_chunks, 100).size(), (size_t)n_chunks);
+}
+
+// Plain reference: softmax per head, max over heads, stable sort by (score desc, index asc).
+std::vector<int64_t> select_ref(const std::vector<float>& q, int n_q, int hd, float scale, const std::vector<float>& lm,
+                                int n_cand, int k) {
+  std::vector<double> score(n_cand, 0.0);
+  for (int h = 0; h < n_q; ++h) {
+    std::vector<double> l(n_cand);
+    double m = -1e300, z = 0;
+    for (int c = 0; c < n_cand; ++c) {
+      double s = 0;
+      for (int d = 0; d < hd; ++d) s += (double)q[(size_t)h * hd + d] * lm[(size_t)c * hd + d];
+      l[c] = scale * s;
+      m = std::max(m, l[c]);
+    }
+    for (int c = 0; c < n_cand; ++c) z += std::exp(l[c] - m);
+    for (int c = 0; c < n_cand; ++c) score[c] = std::max(score[c], std::exp(l[c] - m) / z);
+  }
+  std::vector<int64_t> idx(n_cand);
+  for (int c = 0; c < n_cand; ++c) idx[c] = c;
+  std::stable_sort(idx.begin(), idx.end(), [&](int64_t a, int64_t b) { return score[a] > score[b]; });
+  idx.resize(std::min(k, n_cand));
+  std::sort(idx.begin(), idx.end());
+  return idx;
+}
+
+TEST(ShadowKvChunkSelector, SoftmaxThenMaxOverGqaGroup) {
+  // Head 0 splits its mass over chunks 0 and 1 (0.5 each); head 1 puts ~0.95 on chunk 2 with a smaller logit.
+  // Softmax-then-max must pick chunk 2 first; max over raw logits would pick chunk 0.
+  const int hd = 4, n_cand = 4;
+  std::vector<float> lm = {10, 0, 0, 0,  //
+                           10, 0, 0, 0,  //
+                           0,  5, 0, 0,  //
+                           0,  0, 0, 0};
+  std::vector<float> q = {1, 0, 0, 0,   // head 0
+                          0, 1, 0, 0};  // head 1
+  ChunkSelector sel;
+  std::vector<int64_t> out;
+  sel.select(q.data(), 2, hd, 1.0f, lm.data(), n_cand, 1, &out);
+  EXPECT_EQ(out, (std::vector<int64_t>{2}));
+  sel.select(q.data(), 2, hd, 1.0f, lm.data(), n_cand, 3, &out);
+  std::sort(out.begin(), out.end());
+  EXPECT_EQ(out, (std::vector<int64_t>{0, 1, 2}));
+  // Head 0 alone picks chunk 0 (tie with 1 broken by index).
+  sel.select(q.data(), 1, hd, 1.0f, lm.data(), n_cand, 1, &out);
+  EXPECT_EQ(out, (std::vector<int64_t>{0}));
+  // k larger than the candidates: all of them.
+  sel.select(q.data(), 2, hd, 1.0f, lm.data(), n_cand, 10, &out);
+  EXPECT_EQ(out.size(), (size_t)n_cand);
+}
+
+TEST(ShadowKvChunkSelector, MatchesReferenceOnRandomInputs) {
+  std::mt19937 rng(6);
+  const int hd = 32, n_q = 4;
+  for (int n_cand : {7, 300, 5000}) {  // 5000 takes the OpenMP path
+    std::vector<float> q = randn((size_t)n_q * hd, rng), lm = randn((size_t)n_cand * hd, rng);
+    ChunkSelector sel;
+    std::vector<int64_t> out;
+    sel.select(q.data(), n_q, hd, 0.3f, lm.data(), n_cand, 5, &out);
+    std::sort(out.begin(), out.end());
+    EXPECT_EQ(out, select_ref(q, n_q, hd, 0.3f, lm, n_cand, 5)) << n_cand;
+  }
+}
+
+TEST(ShadowKvHotBuffer, ScriptedSelections) {
+  const int chunk = 2, hd = 3;
+  HotValueBuffer buf(2, chunk, hd);
+  // Fills each miss with its chunk id, then checks every slot still holds the id of the chunk mapped there.
+  auto step = [&](int head, std::vector<int64_t> sel, int64_t want_misses) {
+    const int64_t h0 = buf.hits(), m0 = buf.misses();
+    const auto& misses = buf.update(head, sel.data(), (int64_t)sel.size());
+    EXPECT_EQ((int64_t)misses.size(), want_misses);
+    for (const auto& m : misses) {
+      std::fill_n(buf.values(head, m.slot), chunk * hd, (float)m.chunk);
+      std::fill_n(buf.keys(head, m.slot), chunk * hd, (float)-m.chunk);
+    }
+    EXPECT_EQ(buf.misses() - m0, want_misses);
+    EXPECT_EQ(buf.hits() - h0, (int64_t)sel.size() - want_misses);
+    ASSERT_EQ(buf.size(head), (int)sel.size());
+    std::set<int64_t> held;
+    for (int s = 0; s < buf.size(head); ++s) {
+      held.insert(buf.chunk_at(head, s));
+      for (int i = 0; i < chunk * hd; ++i) {
+        EXPECT_EQ(buf.values(head)[(size_t)s * chunk * hd + i], (float)buf.chunk_at(head, s));
+        EXPECT_EQ(buf.keys(head)[(size_t)s * chunk * hd + i], (float)-buf.chunk_at(head, s));
+      }
+    }
+    EXPECT_EQ(held, std::set<int64_t>(sel.begin(), sel.end()));
+  };
+  step(0, {1, 2, 3}, 3);
+  step(0, {3, 2, 4}, 1);        // 4 takes 1's slot
+  step(0, {4, 2, 3}, 0);        // same set, different order: all hits
+  step(1, {2, 3}, 2);           // heads are independent
+  step(0, {9, 8, 4, 2, 3}, 2);  // grows
+  step(0, {3, 10}, 1);          // shrinks: 3 survives (may move), 10 is new
+  step(0, {}, 0);
+  step(0, {3}, 1);  // emptied buffer forgets everything
+  EXPECT_EQ(buf.hits(), 2 + 3 + 3 + 1);
+}
+
+TEST(ShadowKvValueStore, RoundTrip) {
+  std::mt19937 rng(7);
+  for (bool f16 : {false, true}) {
+    RamValueStore store(3, 16, f16);
+    std::vector<std::vector<float>> chunks;
+    for (int i = 0; i < 10; ++i) {
+      chunks.push_back(randn(16, rng));
+      EXPECT_EQ(store.append(i % 3, chunks.back().data()), i / 3);
+    }
+    EXPECT_EQ(store.n_slots(0), 4);
+    EXPECT_EQ(store.n_slots(2), 3);
+    EXPECT_EQ(store.bytes(), 10 * 16 * (f16 ? 2 : 4));
+    std::vector<float> a(16), b(16);
+    float* dst[2] = {a.data(), b.data()};
+    const int64_t slots[2] = {3, 1};
+    store.read(0, slots, 2, dst);
+    const float tol = f16 ? 2e-3f : 0.0f;
+    for (int i = 0; i < 16; ++i) {
+      EXPECT_NEAR(a[i], chunks[9][i], tol * std::fabs(chunks[9][i]) + 1e-7);
+      EXPECT_NEAR(b[i], chunks[3][i], tol * std::fabs(chunks[3][i]) + 1e-7);
+    }
+    auto copy = store.clone();
+    EXPECT_EQ(copy->bytes(), store.bytes());
+    const int64_t bad = 4;
+    EXPECT_THROW(store.read(0, &bad, 1, dst), Error);
+  }
+}
+
+TEST(ShadowKvOptions, ParsesAndValidates) {
+  bool pct;
+  double v;
+  parse_budget("2048", &pct, &v);
+  EXPECT_FALSE(pct);
+  EXPECT_EQ(v, 2048);
+  parse_budget("1.56%", &pct, &v);
+  EXPECT_TRUE(pct);
+  EXPECT_DOUBLE_EQ(v, 1.56);
+  for (const char* bad : {"abc", "-5", "%", "12.5", "150%", "1e400", "20x"})
+    EXPECT_THROW(parse_budget(bad, &pct, &v), Error) << bad;
+  ShadowKvConfig c;
+  EXPECT_EQ(budget_tokens(c, 100000), 1560);
+  EXPECT_EQ(budget_tokens(c, 1000), 256);
+  c.budget_percent = true;
+  c.budget_value = 10;
+  EXPECT_EQ(budget_tokens(c, 1000), 100);
+  EXPECT_EQ(outlier_chunks(c, 2048), 48);
+  EXPECT_EQ(outlier_chunks(c, 256), 6);
+  EXPECT_EQ(outlier_chunks(c, 10), 1);
+  EXPECT_EQ(default_rank(1024), 160);
+  EXPECT_EQ(default_rank(256), 40);
+  EXPECT_EQ(default_rank(2), 1);
+
+  KvGeometry g;
+  LayerGeometry l;
+  l.n_head = 4, l.n_kv_head = 2, l.head_dim = 8;
+  g.layers = {l};
+  KvOptions o;
+  o.policy = "shadowkv";
+  EXPECT_NO_THROW(make_shadowkv_cache(g, o));
+  o.rank = 17;
+  EXPECT_THROW(make_shadowkv_cache(g, o), Error);
+  o.rank = 16;
+  EXPECT_NO_THROW(make_shadowkv_cache(g, o));
+  o.chunk = 0;
+  EXPECT_THROW(make_shadowkv_cache(g, o), Error);
+  o.chunk = 8;
+  o.budget = "lots";
+  EXPECT_THROW(make_shadowkv_cache(g, o), Error);
+}
+
+}  // namespace
+}  // namespace shadowkv

@@ -1,0 +1,137 @@
+// vec.h kernels on every supported backend against double-precision references; f16 conversions bit-exact.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "ops/f16.h"
+#include "ops/quant_dispatch.h"
+#include "ops/vec.h"
+
+namespace shadowkv {
+namespace {
+
+struct BackendGuard {
+  explicit BackendGuard(simd::Backend b) { simd::set_backend(b); }
+  ~BackendGuard() { simd::reset_backend(); }
+};
+
+std::vector<simd::Backend> backends() {
+  std::vector<simd::Backend> v;
+  for (simd::Backend b : {simd::Backend::kScalar, simd::Backend::kAvx2, simd::Backend::kAvx512})
+    if (simd::supported(b)) v.push_back(b);
+  return v;
+}
+
+const int64_t kSizes[] = {0, 1, 7, 8, 9, 31, 33, 256, 1000};
+
+std::vector<float> randv(int64_t n, std::mt19937& rng) {
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  std::vector<float> v(n);
+  for (float& x : v) x = nd(rng);
+  return v;
+}
+std::vector<uint16_t> to_half(const std::vector<float>& v) {
+  std::vector<uint16_t> h(v.size());
+  for (size_t i = 0; i < v.size(); ++i) h[i] = f32_to_f16(v[i]);
+  return h;
+}
+
+TEST(Vec, DotsMatchDoubleReference) {
+  std::mt19937 rng(3);
+  for (simd::Backend b : backends()) {
+    BackendGuard g(b);
+    for (int64_t n : kSizes) {
+      const auto a = randv(n, rng), c = randv(n, rng);
+      const auto h = to_half(c);
+      double r32 = 0, r16 = 0, mag = 0;
+      for (int64_t i = 0; i < n; ++i) {
+        r32 += (double)a[i] * c[i];
+        r16 += (double)a[i] * f16_to_f32(h[i]);
+        mag += std::fabs((double)a[i] * c[i]);
+      }
+      const double tol = 1e-6 * n * mag / std::max<int64_t>(n, 1) * 10 + 1e-6 * mag + 1e-12;
+      EXPECT_NEAR(dot_f32(a.data(), c.data(), n), r32, tol) << "n=" << n << " " << simd::backend_name(b);
+      EXPECT_NEAR(dot_f16(a.data(), h.data(), n), r16, tol) << "n=" << n << " " << simd::backend_name(b);
+    }
+  }
+}
+
+TEST(Vec, AxpyAndScale) {
+  std::mt19937 rng(4);
+  for (simd::Backend b : backends()) {
+    BackendGuard g(b);
+    for (int64_t n : kSizes) {
+      const auto x = randv(n, rng), y0 = randv(n, rng);
+      const auto h = to_half(x);
+      std::vector<float> y1 = y0, y2 = y0, y3 = y0;
+      axpy_f32(0.37f, x.data(), y1.data(), n);
+      axpy_f16(-1.5f, h.data(), y2.data(), n);
+      scale_f32(2.5f, y3.data(), n);
+      for (int64_t i = 0; i < n; ++i) {
+        // One rounding (FMA) or two (mul + add): within 2 ulp of the exact value.
+        EXPECT_NEAR(y1[i], y0[i] + 0.37 * x[i], 2.5e-7 * (std::fabs(y0[i]) + std::fabs(0.37 * x[i])) + 1e-30);
+        EXPECT_NEAR(y2[i], y0[i] - 1.5 * f16_to_f32(h[i]),
+                    2.5e-7 * (std::fabs(y0[i]) + std::fabs(1.5 * f16_to_f32(h[i]))) + 1e-30);
+        EXPECT_EQ(y3[i], y0[i] * 2.5f);  // a single product: exact rounding on every backend
+      }
+    }
+  }
+}
+
+TEST(Vec, HalfConversionsBitExact) {
+  // Specials, subnormals, rounding ties, overflow to inf, plus random values over the whole half range.
+  std::vector<float> v = {0.0f, -0.0f, 1.0f, -2.0f, 65504.0f, 65520.0f, 1e6f, -1e6f, 6.1035156e-05f, 5.9604645e-08f,
+                          2.9802322e-08f, 2.98023259e-08f, 1e-9f, 1.00048828125f, 1.00146484375f, 3.14159f,
+                          INFINITY, -INFINITY};
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> e(-26.0f, 17.0f);
+  for (int i = 0; i < 2000; ++i) v.push_back((i & 1 ? -1.0f : 1.0f) * std::exp2(e(rng)));
+  std::vector<uint16_t> all(65536);
+  for (int i = 0; i < 65536; ++i) all[i] = (uint16_t)i;
+  for (simd::Backend b : backends()) {
+    BackendGuard g(b);
+    std::vector<uint16_t> h(v.size());
+    f32_to_f16_row(v.data(), h.data(), (int64_t)v.size());
+    for (size_t i = 0; i < v.size(); ++i)
+      ASSERT_EQ(h[i], f32_to_f16(v[i])) << "value " << v[i] << " on " << simd::backend_name(b);
+    std::vector<float> f(all.size());
+    f16_to_f32_row(all.data(), f.data(), (int64_t)all.size());
+    for (int i = 0; i < 65536; ++i) {
+      const float want = f16_to_f32((uint16_t)i);
+      if (std::isnan(want)) {
+        ASSERT_TRUE(std::isnan(f[i])) << i;
+      } else {
+        ASSERT_EQ(0, std::memcmp(&f[i], &want, 4)) << "half 0x" << std::hex << i << " on " << simd::backend_name(b);
+      }
+    }
+  }
+}
+
+TEST(Vec, RmsNorm) {
+  std::mt19937 rng(6);
+  for (simd::Backend b : backends()) {
+    BackendGuard g(b);
+    for (int64_t n : {1, 7, 64, 640, 1001}) {
+      const auto x = randv(n, rng), w = randv(n, rng);
+      double ss = 0;
+      for (float v : x) ss += (double)v * v;
+      const double inv = 1.0 / std::sqrt(ss / n + 1e-6);
+      std::vector<float> y(n), yi = x, yn(n);
+      rmsnorm(x.data(), w.data(), y.data(), n, 1e-6f);
+      rmsnorm(yi.data(), w.data(), yi.data(), n, 1e-6f);  // in place
+      rmsnorm(x.data(), nullptr, yn.data(), n, 1e-6f);
+      for (int64_t i = 0; i < n; ++i) {
+        const double want = x[i] * inv * w[i], want_n = x[i] * inv;
+        EXPECT_NEAR(y[i], want, 1e-5 * std::fabs(want) + 1e-7) << n << " " << simd::backend_name(b);
+        EXPECT_EQ(yi[i], y[i]);
+        EXPECT_NEAR(yn[i], want_n, 1e-5 * std::fabs(want_n) + 1e-7);
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace shadowkv
