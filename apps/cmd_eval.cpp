@@ -59,9 +59,12 @@ void register_eval(CLI::App& app) {
   cmd->add_option("--kv-args", a->kv_args, "per-policy knobs, e.g. \"shadowkv:--budget 1024 --rank 96\" (repeatable)");
   cmd->add_option("--samples", a->cfg.samples, "samples per task and length")->capture_default_str();
   cmd->add_option("--seed", a->cfg.seed, "dataset seed")->capture_default_str();
-  cmd->add_option("--out", a->cfg.out_dir, "output directory (resumes if it holds results.jsonl)")->capture_default_str();
-  cmd->add_option("--depths", a->depths, "NIAH needle depths (%) cycled over samples, or 'random'")->capture_default_str();
-  cmd->add_option("--max-new", a->cfg.max_new, "override the tasks' output budgets (0 = RULER's)")->capture_default_str();
+  cmd->add_option("--out", a->cfg.out_dir, "output directory (resumes if it holds results.jsonl)")
+      ->capture_default_str();
+  cmd->add_option("--depths", a->depths, "NIAH needle depths (%) cycled over samples, or 'random'")
+      ->capture_default_str();
+  cmd->add_option("--max-new", a->cfg.max_new, "override the tasks' output budgets (0 = RULER's)")
+      ->capture_default_str();
   cmd->add_option("--fidelity-steps", a->cfg.fidelity_steps, "decode steps compared with full")->capture_default_str();
   cmd->add_option("--ppl-tokens", a->cfg.ppl_tail, "austen_ppl: tokens scored at the end")->capture_default_str();
   cmd->add_option("--ppl-chunk", a->cfg.ppl_chunk, "austen_ppl: tokens per forward while scoring (1 = decode)")

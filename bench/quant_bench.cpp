@@ -2,6 +2,7 @@
 // Q4_K_M, per SIMD backend. bytes_per_second counts weight bytes streamed per call.
 //   build-quant/shadowkv_bench --benchmark_filter=Quant
 #include <benchmark/benchmark.h>
+#include <omp.h>
 
 #include <cstring>
 #include <random>
@@ -33,12 +34,15 @@ std::vector<uint8_t> random_weights(GgmlType t, int64_t n_in, int64_t n_out) {
   return w;
 }
 
-void bm_matmul(benchmark::State& state, GgmlType t, int64_t n_in, int64_t n_out, int64_t n_rows, simd::Backend be) {
+void bm_matmul(benchmark::State& state, GgmlType t, int64_t n_in, int64_t n_out, int64_t n_rows, simd::Backend be,
+               int threads) {
   if (!simd::supported(be)) {
     state.SkipWithError("backend not supported on this CPU");
     return;
   }
   simd::set_backend(be);
+  const int saved_threads = omp_get_max_threads();
+  omp_set_num_threads(threads);
   const std::vector<uint8_t> w = random_weights(t, n_in, n_out);
   std::vector<float> x(n_rows * n_in), y(n_rows * n_out);
   std::mt19937 rng(2);
@@ -50,10 +54,10 @@ void bm_matmul(benchmark::State& state, GgmlType t, int64_t n_in, int64_t n_out,
     benchmark::DoNotOptimize(y.data());
   }
   state.SetBytesProcessed(state.iterations() * (int64_t)w.size());
-  state.counters["GFLOP/s"] =
-      benchmark::Counter(2.0 * n_in * n_out * n_rows * state.iterations(), benchmark::Counter::kIsRate,
-                         benchmark::Counter::kIs1000);
+  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * n_in * n_out * n_rows * state.iterations(),
+                                                 benchmark::Counter::kIsRate, benchmark::Counter::kIs1000);
   simd::reset_backend();
+  omp_set_num_threads(saved_threads);
 }
 
 struct Shape {
@@ -66,9 +70,9 @@ struct Shape {
 // ffn_down (Q6_K / Q4_K, 2048->640), tied vocab head (Q8_0, 640->262144: 178 MB, far larger than the caches, so
 // it measures DRAM streaming; the others fit in L2/L3).
 const Shape kShapes[] = {
-    {GgmlType::Q5_0, 640, 2048, "ffn_up"},       {GgmlType::Q8_0, 640, 2048, "q8_640x2048"},
-    {GgmlType::Q4_K, 2048, 640, "ffn_down"},     {GgmlType::Q6_K, 2048, 640, "ffn_down"},
-    {GgmlType::Q4_K, 1024, 640, "attn_output"},  {GgmlType::Q8_0, 640, 262144, "vocab"},
+    {GgmlType::Q5_0, 640, 2048, "ffn_up"},      {GgmlType::Q8_0, 640, 2048, "q8_640x2048"},
+    {GgmlType::Q4_K, 2048, 640, "ffn_down"},    {GgmlType::Q6_K, 2048, 640, "ffn_down"},
+    {GgmlType::Q4_K, 1024, 640, "attn_output"}, {GgmlType::Q8_0, 640, 262144, "vocab"},
 };
 
 int register_all() {
@@ -77,12 +81,15 @@ int register_all() {
     for (const Shape& s : kShapes) {
       for (int64_t n_rows : {1, 512}) {
         if (n_rows == 512 && s.n_out > 4096) continue;  // prefill through the vocab head is not a real workload
-        const std::string name = std::string("Quant/") + (n_rows == 1 ? "matvec/" : "matmul512/") + traits(s.type).name +
-                                 "/" + s.what + "_" + std::to_string(s.n_in) + "x" + std::to_string(s.n_out) + "/" +
-                                 simd::backend_name(be);
-        benchmark::RegisterBenchmark(name.c_str(), bm_matmul, s.type, s.n_in, s.n_out, n_rows, be)
-            ->Unit(n_rows == 1 ? benchmark::kMicrosecond : benchmark::kMillisecond)
-            ->UseRealTime();
+        for (int threads : {1, 2}) {
+          const std::string name = std::string("Quant/") + (n_rows == 1 ? "matvec/" : "matmul512/") +
+                                   traits(s.type).name + "/" + s.what + "_" + std::to_string(s.n_in) + "x" +
+                                   std::to_string(s.n_out) + "/" + simd::backend_name(be) + "/t" +
+                                   std::to_string(threads);
+          auto* b = benchmark::RegisterBenchmark(name.c_str(), bm_matmul, s.type, s.n_in, s.n_out, n_rows, be, threads)
+                        ->Unit(n_rows == 1 ? benchmark::kMicrosecond : benchmark::kMillisecond);
+          if (threads > 1) b->UseRealTime();
+        }
       }
     }
   }

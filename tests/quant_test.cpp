@@ -1,5 +1,7 @@
 // Dequantisation must match gguf-py bit for bit (golden fixtures from scripts/gen-quant-fixtures) on every SIMD
 // backend the CPU supports; dot_row must match a double-precision reference within a stated bound.
+#include "ops/quant.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -11,7 +13,6 @@
 #include <string>
 #include <vector>
 
-#include "ops/quant.h"
 #include "ops/quant_dispatch.h"
 #include "util/error.h"
 
@@ -154,8 +155,8 @@ TEST(QuantDot, IntegerKernelsAreCloseOnTypicalData) {
   BackendGuard g(simd::Backend::kAvx2);
   std::mt19937 rng(11);
   std::normal_distribution<float> nd(0.0f, 1.0f);
-  for (GgmlType t : {GgmlType::Q8_0, GgmlType::Q5_0, GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::Q4_0,
-                     GgmlType::Q4_1, GgmlType::Q5_1, GgmlType::Q5_K}) {
+  for (GgmlType t : {GgmlType::Q8_0, GgmlType::Q5_0, GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::Q4_0, GgmlType::Q4_1,
+                     GgmlType::Q5_1, GgmlType::Q5_K}) {
     const Fixture fx = load_fixture(t);
     std::vector<float> x(kFixtureElems);
     for (float& v : x) v = nd(rng);

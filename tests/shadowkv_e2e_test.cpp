@@ -214,6 +214,21 @@ TEST(ShadowKvEndToEnd, LongGenerationFoldsAndStaysClose) {
   EXPECT_EQ(sum, m.total());
 }
 
+TEST(ShadowKvEndToEnd, ShortPromptIsCompressedLaterDuringGeneration) {
+  const KvGeometry g = make_geometry();
+  const int64_t prompt = 20, total = 400;
+  Inputs in(g, total, 0, 1.0f, 15);
+  FullKvCache full(g, KvOptions{});
+  ShadowKvCache skv(g, shadow_options(kW, "100000"));
+  feed(full, in, 0, prompt, 128), feed(skv, in, 0, prompt, 128);
+  skv.end_prefill();
+  EXPECT_EQ(skv.compressed_tokens(0), 0);  // 20 keys cannot span a 64-wide basis: stays dense for now
+  const Diff d = compare(feed(skv, in, prompt, total, 1), feed(full, in, prompt, total, 1));
+  EXPECT_LT(d.max_abs, 1e-4);
+  EXPECT_GT(skv.compressed_tokens(0), 200);  // compressed once 64 tokens were there, then folded
+  EXPECT_GT(skv.candidate_chunks(2, 0), 0);
+}
+
 TEST(ShadowKvEndToEnd, RejectsOutOfOrderPositions) {
   const KvGeometry g = make_geometry();
   ShadowKvCache skv(g, shadow_options(0, ""));

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "kv/full_kv_cache.h"
+#include "kv/shadowkv/chunk_rope.h"
 #include "kv/shadowkv/chunk_selector.h"
 #include "kv/shadowkv/hot_value_buffer.h"
 #include "kv/shadowkv/landmarks.h"
@@ -173,6 +174,20 @@ TEST(ShadowKvLowRank, RopeOfRebuiltKeysMatchesRopeOfOriginalAtFullRank) {
       worst = std::max(worst, max_abs_diff(ref.data(), got.data(), hd));
     }
   EXPECT_LT(worst, 1e-4);
+}
+
+TEST(ShadowKvChunkRope, RunMatchesPerRowApplyRope) {
+  std::mt19937 rng(8);
+  for (auto style : {RopeSpec::Style::Neox, RopeSpec::Style::Norm}) {
+    const int hd = 64;
+    const RopeSpec rope = RopeSpec::make(style, 48, 1000000.0f);  // partial rotation: dims 48.. pass through
+    for (int64_t pos0 : {0L, 7L, 123457L}) {
+      std::vector<float> a = randn((size_t)16 * hd, rng), b = a;
+      apply_rope_run(rope, a.data(), 16, hd, hd, pos0);
+      for (int r = 0; r < 16; ++r) apply_rope(rope, &b[(size_t)r * hd], 1, hd, pos0 + r);
+      EXPECT_LT(max_abs_diff(a.data(), b.data(), a.size()), 2e-6) << pos0;
+    }
+  }
 }
 
 TEST(ShadowKvLandmarks, MeanOfEachChunk) {

@@ -1,11 +1,15 @@
 // Tokenizer tests. The expected ids come from independent implementations, recorded by
 // scripts/gen-tokenizer-fixtures: the `sentencepiece` package for Gemma 3 (SPM) and HF `tokenizers` for the small
 // byte-level BPE models (llama3 / qwen2 pre-tokenizers) stored as GGUF next to their fixtures.
+#include "tokenizer/tokenizer.h"
+
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -14,7 +18,6 @@
 #include <vector>
 
 #include "io/gguf.h"
-#include "tokenizer/tokenizer.h"
 #include "tokenizer/vocab.h"
 #include "util/error.h"
 
@@ -176,12 +179,25 @@ TEST_F(TokenizerGemma, Throughput100KB) {
   const std::string sample = read_file(kFixtures + "english_sample.txt");
   std::string text;
   while (text.size() < 100 * 1024) text += sample;
-  tok_->encode(text.substr(0, 1000), false);  // warm-up
-  const auto t0 = std::chrono::steady_clock::now();
-  const auto ids = tok_->encode(text, true);
-  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::printf("[ perf ] Gemma encode: %zu bytes -> %zu tokens in %.3f s = %.0f tokens/s (%.2f MB/s)\n", text.size(),
-              ids.size(), s, ids.size() / s, text.size() / s / 1e6);
+  // Best of 3 runs: the machine is shared, so the fastest run is the least disturbed one.
+  // Thread CPU time is printed too, since wall time on a loaded machine says little.
+  auto cpu_now = [] {
+    timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+  };
+  std::vector<int32_t> ids;
+  double s = 1e9, cpu = 1e9;
+  for (int run = 0; run < 3; ++run) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const double c0 = cpu_now();
+    ids = tok_->encode(text, true);
+    cpu = std::min(cpu, cpu_now() - c0);
+    s = std::min(s, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  std::printf(
+      "[ perf ] Gemma encode: %zu bytes -> %zu tokens: wall %.4f s = %.0f tokens/s; cpu %.4f s = %.0f tokens/s\n",
+      text.size(), ids.size(), s, ids.size() / s, cpu, ids.size() / cpu);
   EXPECT_GT(ids.size(), 20000u);
   EXPECT_LT(s, 5.0) << "encoding 100 KB should take well under a second";
   EXPECT_EQ(tok_->decode(ids), text);
@@ -233,7 +249,8 @@ TEST(TokenizerBpe, Llama3MatchesHfTokenizers) {
   const BpeModel m = load_bpe("llama3");
   check_bpe_common(m);
   const Tokenizer& t = *m.tok;
-  const int32_t eot = t.find_token("<|eot_id|>"), eom = t.find_token("<|eom_id|>"), eos = t.find_token("<|end_of_text|>");
+  const int32_t eot = t.find_token("<|eot_id|>"), eom = t.find_token("<|eom_id|>"),
+                eos = t.find_token("<|end_of_text|>");
   ASSERT_GE(eot, 0);
   EXPECT_EQ(t.eos(), eos);
   EXPECT_TRUE(t.is_stop(eot));
@@ -281,8 +298,8 @@ TokenizerVocab spm_vocab(std::vector<std::pair<std::string, float>> pieces) {
 TEST(TokenizerSpm, HighestScoreFirstLeftmostOnTies) {
   // ids: 0 a, 1 b, 2 c, 3 ab, 4 bc, 5 aa
   auto tok = make_tokenizer(spm_vocab({{"a", 0}, {"b", 0}, {"c", 0}, {"ab", -2}, {"bc", -1}, {"aa", -5}}));
-  EXPECT_EQ(tok->encode("abc", false), (std::vector<int32_t>{0, 4}));   // bc outscores ab
-  EXPECT_EQ(tok->encode("aaa", false), (std::vector<int32_t>{5, 0}));   // tie: leftmost pair merges first
+  EXPECT_EQ(tok->encode("abc", false), (std::vector<int32_t>{0, 4}));  // bc outscores ab
+  EXPECT_EQ(tok->encode("aaa", false), (std::vector<int32_t>{5, 0}));  // tie: leftmost pair merges first
   EXPECT_EQ(tok->encode("aaaa", false), (std::vector<int32_t>{5, 5}));
   // 'z' is not a piece: byte fallback <0x7A> = id 6 + 0x7A.
   EXPECT_EQ(tok->encode("az", false), (std::vector<int32_t>{0, 6 + 0x7A}));

@@ -1,4 +1,6 @@
 // vec.h kernels on every supported backend against double-precision references; f16 conversions bit-exact.
+#include "ops/vec.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -8,7 +10,6 @@
 
 #include "ops/f16.h"
 #include "ops/quant_dispatch.h"
-#include "ops/vec.h"
 
 namespace shadowkv {
 namespace {
@@ -83,9 +84,9 @@ TEST(Vec, AxpyAndScale) {
 
 TEST(Vec, HalfConversionsBitExact) {
   // Specials, subnormals, rounding ties, overflow to inf, plus random values over the whole half range.
-  std::vector<float> v = {0.0f, -0.0f, 1.0f, -2.0f, 65504.0f, 65520.0f, 1e6f, -1e6f, 6.1035156e-05f, 5.9604645e-08f,
-                          2.9802322e-08f, 2.98023259e-08f, 1e-9f, 1.00048828125f, 1.00146484375f, 3.14159f,
-                          INFINITY, -INFINITY};
+  std::vector<float> v = {0.0f,  -0.0f,          1.0f,           -2.0f,          65504.0f,       65520.0f,
+                          1e6f,  -1e6f,          6.1035156e-05f, 5.9604645e-08f, 2.9802322e-08f, 2.98023259e-08f,
+                          1e-9f, 1.00048828125f, 1.00146484375f, 3.14159f,       INFINITY,       -INFINITY};
   std::mt19937 rng(5);
   std::uniform_real_distribution<float> e(-26.0f, 17.0f);
   for (int i = 0; i < 2000; ++i) v.push_back((i & 1 ? -1.0f : 1.0f) * std::exp2(e(rng)));

@@ -21,9 +21,7 @@ namespace {
 
 using nlohmann::json;
 
-double now_s() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
+double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 
 int64_t status_kb(const char* key) {
   std::ifstream in("/proc/self/status");
@@ -62,7 +60,8 @@ bool reset_peak_rss() {
 }
 
 std::string run_bench(const Model& model, const BenchConfig& c) {
-  if (c.lengths.empty() || c.batches.empty() || c.policies.empty()) throw Error("bench needs lengths, batches and policies");
+  if (c.lengths.empty() || c.batches.empty() || c.policies.empty())
+    throw Error("bench needs lengths, batches and policies");
   if (c.decode_tokens < 1) throw Error("--decode-tokens must be >= 1");
   for (int b : c.batches)
     if (b < 1) throw Error("batch sizes must be >= 1");
@@ -109,8 +108,8 @@ std::string run_bench(const Model& model, const BenchConfig& c) {
           counters[n] = v;
           if (n.find("hit") != std::string::npos && std::isnan(hit_rate)) hit_rate = v;
         }
-        const int64_t full_bytes = full_kv_bytes(model.kv_geometry(max_ctx, c.prefill_chunk), caches[0]->n_tokens(),
-                                                 p.options.f16);
+        const int64_t full_bytes =
+            full_kv_bytes(model.kv_geometry(max_ctx, c.prefill_chunk), caches[0]->n_tokens(), p.options.f16);
         json r = {{"length", L},
                   {"policy", p.label},
                   {"policy_args", p.args},
@@ -146,13 +145,14 @@ std::string run_bench(const Model& model, const BenchConfig& c) {
             {"prefill_tok_s", r["prefill_tok_s"].get<double>() / f["prefill_tok_s"].get<double>()},
             {"decode_tok_s", r["decode_tok_s_total"].get<double>() / f["decode_tok_s_total"].get<double>()},
             {"kv_bytes", r["kv_bytes_per_seq"].get<double>() / std::max(1.0, f["kv_bytes_per_seq"].get<double>())},
-            {"peak_rss", r["peak_rss_decode_bytes"].get<double>() /
-                             std::max(1.0, f["peak_rss_decode_bytes"].get<double>())}};
+            {"peak_rss",
+             r["peak_rss_decode_bytes"].get<double>() / std::max(1.0, f["peak_rss_decode_bytes"].get<double>())}};
       }
   }
-  const std::string note = "each (length, policy) is prefilled once; the prefilled cache is cloned with "
-                           "KvCache::clone() for every sequence of the batch, then all sequences decode together "
-                           "(one Model::forward per step); peak RSS is VmHWM, reset before each measurement";
+  const std::string note =
+      "each (length, policy) is prefilled once; the prefilled cache is cloned with "
+      "KvCache::clone() for every sequence of the batch, then all sequences decode together "
+      "(one Model::forward per step); peak RSS is VmHWM, reset before each measurement";
   json out = {{"note", note}, {"reference", c.reference}, {"runs", runs}};
   {
     std::ofstream f(c.out_dir + "/bench.json", std::ios::trunc);
@@ -181,15 +181,17 @@ std::string run_bench(const Model& model, const BenchConfig& c) {
   std::ostringstream md;
   md << "Note: " << note << ".\n\n"
      << "| length | policy | batch | prefill tok/s | decode tok/s/seq | decode tok/s total | KV MiB/seq (hot/cold) | "
-        "full KV MiB/seq | hit rate | peak RSS MiB | decode vs " << c.reference << " | KV vs " << c.reference
+        "full KV MiB/seq | hit rate | peak RSS MiB | decode vs "
+     << c.reference << " | KV vs " << c.reference
      << " |\n|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
   for (const json& r : runs) {
     const std::string rk = "ratio_to_" + c.reference;
-    md << "| " << r["length"].get<int64_t>() << " | " << r["policy"].get<std::string>() << " | " << r["batch"].get<int>()
-       << " | " << f1(r["prefill_tok_s"].get<double>()) << " | " << f1(r["decode_tok_s_per_seq"].get<double>()) << " | "
-       << f1(r["decode_tok_s_total"].get<double>()) << " | " << mib(r["kv_bytes_per_seq"].get<double>()) << " ("
-       << mib(r["kv_hot_bytes_per_seq"].get<double>()) << "/" << mib(r["kv_cold_bytes_per_seq"].get<double>()) << ") | "
-       << mib(r["full_kv_bytes_per_seq"].get<double>()) << " | "
+    md << "| " << r["length"].get<int64_t>() << " | " << r["policy"].get<std::string>() << " | "
+       << r["batch"].get<int>() << " | " << f1(r["prefill_tok_s"].get<double>()) << " | "
+       << f1(r["decode_tok_s_per_seq"].get<double>()) << " | " << f1(r["decode_tok_s_total"].get<double>()) << " | "
+       << mib(r["kv_bytes_per_seq"].get<double>()) << " (" << mib(r["kv_hot_bytes_per_seq"].get<double>()) << "/"
+       << mib(r["kv_cold_bytes_per_seq"].get<double>()) << ") | " << mib(r["full_kv_bytes_per_seq"].get<double>())
+       << " | "
        << (r["value_store_hit_rate"].is_null() ? std::string("-") : f1(r["value_store_hit_rate"].get<double>()))
        << " | " << mib(r["peak_rss_decode_bytes"].get<double>()) << " | "
        << (r.contains(rk) ? f1(r[rk]["decode_tok_s"].get<double>()) : "-") << " | "

@@ -50,7 +50,7 @@ void check_run_config(const std::string& dir, const json& now) {
 
 json policy_json(const PolicySpec& p) {
   const KvOptions& o = p.options;
-  return {{"policy", o.policy}, {"args", p.args},   {"f16", o.f16},         {"rank", o.rank},
+  return {{"policy", o.policy}, {"args", p.args},     {"f16", o.f16},           {"rank", o.rank},
           {"chunk", o.chunk},   {"budget", o.budget}, {"outliers", o.outliers}, {"local_chunks", o.local_chunks}};
 }
 
@@ -112,11 +112,13 @@ std::string run_eval(const Model& model, const std::string& model_path, const Ev
     for (const std::string& t : c.tasks)
       for (int s = 0; s < c.samples; ++s)
         for (const PolicySpec& p : c.policies) {
-          if (store.done(t, L, p.label, s)) ++skipped;
-          else total += L;
+          if (store.done(t, L, p.label, s))
+            ++skipped;
+          else
+            total += L;
         }
-  if (skipped > 0) std::fprintf(stderr, "eval: resuming, %lld finished cell(s) in results.jsonl are skipped\n",
-                                (long long)skipped);
+  if (skipped > 0)
+    std::fprintf(stderr, "eval: resuming, %lld finished cell(s) in results.jsonl are skipped\n", (long long)skipped);
   Progress progress(total, "eval");
   int64_t done_units = 0;
   TaskEnv env{&model.tokenizer(), chat, c.max_new};
@@ -131,10 +133,17 @@ std::string run_eval(const Model& model, const std::string& model_path, const Ev
         if (todo.empty()) continue;
         const double depth = info.has_depth && !c.depths.empty() ? c.depths[si % c.depths.size()] : -1;
         const Sample smp = make_sample(task, L, c.seed, si, depth, env);
-        const int64_t max_ctx = std::min<int64_t>(model.config().n_ctx_train, (int64_t)smp.tokens.size() + smp.max_new + 1);
-        json base = {{"task", task},          {"length", L},          {"sample", si},
-                     {"seed", c.seed},        {"depth", smp.depth},   {"prompt_tokens", smp.tokens.size()},
-                     {"max_new", smp.max_new}, {"answers", smp.answers}, {"metric", metric_name(smp.metric)}};
+        const int64_t max_ctx =
+            std::min<int64_t>(model.config().n_ctx_train, (int64_t)smp.tokens.size() + smp.max_new + 1);
+        json base = {{"task", task},
+                     {"length", L},
+                     {"sample", si},
+                     {"seed", c.seed},
+                     {"depth", smp.depth},
+                     {"prompt_tokens", smp.tokens.size()},
+                     {"max_new", smp.max_new},
+                     {"answers", smp.answers},
+                     {"metric", metric_name(smp.metric)}};
 
         // Reference run (full attention): its greedy path and log-probs feed every other policy's fidelity.
         std::optional<RefRun> ref_run;

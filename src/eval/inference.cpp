@@ -12,9 +12,7 @@
 namespace shadowkv::eval {
 namespace {
 
-double now_s() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
+double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 
 }  // namespace
 
@@ -28,8 +26,7 @@ void log_softmax(const float* x, int n, std::vector<float>& out) {
   for (int i = 0; i < n; ++i) out[i] = x[i] - lse;
 }
 
-Prefilled prefill(const Model& m, const std::vector<int32_t>& tokens, const KvOptions& kv, int64_t max_ctx,
-                  int chunk) {
+Prefilled prefill(const Model& m, const std::vector<int32_t>& tokens, const KvOptions& kv, int64_t max_ctx, int chunk) {
   if (tokens.empty()) throw Error("empty prompt");
   if (chunk <= 0) throw Error("prefill chunk must be positive");
   if (max_ctx > m.config().n_ctx_train)

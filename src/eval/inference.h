@@ -20,14 +20,13 @@ struct Prefilled {
 
 // Feeds tokens in chunks into a fresh cache of policy `kv` sized for max_ctx positions; throws Error if the
 // prompt is longer than the model's context.
-Prefilled prefill(const Model& m, const std::vector<int32_t>& tokens, const KvOptions& kv, int64_t max_ctx,
-                  int chunk);
+Prefilled prefill(const Model& m, const std::vector<int32_t>& tokens, const KvOptions& kv, int64_t max_ctx, int chunk);
 
 struct GreedyOutput {
   std::vector<int32_t> tokens;  // generated, without a final stop token
   std::vector<int32_t> path;    // every argmax taken, stop token included (the teacher-forcing reference)
   std::string text;
-  std::string stop_reason;      // "eos" or "length"
+  std::string stop_reason;                    // "eos" or "length"
   std::vector<std::vector<float>> log_probs;  // log-softmax of the first keep_rows steps (row i predicts path[i])
   double seconds = 0;
   int64_t steps = 0;  // forward passes

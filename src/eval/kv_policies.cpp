@@ -48,11 +48,16 @@ void apply_kv_args(const std::string& args, KvOptions& o) {
       if (i + 1 >= toks.size()) throw Error("--kv-args: " + flag + " needs a value");
       value = toks[++i];
     }
-    if (flag == "--budget") o.budget = value;
-    else if (flag == "--rank") o.rank = to_int(flag, value);
-    else if (flag == "--chunk") o.chunk = to_int(flag, value);
-    else if (flag == "--outliers") o.outliers = to_int(flag, value);
-    else if (flag == "--local-chunks") o.local_chunks = to_int(flag, value);
+    if (flag == "--budget")
+      o.budget = value;
+    else if (flag == "--rank")
+      o.rank = to_int(flag, value);
+    else if (flag == "--chunk")
+      o.chunk = to_int(flag, value);
+    else if (flag == "--outliers")
+      o.outliers = to_int(flag, value);
+    else if (flag == "--local-chunks")
+      o.local_chunks = to_int(flag, value);
     else
       throw Error("--kv-args: unknown knob '" + flag +
                   "' (known: --budget, --rank, --chunk, --outliers, --local-chunks, --kv-f16)");

@@ -9,9 +9,7 @@
 namespace shadowkv::eval {
 namespace {
 
-double now_s() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
+double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 
 }  // namespace
 
@@ -19,8 +17,10 @@ std::string format_duration(double s) {
   if (s < 0 || s > 1e7) return "?";
   char b[32];
   const long t = (long)(s + 0.5);
-  if (t >= 3600) std::snprintf(b, sizeof b, "%ldh%02ldm", t / 3600, (t / 60) % 60);
-  else std::snprintf(b, sizeof b, "%ldm%02lds", t / 60, t % 60);
+  if (t >= 3600)
+    std::snprintf(b, sizeof b, "%ldh%02ldm", t / 3600, (t / 60) % 60);
+  else
+    std::snprintf(b, sizeof b, "%ldm%02lds", t / 60, t % 60);
   return b;
 }
 

@@ -86,8 +86,10 @@ std::vector<Cell> summarize(const std::vector<nlohmann::json>& records, const st
     cells.push_back(c);
   }
   std::sort(cells.begin(), cells.end(), [&](const Cell& a, const Cell& b) {
-    const auto ka = std::make_tuple(rank_of(task_order, a.task), a.task, a.length, rank_of(policy_order, a.policy), a.policy);
-    const auto kb = std::make_tuple(rank_of(task_order, b.task), b.task, b.length, rank_of(policy_order, b.policy), b.policy);
+    const auto ka =
+        std::make_tuple(rank_of(task_order, a.task), a.task, a.length, rank_of(policy_order, a.policy), a.policy);
+    const auto kb =
+        std::make_tuple(rank_of(task_order, b.task), b.task, b.length, rank_of(policy_order, b.policy), b.policy);
     return ka < kb;
   });
   return cells;
@@ -116,8 +118,10 @@ std::string write_summaries(const std::string& dir, const std::vector<Cell>& cel
   };
 
   // Markdown.
-  std::string md = "# Evaluation summary\n\nScores are RULER string_match_all x100 (perplexity for *_ppl tasks); "
-                   "n = samples per cell; `" + reference + "` is the reference column.\n\n| task | length |";
+  std::string md =
+      "# Evaluation summary\n\nScores are RULER string_match_all x100 (perplexity for *_ppl tasks); "
+      "n = samples per cell; `" +
+      reference + "` is the reference column.\n\n| task | length |";
   for (const auto& p : policies) md += " " + p + " |";
   md += "\n|---|---:|";
   for (size_t i = 0; i < policies.size(); ++i) md += "---:|";
@@ -153,8 +157,11 @@ std::string write_summaries(const std::string& dir, const std::vector<Cell>& cel
   bool any_fid = false;
   for (const Cell& c : cells) any_fid |= c.n_fidelity > 0;
   if (any_fid) {
-    md += "\n## Fidelity against `" + reference + "` (same prompts, teacher-forced on its greedy tokens)\n\n"
-          "KL = mean KL(" + reference + " || policy) of the next-token distribution over the first decode steps "
+    md += "\n## Fidelity against `" + reference +
+          "` (same prompts, teacher-forced on its greedy tokens)\n\n"
+          "KL = mean KL(" +
+          reference +
+          " || policy) of the next-token distribution over the first decode steps "
           "(nats); top-1 = agreement of the argmax (%); exact = greedy output identical (%).\n\n"
           "| task | length | policy | KL mean | KL step 1 | top-1 % | exact % | score ratio |\n"
           "|---|---:|---|---:|---:|---:|---:|---:|\n";
@@ -167,8 +174,9 @@ std::string write_summaries(const std::string& dir, const std::vector<Cell>& cel
             fmt(ratio, "%.3f") + " |\n";
     }
   }
-  md += "\n## Memory and speed (mean per sample)\n\n| task | length | policy | prefill tok/s | KV bytes | "
-        "KV / full |\n|---|---:|---|---:|---:|---:|\n";
+  md +=
+      "\n## Memory and speed (mean per sample)\n\n| task | length | policy | prefill tok/s | KV bytes | "
+      "KV / full |\n|---|---:|---|---:|---:|---:|\n";
   for (const Cell& c : cells)
     md += "| " + c.task + " | " + std::to_string(c.length) + " | " + c.policy + " | " + fmt(c.prefill_tok_s) + " | " +
           fmt(c.kv_bytes, "%.0f") + " | " + fmt(c.kv_full_bytes > 0 ? c.kv_bytes / c.kv_full_bytes : NAN, "%.3f") +
@@ -182,11 +190,11 @@ std::string write_summaries(const std::string& dir, const std::vector<Cell>& cel
   for (const Cell& c : cells) {
     const Cell* ref = find(c.task, c.length, reference);
     const double ratio = ref && ref->score > 0 ? c.score / ref->score : NAN;
-    csv += c.task + "," + std::to_string(c.length) + "," + c.policy + "," + c.metric + "," + std::to_string(c.n) +
-           "," + fmt(c.score, "%.6f") + "," + (is_ppl(c) ? "" : fmt(100 * c.score, "%.2f")) + "," +
-           fmt(ratio, "%.4f") + "," + std::to_string(c.n_fidelity) + "," + fmt(c.kl_mean, "%.6f") + "," +
-           fmt(c.kl_first, "%.6f") + "," + fmt(c.top1, "%.4f") + "," + fmt(c.exact_match, "%.4f") + "," +
-           fmt(c.prefill_tok_s, "%.2f") + "," + fmt(c.kv_bytes, "%.0f") + "," + fmt(c.kv_full_bytes, "%.0f") + "\n";
+    csv += c.task + "," + std::to_string(c.length) + "," + c.policy + "," + c.metric + "," + std::to_string(c.n) + "," +
+           fmt(c.score, "%.6f") + "," + (is_ppl(c) ? "" : fmt(100 * c.score, "%.2f")) + "," + fmt(ratio, "%.4f") + "," +
+           std::to_string(c.n_fidelity) + "," + fmt(c.kl_mean, "%.6f") + "," + fmt(c.kl_first, "%.6f") + "," +
+           fmt(c.top1, "%.4f") + "," + fmt(c.exact_match, "%.4f") + "," + fmt(c.prefill_tok_s, "%.2f") + "," +
+           fmt(c.kv_bytes, "%.0f") + "," + fmt(c.kv_full_bytes, "%.0f") + "\n";
     auto num_or_null = [](double v) { return std::isnan(v) ? nlohmann::json(nullptr) : nlohmann::json(v); };
     js["cells"].push_back({{"task", c.task},
                            {"length", c.length},
@@ -241,8 +249,8 @@ std::vector<std::string> write_heatmaps(const std::string& dir, const std::vecto
       }
     }
     const std::string f = dir + "/heatmap_" + file_safe(pt.first) + "_" + file_safe(pt.second) + ".svg";
-    write_text(f, svg_heatmap(pt.second + " - " + pt.first + " (score x100)", "context length (tokens)",
-                              "needle depth", cols, rows, vals, 0, 100));
+    write_text(f, svg_heatmap(pt.second + " - " + pt.first + " (score x100)", "context length (tokens)", "needle depth",
+                              cols, rows, vals, 0, 100));
     files.push_back(f);
   }
   (void)policies;

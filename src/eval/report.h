@@ -12,7 +12,7 @@ struct Cell {
   std::string task, policy, metric;
   int64_t length = 0;
   int n = 0;
-  double score = 0;  // mean sample score in [0,1] (perplexity tasks: perplexity)
+  double score = 0;    // mean sample score in [0,1] (perplexity tasks: perplexity)
   int n_fidelity = 0;  // samples with a comparison against full
   double kl_mean = NAN, kl_first = NAN, top1 = NAN, exact_match = NAN;
   double prefill_tok_s = 0, kv_bytes = 0, kv_full_bytes = 0;

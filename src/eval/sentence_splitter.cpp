@@ -21,10 +21,10 @@ std::string word_before(std::string_view text, size_t end) {
 }
 
 bool is_abbreviation(const std::string& w) {
-  static const char* kAbbrev[] = {"mr",   "mrs", "ms",  "dr",  "st",   "jr", "sr",  "col",   "gen",  "capt",
-                                  "lt",   "rev", "prof", "hon", "messrs", "mme", "mlle", "esq", "no",  "vol",
-                                  "ch",   "vs",  "etc", "e.g", "i.e",  "viz", "cf",  "fig",  "sept", "oct",
-                                  "nov",  "dec", "jan", "feb", "aug",  "co",  "inc", "ltd",  "mt",   "ft"};
+  static const char* kAbbrev[] = {"mr",  "mrs", "ms",   "dr",  "st",     "jr",  "sr",   "col", "gen",  "capt",
+                                  "lt",  "rev", "prof", "hon", "messrs", "mme", "mlle", "esq", "no",   "vol",
+                                  "ch",  "vs",  "etc",  "e.g", "i.e",    "viz", "cf",   "fig", "sept", "oct",
+                                  "nov", "dec", "jan",  "feb", "aug",    "co",  "inc",  "ltd", "mt",   "ft"};
   if (w.size() == 1) return true;  // an initial: "J. Smith"
   return std::find(std::begin(kAbbrev), std::end(kAbbrev), w) != std::end(kAbbrev);
 }

@@ -31,12 +31,18 @@ struct Parts {
 using Builder = std::function<Parts(int64_t)>;
 
 const std::vector<TaskInfo> kTasks = {
-    {"niah_single_1", 128, Metric::MatchAll, true},   {"niah_single_2", 128, Metric::MatchAll, true},
-    {"niah_multikey_1", 128, Metric::MatchAll, true}, {"niah_multivalue", 128, Metric::MatchAll, true},
-    {"niah_multiquery", 128, Metric::MatchAll, true}, {"niah_single_3", 128, Metric::MatchAll, true},
-    {"niah_multikey_2", 128, Metric::MatchAll, true}, {"niah_multikey_3", 128, Metric::MatchAll, true},
-    {"vt", 30, Metric::MatchAll, false},              {"cwe", 120, Metric::MatchAll, false},
-    {"fwe", 50, Metric::MatchAll, false},             {"austen_ppl", 0, Metric::Perplexity, false},
+    {"niah_single_1", 128, Metric::MatchAll, true},
+    {"niah_single_2", 128, Metric::MatchAll, true},
+    {"niah_multikey_1", 128, Metric::MatchAll, true},
+    {"niah_multivalue", 128, Metric::MatchAll, true},
+    {"niah_multiquery", 128, Metric::MatchAll, true},
+    {"niah_single_3", 128, Metric::MatchAll, true},
+    {"niah_multikey_2", 128, Metric::MatchAll, true},
+    {"niah_multikey_3", 128, Metric::MatchAll, true},
+    {"vt", 30, Metric::MatchAll, false},
+    {"cwe", 120, Metric::MatchAll, false},
+    {"fwe", 50, Metric::MatchAll, false},
+    {"austen_ppl", 0, Metric::Perplexity, false},
 };
 
 NiahSpec niah_spec(const std::string& t) {
@@ -61,8 +67,8 @@ std::string random_value(Kind k, Rng& r) {
   for (int i = 0; i < 32; ++i) {
     if (i == 8 || i == 12 || i == 16 || i == 20) u.push_back('-');
     int d = (int)r.below(16);
-    if (i == 12) d = 4;                 // version 4
-    if (i == 16) d = 8 + (d & 3);       // RFC 4122 variant
+    if (i == 12) d = 4;            // version 4
+    if (i == 16) d = 8 + (d & 3);  // RFC 4122 variant
     u.push_back(hex[d]);
   }
   return u;
@@ -78,10 +84,19 @@ std::string needle_sentence(Kind value_kind, const std::string& key, const std::
 // order); records each needle's byte offset.
 std::string place(const std::vector<std::string>& units, const std::string& sep,
                   const std::vector<std::pair<std::string, double>>& needles, std::vector<size_t>* offsets) {
+  // Boundary u sits at byte start[u]; a needle goes to the boundary nearest to depth% of the text (RULER
+  // counts sentences instead, which drifts when sentence lengths vary).
   const size_t n = units.size();
+  std::vector<double> start(n + 1, 0);
+  for (size_t u = 0; u < n; ++u) start[u + 1] = start[u] + units[u].size() + sep.size();
   std::vector<std::vector<size_t>> at(n + 1);
-  for (size_t i = 0; i < needles.size(); ++i)
-    at[(size_t)std::llround(std::clamp(needles[i].second, 0.0, 100.0) / 100.0 * n)].push_back(i);
+  for (size_t i = 0; i < needles.size(); ++i) {
+    const double target = std::clamp(needles[i].second, 0.0, 100.0) / 100.0 * start[n];
+    size_t u = std::lower_bound(start.begin(), start.end(), target) - start.begin();
+    if (u > n) u = n;
+    if (u > 0 && target - start[u - 1] < start[u] - target) --u;
+    at[u].push_back(i);
+  }
   offsets->assign(needles.size(), 0);
   std::string out;
   bool first = true;
@@ -188,13 +203,17 @@ Builder niah_builder(const std::string& task, Rng& r, double depth, std::vector<
   if (single) type.pop_back();
   Parts base;
   if (single) {
-    base.pre = "A special magic " + type + " is hidden within the following text. Make sure to memorize it. I will "
-               "quiz you about the " + type + " afterwards.\n";
+    base.pre = "A special magic " + type +
+               " is hidden within the following text. Make sure to memorize it. I will "
+               "quiz you about the " +
+               type + " afterwards.\n";
     base.post = "\nWhat is the special magic " + type + " for " + query + " mentioned in the provided text?";
     base.answer_prefix = " The special magic " + type + " for " + query + " mentioned in the provided text is";
   } else {
-    base.pre = "Some special magic " + type + " are hidden within the following text. Make sure to memorize it. I "
-               "will quiz you about the " + type + " afterwards.\n";
+    base.pre = "Some special magic " + type +
+               " are hidden within the following text. Make sure to memorize it. I "
+               "will quiz you about the " +
+               type + " afterwards.\n";
     base.post = "\nWhat are all the special magic " + type + " for " + query + " mentioned in the provided text?";
     base.answer_prefix = " The special magic " + type + " for " + query + " mentioned in the provided text are";
   }
@@ -254,15 +273,16 @@ Builder vt_builder(Rng& r, std::vector<std::string>& answers) {
   };
   auto prefix = [](const std::string& v) {
     return " Answer: According to the chain(s) of variable assignment in the text above, 5 variables are assigned "
-           "the value " + v + ", they are: ";
+           "the value " +
+           v + ", they are: ";
   };
   // A short solved example first, built the same way.
   std::vector<std::string> ex_vars;
   std::string ex_value;
   const auto ex_needles = with_depths(chain(ex_vars, ex_value));
   std::vector<size_t> ignored;
-  std::string example = head + place(noise_units(19 * 12), "\n", ex_needles, &ignored) + question(ex_value) +
-                        prefix(ex_value);
+  std::string example =
+      head + place(noise_units(19 * 12), "\n", ex_needles, &ignored) + question(ex_value) + prefix(ex_value);
   for (size_t i = 0; i < ex_vars.size(); ++i) example += (i ? " " : "") + ex_vars[i];
   std::vector<std::string> vars;
   std::string value;
@@ -300,8 +320,9 @@ std::string numbered(const std::vector<std::string>& words) {
 
 Builder cwe_builder(Rng& r, int64_t length, std::vector<std::string>& answers) {
   const int fc = length >= 4096 ? 30 : 6, fu = length >= 4096 ? 3 : 1;
-  const std::string head = "Below is a numbered list of words. In these words, some appear more often than others. "
-                           "Memorize the ones that appear most often.\n";
+  const std::string head =
+      "Below is a numbered list of words. In these words, some appear more often than others. "
+      "Memorize the ones that appear most often.\n";
   const std::string question = "\nQuestion: What are the 10 most common words in the above list?";
   const std::string prefix = " Answer: The top 10 words that appear most often in the list are:";
   const size_t max_uncommon = std::min<size_t>(word_list().size() - 40, (size_t)length);
@@ -352,11 +373,13 @@ Builder fwe_builder(Rng& r, int64_t length, std::vector<std::string>& answers) {
     Rng sr(shuffle_seed);
     sr.shuffle(text);
     Parts p;
-    p.pre = "Read the following coded text and track the frequency of each coded word. Find the three most "
-            "frequently appeared coded words. ";
+    p.pre =
+        "Read the following coded text and track the frequency of each coded word. Find the three most "
+        "frequently appeared coded words. ";
     for (size_t i = 0; i < text.size(); ++i) p.context += (i ? " " : "") + text[i];
-    p.post = "\nQuestion: Do not provide any explanation. Please ignore the dots '....'. What are the three most "
-             "frequently appeared words in the above coded text?";
+    p.post =
+        "\nQuestion: Do not provide any explanation. Please ignore the dots '....'. What are the three most "
+        "frequently appeared words in the above coded text?";
     p.answer_prefix = " Answer: According to the coded text above, the three most frequently appeared words are:";
     return p;
   };
@@ -394,8 +417,10 @@ void fit(const Builder& build, int64_t limit, int64_t w_max, const TaskEnv& env,
     int64_t w;
     if (hi < 0) {
       if (lo >= w_max) break;
-      if (iter == 0) w = std::min<int64_t>(w_max, 64);  // a small first probe calibrates tokens per unit
-      else w = std::min<int64_t>(w_max, lo + std::max<int64_t>(1, (int64_t)((limit - c_lo) / rate * 1.02) + 1));
+      if (iter == 0)
+        w = std::min<int64_t>(w_max, 64);  // a small first probe calibrates tokens per unit
+      else
+        w = std::min<int64_t>(w_max, lo + std::max<int64_t>(1, (int64_t)((limit - c_lo) / rate * 1.02) + 1));
     } else {
       if (hi - lo <= 1) break;
       w = iter % 2 ? lo + (int64_t)((double)(limit - c_lo) * (hi - lo) / std::max<int64_t>(1, c_hi - c_lo))
@@ -467,12 +492,15 @@ Sample make_sample(const std::string& task, int64_t length, uint64_t seed, int i
 
   Builder b;
   int64_t w_max = std::numeric_limits<int32_t>::max();
-  if (task == "vt") b = vt_builder(r, s.answers);
-  else if (task == "cwe") b = cwe_builder(r, length, s.answers), w_max = std::min<int64_t>(length, word_list().size() - 40);
-  else if (task == "fwe") b = fwe_builder(r, length, s.answers);
-  else b = niah_builder(task, r, depth, s.answers, s.depth);
-  if (task.rfind("niah_", 0) == 0 && niah_spec(task).filler == Filler::Essay)
-    w_max = austen_corpus().total_words;
+  if (task == "vt")
+    b = vt_builder(r, s.answers);
+  else if (task == "cwe")
+    b = cwe_builder(r, length, s.answers), w_max = std::min<int64_t>(length, word_list().size() - 40);
+  else if (task == "fwe")
+    b = fwe_builder(r, length, s.answers);
+  else
+    b = niah_builder(task, r, depth, s.answers, s.depth);
+  if (task.rfind("niah_", 0) == 0 && niah_spec(task).filler == Filler::Essay) w_max = austen_corpus().total_words;
   fit(b, length - s.max_new, w_max, env, s);
   return s;
 }

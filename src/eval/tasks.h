@@ -30,27 +30,26 @@ const TaskInfo& task_info(const std::string& name);
 
 struct TaskEnv {
   const Tokenizer* tok = nullptr;
-  bool chat = false;   // wrap in the model's chat template (instruction-tuned models)
-  int max_new = 0;     // > 0: overrides the task's output budget (fitting and decoding)
+  bool chat = false;  // wrap in the model's chat template (instruction-tuned models)
+  int max_new = 0;    // > 0: overrides the task's output budget (fitting and decoding)
 };
 
 struct Sample {
   std::string task;
   int64_t length = 0;  // target context length
   int index = 0;
-  std::string text;    // exactly what was encoded: (chat-wrapped) template + answer prefix
+  std::string text;  // exactly what was encoded: (chat-wrapped) template + answer prefix
   std::vector<int32_t> tokens;
   std::vector<std::string> answers;
-  int max_new = 0;     // decode budget
+  int max_new = 0;  // decode budget
   Metric metric = Metric::MatchAll;
-  double depth = -1;   // percent depth of the (queried) needle, -1 if none
+  double depth = -1;                          // percent depth of the (queried) needle, -1 if none
   size_t context_begin = 0, context_end = 0;  // byte range of the haystack in text
   std::vector<size_t> needle_offsets;         // byte offsets of the needle sentences in text (queried first)
 };
 
 // Builds sample `index` of task at `length` tokens. depth >= 0 places the (queried) needle at that percent of
 // the haystack; depth < 0 draws depths as RULER does. Deterministic in (seed, task, length, index, depth).
-Sample make_sample(const std::string& task, int64_t length, uint64_t seed, int index, double depth,
-                   const TaskEnv& env);
+Sample make_sample(const std::string& task, int64_t length, uint64_t seed, int index, double depth, const TaskEnv& env);
 
 }  // namespace shadowkv::eval

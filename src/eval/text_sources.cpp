@@ -61,11 +61,13 @@ std::vector<std::string> parse_character_vector(const std::string& raw, const st
   const int32_t version = r.i32();
   r.i32();  // writer's R version
   r.i32();  // oldest reader version
-  if (version == 3) r.bytes(r.i32());  // native encoding name
-  else if (version != 2) throw Error(where + ": unsupported R serialisation version " + std::to_string(version));
+  if (version == 3)
+    r.bytes(r.i32());  // native encoding name
+  else if (version != 2)
+    throw Error(where + ": unsupported R serialisation version " + std::to_string(version));
   const int32_t flags = r.i32();
-  if ((flags & 0xFF) != 16) throw Error(where + ": expected a character vector (STRSXP), got type " +
-                                        std::to_string(flags & 0xFF));
+  if ((flags & 0xFF) != 16)
+    throw Error(where + ": expected a character vector (STRSXP), got type " + std::to_string(flags & 0xFF));
   int64_t n = r.i32();
   if (n == -1) n = (int64_t(r.i32()) << 32) | uint32_t(r.i32());  // long vector
   if (n < 0) throw Error(where + ": bad vector length");
@@ -129,7 +131,8 @@ std::string austen_rdb_path() {
   std::string path = "/usr/lib/R/site-library/janeaustenr/data/Rdata.rdb";
   if (const char* e = std::getenv("SHADOWKV_AUSTEN_RDB")) path = e;
   if (!std::filesystem::exists(path))
-    throw Error("Jane Austen text not found at " + path + " (apt-get install r-cran-janeaustenr, or set "
+    throw Error("Jane Austen text not found at " + path +
+                " (apt-get install r-cran-janeaustenr, or set "
                 "SHADOWKV_AUSTEN_RDB)");
   return path;
 }
@@ -137,8 +140,7 @@ std::string austen_rdb_path() {
 std::string book_prose(const Book& book) {
   std::string out, para;
   auto flush = [&] {
-    if (!para.empty() && !is_heading(para) && !starts_with(para, "By Jane Austen") &&
-        !starts_with(para, "Chapter ")) {
+    if (!para.empty() && !is_heading(para) && !starts_with(para, "By Jane Austen") && !starts_with(para, "Chapter ")) {
       if (!out.empty()) out.push_back(' ');
       out += para;
     }

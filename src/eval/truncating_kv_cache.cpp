@@ -24,8 +24,8 @@ void TruncatingKvCache::trim(Layer& L, int64_t min_pos, int row_floats) {
 void TruncatingKvCache::attend(int layer, int64_t pos0, int n, const float* q, const float*, const float* k,
                                const float* v, float* out) {
   if (layer < 0 || layer >= (int)layers_.size()) throw Error("truncate kv: bad layer index");
-  if (pos0 != n_pos_[layer]) throw Error("truncate kv: layer " + std::to_string(layer) + " expected position " +
-                                         std::to_string(n_pos_[layer]));
+  if (pos0 != n_pos_[layer])
+    throw Error("truncate kv: layer " + std::to_string(layer) + " expected position " + std::to_string(n_pos_[layer]));
   const LayerGeometry& lg = g_.layers[layer];
   const int D = lg.head_dim, H = lg.n_head, KH = lg.n_kv_head, group = H / KH;
   const int row = KH * D;

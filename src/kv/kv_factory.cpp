@@ -3,13 +3,15 @@
 
 #include "kv/full_kv_cache.h"
 #include "kv/kv_cache.h"
+#include "kv/shadowkv/shadowkv_cache.h"
 #include "util/error.h"
 
 namespace shadowkv {
 
 std::unique_ptr<KvCache> make_kv_cache(const KvGeometry& geometry, const KvOptions& options) {
   if (options.policy == "full") return std::make_unique<FullKvCache>(geometry, options);
-  throw Error("unknown KV policy '" + options.policy + "' (available: full)");
+  if (options.policy == "shadowkv") return make_shadowkv_cache(geometry, options);
+  throw Error("unknown KV policy '" + options.policy + "' (available: full, shadowkv)");
 }
 
 int64_t full_kv_bytes(const KvGeometry& geometry, int64_t n_tokens, bool f16) {

@@ -14,10 +14,9 @@
 namespace shadowkv {
 namespace {
 
-// From this many activation rows on, SGEMM on dequantised weights beats per-row integer dot products.
-constexpr int64_t kGemmMinRows = 16;
-// Output rows dequantised per SGEMM call (f32 tile of kTileRows x n_in per thread).
-constexpr int64_t kTileRows = 64;
+using simd::kGemmMinRows;
+// Output rows dequantised per SGEMM call (f32 tile of kTileRows x n_in per thread); larger tiles re-pack X less often.
+constexpr int64_t kTileRows = 128;
 
 void check(const QMatrix& W, const float* X, int64_t n_rows, const float* Y) {
   const TypeTraits* tt = type_traits(static_cast<uint32_t>(W.type));
@@ -65,7 +64,8 @@ void matmul_gemm(const QMatrix& W, const float* X, int64_t n_rows, float* Y) {
         wt = (const float*)(W.data + o0 * W.row_stride);
         ldw = W.row_stride / 4;
       } else {
-        for (int64_t r = 0; r < rows; ++r) ops.dequantize(W.type, W.data + (o0 + r) * W.row_stride, &tile[r * n_in], n_in);
+        for (int64_t r = 0; r < rows; ++r)
+          ops.dequantize(W.type, W.data + (o0 + r) * W.row_stride, &tile[r * n_in], n_in);
         wt = tile.data();
         ldw = n_in;
       }
@@ -81,8 +81,10 @@ void matmul_gemm(const QMatrix& W, const float* X, int64_t n_rows, float* Y) {
 void matmul(const QMatrix& W, const float* X, int64_t n_rows, float* Y) {
   check(W, X, n_rows, Y);
   if (n_rows == 0) return;
-  if (n_rows < kGemmMinRows) matmul_dot(W, X, n_rows, Y);
-  else matmul_gemm(W, X, n_rows, Y);
+  if (n_rows < kGemmMinRows)
+    matmul_dot(W, X, n_rows, Y);
+  else
+    matmul_gemm(W, X, n_rows, Y);
 }
 
 }  // namespace shadowkv

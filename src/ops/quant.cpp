@@ -23,9 +23,12 @@ Backend best_supported(Backend want) {
 Backend default_backend() {
   Backend want = Backend::kAvx512;
   if (const char* env = std::getenv("SHADOWKV_SIMD"); env && *env) {
-    if (!std::strcmp(env, "scalar")) want = Backend::kScalar;
-    else if (!std::strcmp(env, "avx2")) want = Backend::kAvx2;
-    else if (!std::strcmp(env, "avx512")) want = Backend::kAvx512;
+    if (!std::strcmp(env, "scalar"))
+      want = Backend::kScalar;
+    else if (!std::strcmp(env, "avx2"))
+      want = Backend::kAvx2;
+    else if (!std::strcmp(env, "avx512"))
+      want = Backend::kAvx512;
     // Unknown values keep the automatic choice rather than failing deep inside a kernel call.
   }
   return best_supported(want);
@@ -37,13 +40,15 @@ std::atomic<int> g_forced{-1};
 
 bool supported(Backend b) {
   switch (b) {
-    case Backend::kScalar: return true;
+    case Backend::kScalar:
+      return true;
     case Backend::kAvx2: {
-      static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                             __builtin_cpu_supports("f16c");
+      static const bool ok =
+          __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
       return ok;
     }
-    case Backend::kAvx512: return false;  // no AVX-512 kernels yet: on AVX-512 CPUs the AVX2 ones run
+    case Backend::kAvx512:
+      return false;  // no AVX-512 kernels yet: on AVX-512 CPUs the AVX2 ones run
   }
   return false;
 }
@@ -57,9 +62,12 @@ Backend active() {
 
 const char* backend_name(Backend b) {
   switch (b) {
-    case Backend::kScalar: return "scalar";
-    case Backend::kAvx2: return "avx2";
-    case Backend::kAvx512: return "avx512";
+    case Backend::kScalar:
+      return "scalar";
+    case Backend::kAvx2:
+      return "avx2";
+    case Backend::kAvx512:
+      return "avx512";
   }
   return "?";
 }

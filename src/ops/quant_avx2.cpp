@@ -53,7 +53,7 @@ inline __m256i bits_to_bytes(const uint8_t* p) {
   uint32_t h;
   std::memcpy(&h, p, 4);
   const __m256i shuf = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0);
-  __m256i bytes = _mm256_shuffle_epi8(_mm256_set1_epi32((int)h), shuf);  // byte j holds byte j/8 of h
+  __m256i bytes = _mm256_shuffle_epi8(_mm256_set1_epi32((int)h), shuf);    // byte j holds byte j/8 of h
   bytes = _mm256_or_si256(bytes, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe));  // all bits but bit j%8 set
   return _mm256_cmpeq_epi8(bytes, _mm256_set1_epi64x(-1));
 }
@@ -101,8 +101,7 @@ inline void q6_unpack(const uint8_t* ql, const uint8_t* qh, __m256i q[4]) {
   const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(3);
   const __m256i l0 = loadu(ql), l1 = loadu(ql + 32), h = loadu(qh);
   q[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(h, m3), 4));
-  q[1] = _mm256_or_si256(_mm256_and_si256(l1, m4),
-                         _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2), m3), 4));
+  q[1] = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2), m3), 4));
   q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
                          _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 4), m3), 4));
   q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
@@ -179,7 +178,9 @@ void dequantize(GgmlType t, const void* src, float* y, int64_t n) {
         }
       }
       return;
-    default: kScalarQuantOps.dequantize(t, src, y, n); return;
+    default:
+      kScalarQuantOps.dequantize(t, src, y, n);
+      return;
   }
 }
 
@@ -191,11 +192,14 @@ ActKind act_kind(GgmlType t) {
     case GgmlType::Q4_1:
     case GgmlType::Q5_0:
     case GgmlType::Q5_1:
-    case GgmlType::Q8_0: return ActKind::kQ8x32;
+    case GgmlType::Q8_0:
+      return ActKind::kQ8x32;
     case GgmlType::Q4_K:
     case GgmlType::Q5_K:
-    case GgmlType::Q6_K: return ActKind::kQ8x256;
-    default: return ActKind::kNone;
+    case GgmlType::Q6_K:
+      return ActKind::kQ8x256;
+    default:
+      return ActKind::kNone;
   }
 }
 
@@ -332,10 +336,10 @@ float dot_k45(const uint8_t* w, const ActQ8x256* a, int64_t nb) {
         hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 1), one), 4));
         qh = _mm256_srli_epi16(qh, 2);
       }
-      const __m256i plo = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, loadu(a[i].qs + 64 * c)),
-                                            _mm256_set1_epi16(sc[2 * c]));
-      const __m256i phi = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, loadu(a[i].qs + 64 * c + 32)),
-                                            _mm256_set1_epi16(sc[2 * c + 1]));
+      const __m256i plo =
+          _mm256_madd_epi16(_mm256_maddubs_epi16(lo, loadu(a[i].qs + 64 * c)), _mm256_set1_epi16(sc[2 * c]));
+      const __m256i phi =
+          _mm256_madd_epi16(_mm256_maddubs_epi16(hi, loadu(a[i].qs + 64 * c + 32)), _mm256_set1_epi16(sc[2 * c + 1]));
       isum = _mm256_add_epi32(isum, _mm256_add_epi32(plo, phi));
     }
     acc = _mm256_fmadd_ps(_mm256_set1_ps(half(w) * a[i].d), _mm256_cvtepi32_ps(isum), acc);
@@ -371,17 +375,28 @@ float dot(GgmlType t, const void* row, const float* x, const void* act, int64_t 
   const ActQ8x32* a32 = (const ActQ8x32*)act;
   const ActQ8x256* a256 = (const ActQ8x256*)act;
   switch (t) {
-    case GgmlType::F32: return kAvx2VecOps.dot_f32((const float*)row, x, n);
-    case GgmlType::F16: return kAvx2VecOps.dot_f16(x, (const uint16_t*)row, n);
-    case GgmlType::Q8_0: return dot_q8_0(w, a32, n / 32);
-    case GgmlType::Q4_0: return dot_q32<GgmlType::Q4_0>(w, a32, n / 32);
-    case GgmlType::Q4_1: return dot_q32<GgmlType::Q4_1>(w, a32, n / 32);
-    case GgmlType::Q5_0: return dot_q32<GgmlType::Q5_0>(w, a32, n / 32);
-    case GgmlType::Q5_1: return dot_q32<GgmlType::Q5_1>(w, a32, n / 32);
-    case GgmlType::Q4_K: return dot_k45<false>(w, a256, n / 256);
-    case GgmlType::Q5_K: return dot_k45<true>(w, a256, n / 256);
-    case GgmlType::Q6_K: return dot_q6_k(w, a256, n / 256);
-    default: break;
+    case GgmlType::F32:
+      return kAvx2VecOps.dot_f32((const float*)row, x, n);
+    case GgmlType::F16:
+      return kAvx2VecOps.dot_f16(x, (const uint16_t*)row, n);
+    case GgmlType::Q8_0:
+      return dot_q8_0(w, a32, n / 32);
+    case GgmlType::Q4_0:
+      return dot_q32<GgmlType::Q4_0>(w, a32, n / 32);
+    case GgmlType::Q4_1:
+      return dot_q32<GgmlType::Q4_1>(w, a32, n / 32);
+    case GgmlType::Q5_0:
+      return dot_q32<GgmlType::Q5_0>(w, a32, n / 32);
+    case GgmlType::Q5_1:
+      return dot_q32<GgmlType::Q5_1>(w, a32, n / 32);
+    case GgmlType::Q4_K:
+      return dot_k45<false>(w, a256, n / 256);
+    case GgmlType::Q5_K:
+      return dot_k45<true>(w, a256, n / 256);
+    case GgmlType::Q6_K:
+      return dot_q6_k(w, a256, n / 256);
+    default:
+      break;
   }
   // BF16, Q8_K: dequantise 256 at a time and take an f32 dot.
   const TypeTraits& tt = traits(t);

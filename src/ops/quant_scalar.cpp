@@ -121,7 +121,9 @@ void deq_q8_k(const uint8_t* b, float* y) {
 // Dequantises the nb blocks starting at src into dst.
 void dequant_blocks(GgmlType t, const uint8_t* src, float* dst, int64_t nb) {
   switch (t) {
-    case GgmlType::F32: std::memcpy(dst, src, nb * 4); return;
+    case GgmlType::F32:
+      std::memcpy(dst, src, nb * 4);
+      return;
     case GgmlType::F16:
       for (int64_t i = 0; i < nb; ++i) {
         uint16_t h;
@@ -163,7 +165,8 @@ void dequant_blocks(GgmlType t, const uint8_t* src, float* dst, int64_t nb) {
     case GgmlType::Q8_K:
       for (int64_t i = 0; i < nb; ++i) deq_q8_k(src + 292 * i, dst + 256 * i);
       return;
-    default: return;  // callers validate the type first
+    default:
+      return;  // callers validate the type first
   }
 }
 
@@ -175,6 +178,17 @@ void dequantize(GgmlType t, const void* src, float* dst, int64_t n) {
 ActKind act_kind(GgmlType) { return ActKind::kNone; }
 void quantize_act(ActKind, const float*, void*, int64_t) {}
 
+// Eight independent partial sums: no serial add chain, and the compiler can keep them in SSE registers.
+float dot_f32_lanes(const float* a, const float* b, int64_t n) {
+  float acc[8] = {};
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8)
+    for (int k = 0; k < 8; ++k) acc[k] += a[j + k] * b[j + k];
+  float s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+  for (; j < n; ++j) s += a[j] * b[j];
+  return s;
+}
+
 // Dequantise 256 elements at a time into a stack buffer and accumulate in f32.
 float dot(GgmlType t, const void* row, const float* x, const void*, int64_t n) {
   const TypeTraits& tt = traits(t);
@@ -185,9 +199,7 @@ float dot(GgmlType t, const void* row, const float* x, const void*, int64_t n) {
   for (int64_t i = 0; i < n; i += kChunk) {
     const int64_t m = n - i < kChunk ? n - i : kChunk;
     dequant_blocks(t, src + i / tt.block_elems * tt.block_bytes, buf, m / tt.block_elems);
-    float s = 0.0f;
-    for (int64_t j = 0; j < m; ++j) s += buf[j] * x[i + j];
-    sum += s;
+    sum += dot_f32_lanes(buf, x + i, m);
   }
   return sum;
 }

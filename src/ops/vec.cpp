@@ -43,7 +43,7 @@ float sum_sq_s(const float* x, int64_t n) {
 
 }  // namespace
 
-const VecOps kScalarVecOps{dot_f32_s, dot_f16_s,    axpy_f32_s,   axpy_f16_s,
+const VecOps kScalarVecOps{dot_f32_s,   dot_f16_s,    axpy_f32_s,   axpy_f16_s,
                            scale_f32_s, f32_to_f16_s, f16_to_f32_s, sum_sq_s};
 
 }  // namespace simd

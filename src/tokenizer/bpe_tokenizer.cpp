@@ -73,7 +73,8 @@ BpeTokenizer::BpeTokenizer(TokenizerVocab& v) {
   for (int32_t id = 0; id < n_vocab(); ++id) {
     const std::string& text = tokens_[id];
     switch (types_[id]) {
-      case TokenType::Control: break;
+      case TokenType::Control:
+        break;
       case TokenType::UserDefined:
         decoded_[id] = text;
         specials_.add(text, id, /*always=*/true);
@@ -92,8 +93,10 @@ BpeTokenizer::BpeTokenizer(TokenizerVocab& v) {
             continue;
           }
           const int b = unicode::codepoint_to_byte(unicode::decode_utf8(text, i, n));
-          if (b >= 0) out += static_cast<char>(b);
-          else out.append(text, i, n);
+          if (b >= 0)
+            out += static_cast<char>(b);
+          else
+            out.append(text, i, n);
           i += n;
         }
       }

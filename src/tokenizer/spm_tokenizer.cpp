@@ -19,10 +19,14 @@ int parse_byte_piece(std::string_view s) {
   for (size_t i = 3; i < 5; ++i) {
     const char c = s[i];
     int d;
-    if (c >= '0' && c <= '9') d = c - '0';
-    else if (c >= 'A' && c <= 'F') d = c - 'A' + 10;
-    else if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
-    else return -1;
+    if (c >= '0' && c <= '9')
+      d = c - '0';
+    else if (c >= 'A' && c <= 'F')
+      d = c - 'A' + 10;
+    else if (c >= 'a' && c <= 'f')
+      d = c - 'a' + 10;
+    else
+      return -1;
     v = v * 16 + d;
   }
   return v;
@@ -57,7 +61,7 @@ SpmTokenizer::SpmTokenizer(TokenizerVocab& v) {
       key = escaped_storage_.back();
     }
     if (type == TokenType::Normal || type == TokenType::UserDefined || type == TokenType::Unused) {
-      pieces_.emplace(key, id);
+      pieces_.insert(key, id);
     }
     if (type == TokenType::UserDefined) specials_.add(key, id, /*always=*/true);
     if (type == TokenType::Control || type == TokenType::Unknown) specials_.add(key, id, /*always=*/false);
@@ -131,14 +135,16 @@ void SpmTokenizer::encode_fragment(std::string_view frag, std::vector<int32_t>& 
     uint32_t len;
   };
   // Highest score first; on equal scores the leftmost pair.
-  auto worse = [](const Cand& a, const Cand& b) { return a.score < b.score || (a.score == b.score && a.left > b.left); };
+  auto worse = [](const Cand& a, const Cand& b) {
+    return a.score < b.score || (a.score == b.score && a.left > b.left);
+  };
   std::priority_queue<Cand, std::vector<Cand>, decltype(worse)> heap(worse);
   auto try_pair = [&](int32_t l, int32_t r) {
     if (l < 0 || r < 0) return;
     const uint32_t len = syms[l].len + syms[r].len;
-    auto it = pieces_.find(frag.substr(syms[l].off, len));
-    if (it == pieces_.end()) return;
-    heap.push({scores_[it->second], l, r, len});
+    const int32_t id = pieces_.find(frag.substr(syms[l].off, len));
+    if (id < 0) return;
+    heap.push({scores_[id], l, r, len});
   };
   for (size_t i = 0; i + 1 < syms.size(); ++i) try_pair(static_cast<int32_t>(i), static_cast<int32_t>(i + 1));
 
@@ -167,14 +173,14 @@ void SpmTokenizer::encode_fragment(std::string_view frag, std::vector<int32_t>& 
       const Node nd = nodes[stack.back()];
       stack.pop_back();
       const std::string_view text = frag.substr(nd.off, nd.len);
-      auto it = pieces_.find(text);
-      if (it == pieces_.end()) {
+      const int32_t id = pieces_.find(text);
+      if (id < 0) {
         emit_bytes(text, out);
-      } else if (types_[it->second] == TokenType::Unused && nd.left >= 0) {
+      } else if (types_[id] == TokenType::Unused && nd.left >= 0) {
         stack.push_back(nd.right);
         stack.push_back(nd.left);
       } else {
-        out.push_back(it->second);
+        out.push_back(id);
       }
     }
   }
@@ -184,13 +190,16 @@ std::string SpmTokenizer::token_to_piece(int32_t id) const {
   if (id < 0 || id >= n_vocab()) throw Error("token id " + std::to_string(id) + " is out of range");
   const std::string& text = tokens_[id];
   switch (types_[id]) {
-    case TokenType::Control: return "";
-    case TokenType::Unknown: return "\xE2\x96\x85";  // a visible box, as llama.cpp prints
+    case TokenType::Control:
+      return "";
+    case TokenType::Unknown:
+      return "\xE2\x96\x85";  // a visible box, as llama.cpp prints
     case TokenType::Byte: {
       const int b = parse_byte_piece(text);
       return b >= 0 ? std::string(1, static_cast<char>(b)) : text;
     }
-    default: return text.find(kSpace) == std::string::npos ? text : unicode::replace_all(text, kSpace, " ");
+    default:
+      return text.find(kSpace) == std::string::npos ? text : unicode::replace_all(text, kSpace, " ");
   }
 }
 

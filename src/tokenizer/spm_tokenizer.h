@@ -5,6 +5,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "tokenizer/piece_index.h"
 #include "tokenizer/special_tokens.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/vocab.h"
@@ -25,7 +26,7 @@ class SpmTokenizer final : public Tokenizer {
   std::vector<float> scores_;
   // Pieces a merge may produce, keyed by their escaped text: what SentencePiece keeps in its piece table
   // (normal, user-defined and unused pieces; control, unknown and byte pieces are reserved and never merged).
-  std::unordered_map<std::string_view, int32_t> pieces_;
+  PieceIndex pieces_;
   std::deque<std::string> escaped_storage_;  // escaped copies of pieces whose GGUF text has plain spaces
   int32_t byte_ids_[256];
   int32_t unk_ = -1;

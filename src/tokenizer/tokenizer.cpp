@@ -79,8 +79,9 @@ void Tokenizer::init_base(TokenizerVocab& v) {
   tokens_ = std::move(v.tokens);
   types_ = v.types.empty() ? std::vector<TokenType>(n, TokenType::Normal) : std::move(v.types);
   auto check = [&](int32_t& id, const char* what) {
-    if (id >= static_cast<int32_t>(n)) throw Error(std::string("tokenizer ") + what + " id " + std::to_string(id) +
-                                                   " is out of range (vocab " + std::to_string(n) + ")");
+    if (id >= static_cast<int32_t>(n))
+      throw Error(std::string("tokenizer ") + what + " id " + std::to_string(id) + " is out of range (vocab " +
+                  std::to_string(n) + ")");
     if (id < 0) id = -1;
   };
   check(v.bos, "bos");
@@ -101,7 +102,8 @@ void Tokenizer::init_base(TokenizerVocab& v) {
   add_stop(eos_);
   add_stop(v.eot);
   add_stop(v.eom);
-  for (const char* t : {"<end_of_turn>", "<|eot_id|>", "<|eom_id|>", "<|im_end|>", "<|end_of_text|>"}) add_stop(find_token(t));
+  for (const char* t : {"<end_of_turn>", "<|eot_id|>", "<|eom_id|>", "<|im_end|>", "<|end_of_text|>"})
+    add_stop(find_token(t));
 }
 
 int32_t Tokenizer::find_token(std::string_view text) const {

@@ -20,6 +20,9 @@ class Tokenizer {
   // Throws shadowkv::Error for an unsupported tokenizer model / pre-tokenizer or a malformed vocabulary.
   static std::unique_ptr<Tokenizer> from_gguf(const GgufFile& file);
   virtual ~Tokenizer() = default;
+  // Not copyable: the lookup tables hold views into tokens_.
+  Tokenizer(const Tokenizer&) = delete;
+  Tokenizer& operator=(const Tokenizer&) = delete;
 
   // Encodes text. add_bos: prepend BOS if the model wants it (tokenizer.ggml.add_bos_token).
   // parse_special: recognise control-token text such as "<start_of_turn>" (chat templates); user-defined
@@ -45,6 +48,7 @@ class Tokenizer {
   bool add_bos_default() const { return add_bos_default_; }
 
  protected:
+  Tokenizer() = default;
   std::vector<std::string> tokens_;
   std::vector<TokenType> types_;
   int32_t bos_ = -1, eos_ = -1;

@@ -15,8 +15,8 @@ struct TokenizerVocab {
   std::string model = "llama";  // tokenizer.ggml.model
   std::string pre = "default";  // tokenizer.ggml.pre
   std::vector<std::string> tokens;
-  std::vector<TokenType> types;    // empty = all Normal
-  std::vector<float> scores;       // empty = all 0
+  std::vector<TokenType> types;     // empty = all Normal
+  std::vector<float> scores;        // empty = all 0
   std::vector<std::string> merges;  // "left right", rank = index
   int32_t bos = -1, eos = -1, unk = -1, eot = -1, eom = -1;
   std::optional<bool> add_bos, add_space_prefix;

@@ -7,6 +7,7 @@
 #include <limits>
 #include <string>
 
+#include "kv/shadowkv/chunk_rope.h"
 #include "kv/shadowkv/landmarks.h"
 #include "kv/shadowkv/outliers.h"
 #include "ops/attention.h"
@@ -118,7 +119,8 @@ void ShadowKvCache::attend(int layer, int64_t pos0, int n, const float* q, const
   GlobalLayer& g = globals_[global_of_[layer]];
   const LayerGeometry& lg = geom_.layers[layer];
   const int64_t kv_w = (int64_t)lg.n_kv_head * lg.head_dim, q_w = (int64_t)lg.n_head * lg.head_dim;
-  if (!g.compressed) {  // prefill (or a layer that was empty at end_prefill): exact causal attention
+  if (!g.compressed && prefill_done_ && pos0 >= min_compress_tokens(lg)) compress_prompt(g);  // deferred
+  if (!g.compressed) {  // prefill (or a prompt too short to compress yet): exact attention
     for (int t = 0; t < n; ++t) append_tail(g, k_pre + t * kv_w, k + t * kv_w, v + t * kv_w);
     prefill_attend(g, pos0, n, q, out);
   } else {  // decode; several tokens (a new user turn) go one at a time so each sees only its past
@@ -221,11 +223,8 @@ void ShadowKvCache::decode_attend(GlobalLayer& g, int64_t pos, const float* q, f
     const int64_t p0 = g.heads[jb.head].cand_chunk[jb.cand] * chunk;
     const float* svt = &g.svt[(size_t)jb.head * g.rank * hd];
     float* keys = g.hot.keys(jb.head, jb.slot);
-    for (int t = 0; t < chunk; ++t) {
-      float* row = keys + (int64_t)t * hd;
-      rebuild_key(&g.coef[(size_t)(p0 + t) * g.rank], svt, g.rank, hd, row);
-      apply_rope(lg.rope, row, 1, hd, p0 + t);
-    }
+    for (int t = 0; t < chunk; ++t) rebuild_key(&g.coef[(size_t)(p0 + t) * g.rank], svt, g.rank, hd, keys + t * hd);
+    apply_rope_run(lg.rope, keys, chunk, hd, hd, p0);
   }
   // 3. Exact attention over outliers + selected + dense tail (local window and generated tokens).
   std::vector<KeyValueRows> sets((size_t)n_kv * 3);
@@ -249,14 +248,18 @@ void ShadowKvCache::end_prefill() {
   budget_chunks_ = budget_tokens_ / cfg_.chunk;
   if (budget_tokens_ > 0 && budget_chunks_ == 0) budget_chunks_ = 1;
   n_outliers_ = outlier_chunks(cfg_, budget_tokens_);
-  for (GlobalLayer& g : globals_) compress_prompt(g);
+  for (GlobalLayer& g : globals_)
+    if (lens_[g.layer] >= min_compress_tokens(geom_.layers[g.layer])) compress_prompt(g);
+}
+
+int64_t ShadowKvCache::min_compress_tokens(const LayerGeometry& lg) const {
+  return std::max<int64_t>((int64_t)lg.n_kv_head * lg.head_dim, (int64_t)(cfg_.local_chunks + 1) * cfg_.chunk);
 }
 
 void ShadowKvCache::compress_prompt(GlobalLayer& g) {
   const LayerGeometry& lg = geom_.layers[g.layer];
   const int hd = lg.head_dim, n_kv = lg.n_kv_head, width = n_kv * hd, chunk = cfg_.chunk;
   const int64_t n = lens_[g.layer];
-  if (n == 0) return;  // nothing to factor: the layer stays dense
   g.basis = fit_key_basis(g.tail_kpre.data(), n, width, g.rank, KeyFactorMethod::kGramEig);
   g.svt = split_basis_by_head(g.basis, n_kv, hd);
   g.compressed = true;

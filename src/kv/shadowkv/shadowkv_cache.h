@@ -6,6 +6,9 @@
 // local + outliers + selected + generated tokens. Generated tokens are folded into the compressed part once the
 // dense tail grows past the local window by ShadowKvConfig::fold_tokens, so generation length is unbounded.
 // Sliding-window layers use the `full` policy's DenseLayerStore ring.
+// Choices beyond the paper: U is stored as U.S (= K.V, see low_rank_keys.h); KvOptions.f16 makes the value store
+// (cold tier) f16, dense parts stay f32; the hot buffer starts empty (the authors seed it with the prompt's last
+// query); "hot_values" in memory() counts the buffer's rebuilt keys and values.
 #pragma once
 #include <memory>
 #include <vector>
@@ -73,6 +76,9 @@ class ShadowKvCache : public KvCache {
   void decode_attend(GlobalLayer& g, int64_t pos, const float* q, float* out);
   void append_tail(GlobalLayer& g, const float* k_pre, const float* k, const float* v);
   void compress_prompt(GlobalLayer& g);
+  // A basis fitted to fewer keys than the key width would drop directions later keys need, so a short prompt
+  // stays dense after end_prefill() and is compressed once the layer holds this many tokens (generated included).
+  int64_t min_compress_tokens(const LayerGeometry& lg) const;
   void fold_tail(GlobalLayer& g);
   // Moves the first n_chunks chunks of the dense tail into the compressed part; (*outliers)[h] lists the chunks
   // (relative to the tail start, increasing) that head h keeps dense instead (only at end_prefill).
