@@ -1,4 +1,5 @@
 // `shadowkv inspect | tokenize | logits | perplexity`: tools for looking inside a model and measuring it.
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -67,8 +68,9 @@ void register_tokenize(CLI::App& app) {
 
 struct LogitsArgs {
   std::string model, tokens, out;
-  bool all = false;
+  bool all = false, argmax_only = false;
   int chunk = 256, threads = 0;
+  int64_t prompt_tokens = 0;
   KvOptions kv;
 };
 
@@ -82,21 +84,41 @@ void register_logits(CLI::App& app) {
   cmd->add_flag("--all", a->all, "logits of every position, not only the last");
   cmd->add_option("--batch-tokens", a->chunk, "tokens per forward pass")->capture_default_str();
   cmd->add_option("-t,--threads", a->threads, "threads");
+  cmd->add_option("--prompt-tokens", a->prompt_tokens,
+                  "treat the first N tokens as the prompt (end of prefill after them), then feed the rest one by one "
+                  "as decode steps, writing logits for the last prompt position and each step (0 = all prompt)");
+  cmd->add_flag("--argmax-only", a->argmax_only,
+                "write one int32 (the argmax token) per written row instead of the row's logits");
   add_kv_flags(cmd, a->kv);
   cmd->callback([a] {
     set_threads(a->threads);
     if (a->chunk <= 0) throw Error("--batch-tokens must be positive");
     const auto ids = parse_token_list(a->tokens);
+    if (a->prompt_tokens < 0 || a->prompt_tokens > (int64_t)ids.size())
+      throw Error("--prompt-tokens must be between 0 and the number of tokens");
+    const size_t prompt = a->prompt_tokens > 0 ? (size_t)a->prompt_tokens : ids.size();
     auto model = Model::load(resolve_model(a->model));
     auto cache = make_kv_cache(model->kv_geometry((int64_t)ids.size() + 1, a->chunk), a->kv);
     std::ofstream out(a->out, std::ios::binary);
     if (!out) throw Error("cannot write " + a->out);
     std::vector<float> logits;
-    for (size_t i = 0; i < ids.size(); i += a->chunk) {
-      const int n = (int)std::min<size_t>(a->chunk, ids.size() - i);
+    for (size_t i = 0; i < ids.size();) {
+      const int n = i < prompt ? (int)std::min<size_t>(a->chunk, prompt - i) : 1;
       const bool last = i + n == ids.size();
+      // With --prompt-tokens: the prompt's last position and every decode step are written.
+      const bool write = a->all || last || (a->prompt_tokens > 0 && i + n >= prompt);
       model->forward({ForwardItem{cache.get(), ids.data() + i, n, (int64_t)i, a->all}}, logits);
-      if (a->all || last) out.write(reinterpret_cast<const char*>(logits.data()), sizeof(float) * logits.size());
+      if (write && a->argmax_only) {  // long teacher-forced decodes: full rows would be n_vocab floats each
+        const size_t n_vocab = (size_t)model->config().n_vocab;
+        for (size_t r = 0; r + n_vocab <= logits.size(); r += n_vocab) {
+          const int32_t best = (int32_t)(std::max_element(&logits[r], &logits[r] + n_vocab) - &logits[r]);
+          out.write(reinterpret_cast<const char*>(&best), sizeof best);
+        }
+      } else if (write) {
+        out.write(reinterpret_cast<const char*>(logits.data()), sizeof(float) * logits.size());
+      }
+      i += n;
+      if (i == prompt) cache->end_prefill();
     }
     if (!out) throw Error("write failed: " + a->out);
   });

@@ -5,6 +5,8 @@ namespace shadowkv::cli {
 void register_commands(CLI::App& app) {
   register_run(app);
   register_tools(app);
+  register_eval(app);
+  register_bench(app);
 }
 
 }  // namespace shadowkv::cli

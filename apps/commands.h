@@ -7,5 +7,7 @@ namespace shadowkv::cli {
 void register_commands(CLI::App& app);
 void register_run(CLI::App& app);
 void register_tools(CLI::App& app);  // inspect, tokenize, logits, perplexity
+void register_eval(CLI::App& app);
+void register_bench(CLI::App& app);
 
 }  // namespace shadowkv::cli
