@@ -1,5 +1,4 @@
-// A small zlib (RFC 1950) / DEFLATE (RFC 1951) decoder, so the harness can read compressed data files (R's
-// .rdb records) without linking zlib. Written for clarity, not speed: a few MB/s is plenty here.
+// zlib stream decoding (via the zlib library) for the compressed data files the harness reads (R's .rdb records).
 #pragma once
 #include <cstddef>
 #include <cstdint>

@@ -46,7 +46,7 @@ KeySpectrum key_spectrum(const float* k, int64_t n_rows, int width) {
   s.width = width;
   s.sigma.resize(mn);
   const lapack_int info =
-      LAPACKE_dgesdd(LAPACK_ROW_MAJOR, 'N', m, width, a.data(), width, s.sigma.data(), nullptr, 1, nullptr, 1);
+      LAPACKE_dgesdd(LAPACK_ROW_MAJOR, 'N', m, width, a.data(), width, s.sigma.data(), nullptr, mn, nullptr, width);
   if (info != 0) throw Error("key spectrum: SVD failed (dgesdd info " + std::to_string(info) + ")");
   return s;
 }
