@@ -78,7 +78,7 @@ Fixture& fixture(int64_t n_prompt) {
   auto& f = all[n_prompt];
   if (f) return *f;
   f = std::make_unique<Fixture>();
-  f->full = DenseLayerStore(f->s.g.layers[0], f->s.g.max_batch_tokens, false);
+  f->full = DenseLayerStore(f->s.g.layers[0], false);
   KvOptions o;
   o.policy = "shadowkv";
   f->skv = std::make_unique<ShadowKvCache>(f->s.g, o);
@@ -109,8 +109,7 @@ void BM_FullDecode(benchmark::State& state) {
   const auto t0 = std::chrono::steady_clock::now();
   for (auto _ : state) {
     const size_t i = pos - f.pos;
-    f.full.append(pos, 1, &f.k[i * kW], &f.v[i * kW]);
-    f.full.attend(pos, 1, &f.q[i * kQw], f.out.data());
+    f.full.append_and_attend(pos, 1, &f.q[i * kQw], &f.k[i * kW], &f.v[i * kW], f.out.data());
     benchmark::DoNotOptimize(f.out.data());
     ++pos;
   }

@@ -106,7 +106,7 @@ std::string run_bench(const Model& model, const BenchConfig& c) {
         double hit_rate = NAN;
         for (const auto& [n, v] : caches[0]->counters()) {
           counters[n] = v;
-          if (n.find("hit") != std::string::npos && std::isnan(hit_rate)) hit_rate = v;
+          if (n == "value_hit_rate") hit_rate = v;
         }
         const int64_t full_bytes =
             full_kv_bytes(model.kv_geometry(max_ctx, c.prefill_chunk), caches[0]->n_tokens(), p.options.f16);

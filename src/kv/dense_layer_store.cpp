@@ -7,11 +7,11 @@
 
 namespace shadowkv {
 
-DenseLayerStore::DenseLayerStore(const LayerGeometry& g, int max_batch_tokens, bool f16) : g_(g), f16_(f16) {
+DenseLayerStore::DenseLayerStore(const LayerGeometry& g, bool f16) : g_(g), f16_(f16) {
   k_.resize(g.n_kv_head);
   v_.resize(g.n_kv_head);
   if (g.window > 0) {
-    ring_cap_ = g.window + std::max(1, max_batch_tokens) - 1;
+    ring_cap_ = g.window;
     reserve(ring_cap_);
     slot_pos_.assign(ring_cap_, -1);
   }
@@ -30,7 +30,9 @@ void DenseLayerStore::reserve(int64_t slots) {
 void DenseLayerStore::append(int64_t pos0, int n, const float* k, const float* v) {
   const int hd = g_.head_dim, width = g_.n_kv_head * hd;
   if (!is_ring()) reserve(pos0 + n);
-  for (int i = 0; i < n; ++i) {
+  // A ring keeps only the chunk's last `window` tokens; earlier ones would be overwritten at once.
+  const int first = is_ring() ? std::max<int>(0, n - (int)ring_cap_) : 0;
+  for (int i = first; i < n; ++i) {
     const int64_t pos = pos0 + i;
     const int64_t slot = is_ring() ? pos % ring_cap_ : pos;
     if (is_ring()) slot_pos_[slot] = pos;
@@ -61,24 +63,58 @@ KeyValueRows DenseLayerStore::rows(int kv_head) const {
   return r;
 }
 
-void DenseLayerStore::attend(int64_t pos0, int n, const float* q, float* out) const {
-  const int hd = g_.head_dim, group = g_.n_head / g_.n_kv_head;
+void DenseLayerStore::append_and_attend(int64_t pos0, int n, const float* q, const float* k, const float* v,
+                                        float* out) {
+  const int hd = g_.head_dim, group = g_.n_head / g_.n_kv_head, width = g_.n_kv_head * hd;
   const int64_t qstride = (int64_t)g_.n_head * hd;
+  // Append-only stores take the new rows first; a ring attends over itself plus the new rows held aside (in the
+  // store's dtype, so a token is seen with the same rounding before and after it enters the ring).
+  std::vector<std::vector<uint8_t>> new_k, new_v;
+  std::vector<int64_t> new_pos;
+  if (!is_ring()) {
+    append(pos0, n, k, v);
+  } else {
+    new_k.assign(g_.n_kv_head, std::vector<uint8_t>((size_t)n * hd * elem()));
+    new_v.assign(g_.n_kv_head, std::vector<uint8_t>((size_t)n * hd * elem()));
+    new_pos.resize(n);
+    for (int i = 0; i < n; ++i) {
+      new_pos[i] = pos0 + i;
+      for (int h = 0; h < g_.n_kv_head; ++h) {
+        const float* ks = k + (int64_t)i * width + h * hd;
+        const float* vs = v + (int64_t)i * width + h * hd;
+        if (f16_) {
+          f32_to_f16_row(ks, reinterpret_cast<uint16_t*>(new_k[h].data()) + (size_t)i * hd, hd);
+          f32_to_f16_row(vs, reinterpret_cast<uint16_t*>(new_v[h].data()) + (size_t)i * hd, hd);
+        } else {
+          std::memcpy(new_k[h].data() + (size_t)i * hd * 4, ks, sizeof(float) * hd);
+          std::memcpy(new_v[h].data() + (size_t)i * hd * 4, vs, sizeof(float) * hd);
+        }
+      }
+    }
+  }
   const int n_jobs = n * g_.n_kv_head;
   auto job = [&](int j) {
     const int i = j / g_.n_kv_head, h = j % g_.n_kv_head;
-    KeyValueRows r = rows(h);
     const int64_t q_pos = pos0 + i;
-    if (!is_ring()) r.n = q_pos + 1;  // causal: an append-only store is visible up to the query itself
-    attend_group(q + i * qstride + (int64_t)h * group * hd, group, hd, g_.scale, &r, 1, q_pos, g_.window,
+    KeyValueRows sets[2];
+    sets[0] = rows(h);
+    int n_sets = 1;
+    if (!is_ring()) {
+      sets[0].n = q_pos + 1;  // causal: an append-only store is visible up to the query itself
+    } else {
+      sets[1] = {new_k[h].data(), new_v[h].data(), sets[0].dtype, n, new_pos.data()};
+      n_sets = 2;
+    }
+    attend_group(q + i * qstride + (int64_t)h * group * hd, group, hd, g_.scale, sets, n_sets, q_pos, g_.window,
                  out + i * qstride + (int64_t)h * group * hd);
   };
   if (n_jobs > 1) {
 #pragma omp parallel for schedule(dynamic, 4)
     for (int j = 0; j < n_jobs; ++j) job(j);
   } else {
-    for (int j = 0; j < n_jobs; ++j) job(j);
+    job(0);
   }
+  if (is_ring()) append(pos0, n, k, v);
 }
 
 int64_t DenseLayerStore::bytes() const {

@@ -1,6 +1,6 @@
 // Exact post-RoPE keys and values of one attention layer, head-major ([kv_head][slot][head_dim]), f32 or f16.
-// Global layers append (slot = position); sliding-window layers use a ring of window + max_batch_tokens - 1
-// slots, enough that a prefill chunk never overwrites a key one of its own queries still needs.
+// Global layers append (slot = position); sliding-window layers keep exactly `window` slots in a ring: a prefill
+// chunk attends over the ring plus its own keys (held aside) before it overwrites the ring.
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -13,12 +13,13 @@ namespace shadowkv {
 class DenseLayerStore {
  public:
   DenseLayerStore() = default;
-  DenseLayerStore(const LayerGeometry& g, int max_batch_tokens, bool f16);
+  DenseLayerStore(const LayerGeometry& g, bool f16);
 
   // Appends n tokens (rows of n_kv_head*head_dim floats) at positions pos0...
   void append(int64_t pos0, int n, const float* k, const float* v);
-  // Causal (and windowed) attention of n query rows at positions pos0.. over everything stored.
-  void attend(int64_t pos0, int n, const float* q, float* out) const;
+  // Stores n new tokens and writes their causal (and windowed) attention over everything stored, themselves
+  // included. q and out are [n, n_head*head_dim].
+  void append_and_attend(int64_t pos0, int n, const float* q, const float* k, const float* v, float* out);
   // The rows of one KV head as an attention input (with positions when this is a ring).
   KeyValueRows rows(int kv_head) const;
 

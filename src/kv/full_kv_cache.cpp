@@ -6,7 +6,7 @@ namespace shadowkv {
 
 FullKvCache::FullKvCache(const KvGeometry& g, const KvOptions& o) {
   layers_.reserve(g.layers.size());
-  for (const LayerGeometry& lg : g.layers) layers_.emplace_back(lg, g.max_batch_tokens, o.f16);
+  for (const LayerGeometry& lg : g.layers) layers_.emplace_back(lg, o.f16);
 }
 
 void FullKvCache::attend(int layer, int64_t pos0, int n, const float* q, const float*, const float* k,
@@ -14,8 +14,7 @@ void FullKvCache::attend(int layer, int64_t pos0, int n, const float* q, const f
   DenseLayerStore& s = layers_.at(layer);
   if (pos0 != s.n_positions()) throw Error("kv cache: layer " + std::to_string(layer) + " expected position " +
                                            std::to_string(s.n_positions()) + ", got " + std::to_string(pos0));
-  s.append(pos0, n, k, v);
-  s.attend(pos0, n, q, out);
+  s.append_and_attend(pos0, n, q, k, v, out);
 }
 
 KvMemory FullKvCache::memory() const {

@@ -17,8 +17,7 @@ std::unique_ptr<KvCache> make_kv_cache(const KvGeometry& geometry, const KvOptio
 int64_t full_kv_bytes(const KvGeometry& geometry, int64_t n_tokens, bool f16) {
   int64_t total = 0;
   for (const LayerGeometry& g : geometry.layers) {
-    const int64_t slots = g.window > 0 ? std::min<int64_t>(n_tokens, g.window + geometry.max_batch_tokens - 1)
-                                       : n_tokens;
+    const int64_t slots = g.window > 0 ? std::min<int64_t>(n_tokens, g.window) : n_tokens;
     total += slots * g.n_kv_head * g.head_dim * (f16 ? 2 : 4) * 2;
   }
   return total;

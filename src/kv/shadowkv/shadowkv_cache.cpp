@@ -71,7 +71,7 @@ ShadowKvCache::ShadowKvCache(const KvGeometry& geometry, const KvOptions& option
     const LayerGeometry& lg = geom_.layers[l];
     if (lg.window > 0) {
       sliding_of_[l] = (int)sliding_.size();
-      sliding_.emplace_back(lg, geom_.max_batch_tokens, options.f16);
+      sliding_.emplace_back(lg, options.f16);
       continue;
     }
     global_of_[l] = (int)globals_.size();
@@ -111,8 +111,7 @@ void ShadowKvCache::attend(int layer, int64_t pos0, int n, const float* q, const
   if (n < 1) throw Error("kv cache: attend() needs at least one token");
   if (sliding_of_[layer] >= 0) {
     DenseLayerStore& s = sliding_[sliding_of_[layer]];
-    s.append(pos0, n, k, v);
-    s.attend(pos0, n, q, out);
+    s.append_and_attend(pos0, n, q, k, v, out);
     lens_[layer] += n;
     return;
   }
