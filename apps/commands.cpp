@@ -7,6 +7,7 @@ void register_commands(CLI::App& app) {
   register_tools(app);
   register_eval(app);
   register_bench(app);
+  register_demo(app);
 }
 
 }  // namespace shadowkv::cli

@@ -9,5 +9,6 @@ void register_run(CLI::App& app);
 void register_tools(CLI::App& app);  // inspect, tokenize, logits, perplexity
 void register_eval(CLI::App& app);
 void register_bench(CLI::App& app);
+void register_demo(CLI::App& app);
 
 }  // namespace shadowkv::cli
