@@ -120,7 +120,9 @@ void analyze(const AnalyzeArgs& a) {
   if (!a.out.empty()) {
     std::ofstream out(a.out);
     if (!out) throw Error("cannot write " + a.out);
-    out << nlohmann::json{{"model", resolve_model(a.model)}, {"file", a.file}, {"tokens", ids.size()},
+    out << nlohmann::json{{"model", resolve_model(a.model)},
+                          {"file", a.file},
+                          {"tokens", ids.size()},
                           {"layers", layers}}
                .dump(1)
         << "\n";

@@ -8,6 +8,7 @@ void register_commands(CLI::App& app) {
   register_eval(app);
   register_bench(app);
   register_demo(app);
+  register_analyze(app);
 }
 
 }  // namespace shadowkv::cli

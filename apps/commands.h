@@ -10,5 +10,6 @@ void register_tools(CLI::App& app);  // inspect, tokenize, logits, perplexity
 void register_eval(CLI::App& app);
 void register_bench(CLI::App& app);
 void register_demo(CLI::App& app);
+void register_analyze(CLI::App& app);  // analyze-keys: key spectra for choosing the shadowkv rank
 
 }  // namespace shadowkv::cli

@@ -373,7 +373,7 @@ TEST(ShadowKvOptions, ParsesAndValidates) {
     EXPECT_THROW(parse_budget(bad, &pct, &v), Error) << bad;
   ShadowKvConfig c;
   EXPECT_EQ(budget_tokens(c, 100000), 1560);
-  EXPECT_EQ(budget_tokens(c, 1000), 256);
+  EXPECT_EQ(budget_tokens(c, 1000), 512);
   c.budget_percent = true;
   c.budget_value = 10;
   EXPECT_EQ(budget_tokens(c, 1000), 100);
@@ -381,7 +381,7 @@ TEST(ShadowKvOptions, ParsesAndValidates) {
   EXPECT_EQ(outlier_chunks(c, 256), 6);
   EXPECT_EQ(outlier_chunks(c, 10), 1);
   EXPECT_EQ(default_rank(1024), 160);
-  EXPECT_EQ(default_rank(256), 40);
+  EXPECT_EQ(default_rank(256), 96);
   EXPECT_EQ(default_rank(2), 1);
 
   KvGeometry g;

@@ -97,15 +97,12 @@ def test_niah(tmp, gpl_text):
 
 
 def test_long_generation(tmp, gpl):
-    prompt_ids = gpl[:2048]
-    prompt_text = f"{tmp}/c_prompt.txt"
-    # The prompt text: detokenising is not available from the CLI, so cut the file at the same character count.
+    # Prompt: the first ~2K tokens of GPL-3 (cut at a line end; license text is ~4.6 characters per token).
     with open(TEXT, encoding="utf-8") as f:
         text = f.read()
-    # Find the character cut whose tokenisation is at least 2048 tokens (license text: ~4.6 chars per token).
-    cut = text.rfind("\n", 0, 9600) + 1
+    prompt_text = f"{tmp}/c_prompt.txt"
     with open(prompt_text, "w", encoding="utf-8") as f:
-        f.write(text[:cut])
+        f.write(text[: text.rfind("\n", 0, 9600) + 1])
     n_gen = 2000
     g = json.loads(sh([BIN, "run", "-m", MODEL, "--json", "--temp", "0", "-n", str(n_gen), "-f", prompt_text] + SKV))
     st = g["stats"]
@@ -119,17 +116,16 @@ def test_long_generation(tmp, gpl):
     check("generated tokens were folded into the compressed part",
           vs >= 3 * 1024 * (P + G - 400) and tail < 3 * 3 * 1024 * 200,
           f"value_store {vs / 2**20:.2f} MiB (>= {3 * (P + G - 400) / 1024:.2f}), local_tail {tail / 2**20:.2f} MiB")
-    # Top-1 agreement with full attention along the generated text: teacher-force prompt + generation through full
-    # (shadowkv's own argmax on this sequence is the generated token itself).
-    gen_path = f"{tmp}/c_gen.txt"
-    with open(gen_path, "w", encoding="utf-8") as f:
-        f.write(g["text"])
-    ids = tokenize(prompt_text) + tokenize(gen_path, bos=False)
-    full_top = logits(ids, P, ["--kv", "full"], f"{tmp}/c_full.bin", argmax=True)
-    nxt = np.array(ids[P:] + [-1])
-    agree = float((full_top[: len(nxt)] == nxt)[:-1].mean())
-    check("2000-step generation: full's top-1 agrees with shadowkv's tokens", agree >= AGREE_MIN,
-          f"{agree:.3f} over {len(nxt) - 1} steps (>= {AGREE_MIN})")
+    # Closeness to full over 2000 decode steps (folding included), teacher-forced on the real continuation of the
+    # text. Not on the generated tokens: greedy output here loops over license phrases that the 15 sliding-window
+    # layers alone predict, so even rank 1 + budget 8 agreed 99.1% with full on them (docs/shadowkv-tuning.md).
+    ids = gpl[: P + n_gen]
+    top = {}
+    for name, kv in [("full", ["--kv", "full"]), ("shadowkv", SKV)]:
+        top[name] = logits(ids, P, kv, f"{tmp}/c_{name}.bin", argmax=True)
+    agree = float((top["shadowkv"][:-1] == top["full"][:-1]).mean())
+    check("2000 teacher-forced decode steps: top-1 agreement with full", agree >= AGREE_MIN,
+          f"{agree:.4f} over {len(top['full']) - 1} steps (>= {AGREE_MIN})")
 
 
 AGREE_MIN = 0.90

@@ -25,11 +25,11 @@ ShadowKvConfig parse_shadowkv_options(const KvOptions& options, const KvGeometry
 // Budget string -> (is_percent, value); throws Error. Empty = default (value -1).
 void parse_budget(const std::string& text, bool* percent, double* value);
 
-// 160/1024 of the key width (the authors' 160 of 1024 for Llama-3-8B), rounded, in [1, width].
+// 160/1024 of the key width (the authors' 160 of 1024 for Llama-3-8B), but at least min(96, 3/8 of the width).
 int default_rank(int width);
 
 // Selected-token budget for a prompt of n_prompt tokens: explicit tokens, percent of the prompt, or the default
-// max(256, 1.56% of the prompt).
+// max(512, 1.56% of the prompt).
 int64_t budget_tokens(const ShadowKvConfig& config, int64_t n_prompt);
 
 // Outlier chunks per KV head: explicit, or 24 per 1024 budget tokens (authors' CPU class), pro rata and at least 1
