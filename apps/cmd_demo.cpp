@@ -56,9 +56,10 @@ void demo(const DemoArgs& a) {
   auto model = Model::load(resolve_model(a.model));
   const std::string prompt_text = build_prompt(model->tokenizer(), a.tokens, a.depth);
   const auto prompt = model->tokenizer().encode(prompt_text, true);
-  std::printf("Document: %lld tokens of Jane Austen (Debian r-cran-janeaustenr), with one planted detail at %.0f%%:\n"
-              "  \"%s\"\nQuestion: %s\n\n",
-              (long long)prompt.size(), a.depth * 100, kDetail, kQuestion);
+  std::printf(
+      "Document: %lld tokens of Jane Austen (Debian r-cran-janeaustenr), with one planted detail at %.0f%%:\n"
+      "  \"%s\"\nQuestion: %s\n\n",
+      (long long)prompt.size(), a.depth * 100, kDetail, kQuestion);
   Generator gen(*model);
   struct Row {
     std::string policy;

@@ -29,7 +29,10 @@ std::vector<std::string> read_batch_file(const std::string& path) {
   std::string text = read_file(path), line;
   size_t lineno = 0;
   for (size_t i = 0; i <= text.size(); ++i) {
-    if (i < text.size() && text[i] != '\n') { line += text[i]; continue; }
+    if (i < text.size() && text[i] != '\n') {
+      line += text[i];
+      continue;
+    }
     ++lineno;
     if (!line.empty() && line.back() == '\r') line.pop_back();
     if (!line.empty()) {
@@ -54,11 +57,16 @@ std::vector<std::string> read_batch_file(const std::string& path) {
 }
 
 nlohmann::json stats_json(const GenerationStats& s) {
-  nlohmann::json j = {{"prompt_tokens", s.prompt_tokens},     {"generated_tokens", s.generated_tokens},
-                      {"prefill_tok_s", s.prefill_tok_s()},   {"decode_tok_s", s.decode_tok_s()},
-                      {"prefill_seconds", s.prefill_seconds}, {"decode_seconds", s.decode_seconds},
-                      {"kv_bytes", s.kv.total()},             {"kv_hot_bytes", s.kv.hot},
-                      {"kv_cold_bytes", s.kv.cold},           {"kv_full_bytes", s.kv_full_bytes}};
+  nlohmann::json j = {{"prompt_tokens", s.prompt_tokens},
+                      {"generated_tokens", s.generated_tokens},
+                      {"prefill_tok_s", s.prefill_tok_s()},
+                      {"decode_tok_s", s.decode_tok_s()},
+                      {"prefill_seconds", s.prefill_seconds},
+                      {"decode_seconds", s.decode_seconds},
+                      {"kv_bytes", s.kv.total()},
+                      {"kv_hot_bytes", s.kv.hot},
+                      {"kv_cold_bytes", s.kv.cold},
+                      {"kv_full_bytes", s.kv_full_bytes}};
   nlohmann::json parts = nlohmann::json::object();
   for (const auto& [name, bytes] : s.kv.parts) parts[name] = bytes;
   j["kv_parts"] = parts;
@@ -88,8 +96,10 @@ void run(const RunArgs& a) {
   const Tokenizer& tok = model->tokenizer();
 
   std::vector<std::string> texts;
-  if (!a.batch_file.empty()) texts = read_batch_file(a.batch_file);
-  else texts.push_back(a.prompt_file.empty() ? a.prompt : read_file(a.prompt_file));
+  if (!a.batch_file.empty())
+    texts = read_batch_file(a.batch_file);
+  else
+    texts.push_back(a.prompt_file.empty() ? a.prompt : read_file(a.prompt_file));
   std::vector<std::vector<int32_t>> prompts;
   for (const std::string& t : texts) {
     if (model->config().instruction_tuned && !a.raw) {
@@ -106,16 +116,17 @@ void run(const RunArgs& a) {
   o.kv = a.kv;
   const bool stream = !a.json && prompts.size() == 1;
   Generator gen(*model);
-  auto results = gen.generate(prompts, o, stream ? TextCallback([](int, std::string_view s) {
-                                                     std::fwrite(s.data(), 1, s.size(), stdout);
-                                                     std::fflush(stdout);
-                                                   })
-                                                 : TextCallback());
+  auto results = gen.generate(prompts, o,
+                              stream ? TextCallback([](int, std::string_view s) {
+                                std::fwrite(s.data(), 1, s.size(), stdout);
+                                std::fflush(stdout);
+                              })
+                                     : TextCallback());
   if (a.json) {
     nlohmann::json out;
     auto one = [&](const Generation& g) {
-      return nlohmann::json{{"text", g.text}, {"stop_reason", g.stop_reason}, {"kv_policy", a.kv.policy},
-                            {"stats", stats_json(g.stats)}};
+      return nlohmann::json{
+          {"text", g.text}, {"stop_reason", g.stop_reason}, {"kv_policy", a.kv.policy}, {"stats", stats_json(g.stats)}};
     };
     if (results.size() == 1) {
       out = one(results[0]);

@@ -29,7 +29,8 @@ std::vector<int32_t> parse_token_list(const std::string& s) {
     } catch (const std::exception&) {
       used = 0;
     }
-    if (used == 0 || used != item.size() || v < 0 || v > INT32_MAX) throw Error("bad token id '" + item + "' in --tokens");
+    if (used == 0 || used != item.size() || v < 0 || v > INT32_MAX)
+      throw Error("bad token id '" + item + "' in --tokens");
     ids.push_back((int32_t)v);
   }
   if (ids.empty()) throw Error("--tokens is empty");
@@ -146,9 +147,9 @@ void register_perplexity(CLI::App& app) {
     const auto ids = model->tokenizer().encode(read_file(a->file), true);
     const PerplexityResult r = perplexity(*model, ids, a->ctx, a->kv);
     if (a->json) {
-      std::cout << nlohmann::json{{"perplexity", r.perplexity}, {"mean_nll", r.mean_nll},
+      std::cout << nlohmann::json{{"perplexity", r.perplexity},       {"mean_nll", r.mean_nll},
                                   {"scored_tokens", r.scored_tokens}, {"windows", r.windows},
-                                  {"text_tokens", ids.size()}, {"seconds", r.seconds}}
+                                  {"text_tokens", ids.size()},        {"seconds", r.seconds}}
                        .dump()
                 << std::endl;
     } else {

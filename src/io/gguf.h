@@ -14,8 +14,19 @@
 namespace shadowkv {
 
 enum class GgufValueType : uint32_t {
-  U8 = 0, I8 = 1, U16 = 2, I16 = 3, U32 = 4, I32 = 5, F32 = 6, BOOL = 7,
-  STRING = 8, ARRAY = 9, U64 = 10, I64 = 11, F64 = 12,
+  U8 = 0,
+  I8 = 1,
+  U16 = 2,
+  I16 = 3,
+  U32 = 4,
+  I32 = 5,
+  F32 = 6,
+  BOOL = 7,
+  STRING = 8,
+  ARRAY = 9,
+  U64 = 10,
+  I64 = 11,
+  F64 = 12,
 };
 
 // One metadata value. Arrays hold their element type and elements (no nested arrays).
@@ -35,8 +46,8 @@ struct GgufTensor {
   std::string name;
   uint32_t type_id = 0;
   GgmlType type() const { return static_cast<GgmlType>(type_id); }
-  std::vector<int64_t> ne;     // GGUF order: ne[0] is the contiguous dim
-  uint64_t offset = 0;         // relative to the data section
+  std::vector<int64_t> ne;  // GGUF order: ne[0] is the contiguous dim
+  uint64_t offset = 0;      // relative to the data section
   const uint8_t* data = nullptr;
   uint64_t nbytes = 0;
   int64_t n_elements() const;
@@ -61,8 +72,8 @@ class GgufFile {
   const GgufValue* find(const std::string& key) const;
   // Typed getters: throw Error naming the key if missing (for the non-optional ones) or of the wrong kind.
   std::optional<std::string> get_string(const std::string& key) const;
-  std::optional<int64_t> get_int(const std::string& key) const;    // any integer type (or bool)
-  std::optional<double> get_float(const std::string& key) const;   // f32/f64 or any integer type
+  std::optional<int64_t> get_int(const std::string& key) const;   // any integer type (or bool)
+  std::optional<double> get_float(const std::string& key) const;  // f32/f64 or any integer type
   std::optional<bool> get_bool(const std::string& key) const;
   std::string require_string(const std::string& key) const;
   int64_t require_int(const std::string& key) const;

@@ -24,7 +24,7 @@ class DenseLayerStore {
   KeyValueRows rows(int kv_head) const;
 
   int64_t n_positions() const { return n_pos_; }
-  int64_t bytes() const;       // bytes of the slots in use
+  int64_t bytes() const;  // bytes of the slots in use
   bool is_ring() const { return ring_cap_ > 0; }
 
  private:
@@ -33,9 +33,9 @@ class DenseLayerStore {
 
   LayerGeometry g_;
   bool f16_ = false;
-  int64_t ring_cap_ = 0;  // 0: append-only
-  int64_t cap_ = 0;       // slots allocated per head
-  int64_t n_pos_ = 0;     // positions appended so far
+  int64_t ring_cap_ = 0;                     // 0: append-only
+  int64_t cap_ = 0;                          // slots allocated per head
+  int64_t n_pos_ = 0;                        // positions appended so far
   std::vector<std::vector<uint8_t>> k_, v_;  // per kv head
   std::vector<int64_t> slot_pos_;            // ring only: position held by each slot (-1 empty)
 };

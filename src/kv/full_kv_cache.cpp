@@ -9,11 +9,12 @@ FullKvCache::FullKvCache(const KvGeometry& g, const KvOptions& o) {
   for (const LayerGeometry& lg : g.layers) layers_.emplace_back(lg, o.f16);
 }
 
-void FullKvCache::attend(int layer, int64_t pos0, int n, const float* q, const float*, const float* k,
-                         const float* v, float* out) {
+void FullKvCache::attend(int layer, int64_t pos0, int n, const float* q, const float*, const float* k, const float* v,
+                         float* out) {
   DenseLayerStore& s = layers_.at(layer);
-  if (pos0 != s.n_positions()) throw Error("kv cache: layer " + std::to_string(layer) + " expected position " +
-                                           std::to_string(s.n_positions()) + ", got " + std::to_string(pos0));
+  if (pos0 != s.n_positions())
+    throw Error("kv cache: layer " + std::to_string(layer) + " expected position " + std::to_string(s.n_positions()) +
+                ", got " + std::to_string(pos0));
   s.append_and_attend(pos0, n, q, k, v, out);
 }
 

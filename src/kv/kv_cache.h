@@ -17,14 +17,14 @@ struct LayerGeometry {
   int n_head = 0;     // query heads
   int n_kv_head = 0;  // key/value heads; query head h reads kv head h / (n_head / n_kv_head)
   int head_dim = 0;
-  int window = 0;     // 0: global layer; >0: sliding window, key at p_k visible to p_q iff 0 <= p_q - p_k < window
-  float scale = 1.0f; // score = scale * q.k
-  RopeSpec rope;      // the layer's RoPE (policies that rebuild pre-RoPE keys apply it themselves)
+  int window = 0;      // 0: global layer; >0: sliding window, key at p_k visible to p_q iff 0 <= p_q - p_k < window
+  float scale = 1.0f;  // score = scale * q.k
+  RopeSpec rope;       // the layer's RoPE (policies that rebuild pre-RoPE keys apply it themselves)
 };
 
 struct KvGeometry {
   std::vector<LayerGeometry> layers;
-  int64_t max_ctx = 0;     // positions a sequence may reach (prompt + generation)
+  int64_t max_ctx = 0;         // positions a sequence may reach (prompt + generation)
   int max_batch_tokens = 512;  // most new tokens one attend() call may bring (prefill chunk size)
 };
 
@@ -68,10 +68,10 @@ struct KvOptions {
   std::string policy = "full";
   bool f16 = false;  // store dense K/V as f16 instead of f32
   // shadowkv
-  int rank = 0;            // 0 = policy default
+  int rank = 0;  // 0 = policy default
   int chunk = 8;
-  std::string budget;      // tokens ("2048") or percent of the prompt ("1.56%"); empty = default
-  int outliers = -1;       // chunks; -1 = default (24 per 1024 tokens of budget)
+  std::string budget;  // tokens ("2048") or percent of the prompt ("1.56%"); empty = default
+  int outliers = -1;   // chunks; -1 = default (24 per 1024 tokens of budget)
   int local_chunks = 4;
 };
 

@@ -106,7 +106,8 @@ void Model::forward(const std::vector<ForwardItem>& items, std::vector<float>& l
   std::vector<float> h(out_rows * E);
   for (int64_t r = 0, o = 0, i = 0; i < (int64_t)items.size(); r += items[i].n, ++i) {
     const int first = items[i].all_logits ? 0 : items[i].n - 1;
-    for (int t = first; t < items[i].n; ++t, ++o) rmsnorm(&x[(r + t) * E], weights_.output_norm, &h[o * E], E, c.rms_eps);
+    for (int t = first; t < items[i].n; ++t, ++o)
+      rmsnorm(&x[(r + t) * E], weights_.output_norm, &h[o * E], E, c.rms_eps);
   }
   logits.resize(out_rows * (int64_t)c.n_vocab);
   matmul(weights_.output, h.data(), out_rows, logits.data());

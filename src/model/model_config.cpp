@@ -9,7 +9,8 @@ namespace shadowkv {
 namespace {
 
 int positive(const GgufFile& f, const std::string& key, int64_t v) {
-  if (v <= 0 || v > (1 << 24)) throw Error(f.path() + ": metadata " + key + " = " + std::to_string(v) + " is out of range");
+  if (v <= 0 || v > (1 << 24))
+    throw Error(f.path() + ": metadata " + key + " = " + std::to_string(v) + " is out of range");
   return (int)v;
 }
 
@@ -18,10 +19,14 @@ int positive(const GgufFile& f, const std::string& key, int64_t v) {
 ModelConfig read_model_config(const GgufFile& f) {
   ModelConfig c;
   c.arch_name = f.require_string("general.architecture");
-  if (c.arch_name == "gemma3") c.arch = Arch::Gemma3;
-  else if (c.arch_name == "llama") c.arch = Arch::Llama;
-  else if (c.arch_name == "qwen2") c.arch = Arch::Qwen2;
-  else throw Error(f.path() + ": unsupported architecture '" + c.arch_name + "' (supported: gemma3, llama, qwen2)");
+  if (c.arch_name == "gemma3")
+    c.arch = Arch::Gemma3;
+  else if (c.arch_name == "llama")
+    c.arch = Arch::Llama;
+  else if (c.arch_name == "qwen2")
+    c.arch = Arch::Qwen2;
+  else
+    throw Error(f.path() + ": unsupported architecture '" + c.arch_name + "' (supported: gemma3, llama, qwen2)");
   const std::string a = c.arch_name + ".";
   c.name = f.get_string("general.name").value_or(c.arch_name);
   auto req = [&](const std::string& k) { return positive(f, a + k, f.require_int(a + k)); };
@@ -31,7 +36,8 @@ ModelConfig read_model_config(const GgufFile& f) {
   c.n_head = req("attention.head_count");
   c.n_kv_head = positive(f, a + "attention.head_count_kv", f.get_int(a + "attention.head_count_kv").value_or(c.n_head));
   c.n_ctx_train = positive(f, a + "context_length", f.get_int(a + "context_length").value_or(4096));
-  c.head_dim = positive(f, a + "attention.key_length", f.get_int(a + "attention.key_length").value_or(c.n_embd / c.n_head));
+  c.head_dim =
+      positive(f, a + "attention.key_length", f.get_int(a + "attention.key_length").value_or(c.n_embd / c.n_head));
   const int64_t vdim = f.get_int(a + "attention.value_length").value_or(c.head_dim);
   if (vdim != c.head_dim) throw Error(f.path() + ": value_length != key_length is not supported");
   if (c.n_head % c.n_kv_head != 0)
@@ -54,7 +60,8 @@ ModelConfig read_model_config(const GgufFile& f) {
   c.layer_sliding.assign(c.n_layer, false);
   if (c.arch == Arch::Gemma3) {
     // Gemma 3: five sliding-window layers (RoPE base 10000) then one global layer, repeating.
-    c.sliding_window = positive(f, a + "attention.sliding_window", f.get_int(a + "attention.sliding_window").value_or(512));
+    c.sliding_window =
+        positive(f, a + "attention.sliding_window", f.get_int(a + "attention.sliding_window").value_or(512));
     for (int l = 0; l < c.n_layer; ++l) c.layer_sliding[l] = (l % 6) < 5;
     c.rope_base_local = 10000.0f;
   }

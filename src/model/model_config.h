@@ -26,7 +26,7 @@ struct ModelConfig {
   std::vector<bool> layer_sliding;   // per layer
   float attn_scale = 1.0f;
   bool has_qkv_bias = false;
-  bool instruction_tuned = false;    // has a chat template
+  bool instruction_tuned = false;  // has a chat template
 
   // Per-layer attention geometry for the KV cache (rope_freqs: optional llama3 frequency divisors).
   KvGeometry kv_geometry(int64_t max_ctx, int max_batch_tokens, const float* rope_freqs) const;

@@ -11,16 +11,16 @@ struct LayerWeights {
   const float* attn_norm = nullptr;
   QMatrix wq, wk, wv, wo;
   const float *bq = nullptr, *bk = nullptr, *bv = nullptr;  // qwen2
-  const float *q_norm = nullptr, *k_norm = nullptr;          // gemma3: per-head RMSNorm weights [head_dim]
-  const float* post_attn_norm = nullptr;                     // gemma3
+  const float *q_norm = nullptr, *k_norm = nullptr;         // gemma3: per-head RMSNorm weights [head_dim]
+  const float* post_attn_norm = nullptr;                    // gemma3
   const float* ffn_norm = nullptr;
   QMatrix gate, up, down;
   const float* post_ffw_norm = nullptr;  // gemma3
 };
 
 struct ModelWeights {
-  QMatrix token_embd;   // [n_vocab rows of n_embd]
-  QMatrix output;       // the LM head (token_embd when tied)
+  QMatrix token_embd;  // [n_vocab rows of n_embd]
+  QMatrix output;      // the LM head (token_embd when tied)
   const float* output_norm = nullptr;
   const float* rope_freqs = nullptr;  // llama3 frequency divisors [n_rot/2], optional
   std::vector<LayerWeights> layers;

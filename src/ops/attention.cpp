@@ -69,8 +69,8 @@ void attend_range(const float* q, int n_q, int hd, float scale, const KeyValueRo
 
 }  // namespace
 
-void attend_rows(const float* q, int n_q, int head_dim, float scale, const KeyValueRows& kv, int64_t q_pos,
-                 int window, SoftmaxAcc* state) {
+void attend_rows(const float* q, int n_q, int head_dim, float scale, const KeyValueRows& kv, int64_t q_pos, int window,
+                 SoftmaxAcc* state) {
   attend_range(q, n_q, head_dim, scale, kv, 0, kv.n, q_pos, window, state);
 }
 
@@ -115,7 +115,8 @@ void attend_group(const float* q, int n_q, int head_dim, float scale, const KeyV
     int64_t base = 0;
     for (int s = 0; s < n_sets; ++s) {
       const int64_t b = std::max(lo, base), e = std::min(hi, base + sets[s].n);
-      if (b < e) attend_range(q, n_q, head_dim, scale, sets[s], b - base, e - base, q_pos, window, &st[(size_t)p * n_q]);
+      if (b < e)
+        attend_range(q, n_q, head_dim, scale, sets[s], b - base, e - base, q_pos, window, &st[(size_t)p * n_q]);
       base += sets[s].n;
     }
   };

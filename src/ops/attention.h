@@ -25,8 +25,8 @@ struct SoftmaxAcc {
 
 // Folds the visible rows of kv into the running state of n_q query heads (q: [n_q][head_dim]).
 // A row with pos p is visible to q_pos iff p <= q_pos and (window == 0 or q_pos - p < window).
-void attend_rows(const float* q, int n_q, int head_dim, float scale, const KeyValueRows& kv, int64_t q_pos,
-                 int window, SoftmaxAcc* state);
+void attend_rows(const float* q, int n_q, int head_dim, float scale, const KeyValueRows& kv, int64_t q_pos, int window,
+                 SoftmaxAcc* state);
 
 // Merges state b into a (split-K reduction).
 void merge_acc(SoftmaxAcc& a, const SoftmaxAcc& b, int head_dim);

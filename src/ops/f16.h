@@ -13,7 +13,10 @@ inline float f16_to_f32(uint16_t h) {
       bits = sign;
     } else {  // subnormal: normalise
       exp = 127 - 15 + 1;
-      while (!(mant & 0x400)) { mant <<= 1; --exp; }
+      while (!(mant & 0x400)) {
+        mant <<= 1;
+        --exp;
+      }
       bits = sign | (exp << 23) | ((mant & 0x3ff) << 13);
     }
   } else if (exp == 31) {
@@ -32,7 +35,7 @@ inline uint16_t f32_to_f16(float f) {
   const uint32_t sign = (x >> 16) & 0x8000;
   const uint32_t absx = x & 0x7fffffff;
   if (absx >= 0x7f800000) return (uint16_t)(sign | 0x7c00 | (absx > 0x7f800000 ? 0x200 : 0));  // inf/nan
-  if (absx >= 0x477ff000) return (uint16_t)(sign | 0x7c00);                                     // overflow
+  if (absx >= 0x477ff000) return (uint16_t)(sign | 0x7c00);                                    // overflow
   if (absx < 0x38800000) {  // subnormal or zero in half
     if (absx < 0x33000000) return (uint16_t)sign;
     const uint32_t e = absx >> 23, m = (absx & 0x7fffff) | 0x800000;

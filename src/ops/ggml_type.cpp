@@ -9,22 +9,38 @@ const TypeTraits* type_traits(uint32_t id) {
       kQ3_K{"Q3_K", 256, 110, false}, kQ4_K{"Q4_K", 256, 144, true}, kQ5_K{"Q5_K", 256, 176, true},
       kQ6_K{"Q6_K", 256, 210, true}, kQ8_K{"Q8_K", 256, 292, true}, kBF16{"BF16", 1, 2, true};
   switch (id) {
-    case 0: return &kF32;
-    case 1: return &kF16;
-    case 2: return &kQ4_0;
-    case 3: return &kQ4_1;
-    case 6: return &kQ5_0;
-    case 7: return &kQ5_1;
-    case 8: return &kQ8_0;
-    case 9: return &kQ8_1;
-    case 10: return &kQ2_K;
-    case 11: return &kQ3_K;
-    case 12: return &kQ4_K;
-    case 13: return &kQ5_K;
-    case 14: return &kQ6_K;
-    case 15: return &kQ8_K;
-    case 30: return &kBF16;
-    default: return nullptr;
+    case 0:
+      return &kF32;
+    case 1:
+      return &kF16;
+    case 2:
+      return &kQ4_0;
+    case 3:
+      return &kQ4_1;
+    case 6:
+      return &kQ5_0;
+    case 7:
+      return &kQ5_1;
+    case 8:
+      return &kQ8_0;
+    case 9:
+      return &kQ8_1;
+    case 10:
+      return &kQ2_K;
+    case 11:
+      return &kQ3_K;
+    case 12:
+      return &kQ4_K;
+    case 13:
+      return &kQ5_K;
+    case 14:
+      return &kQ6_K;
+    case 15:
+      return &kQ8_K;
+    case 30:
+      return &kBF16;
+    default:
+      return nullptr;
   }
 }
 

@@ -5,10 +5,10 @@
 namespace shadowkv {
 
 float dot_f32(const float* a, const float* b, int64_t n);
-float dot_f16(const float* a, const uint16_t* b, int64_t n);          // b is IEEE half
-void axpy_f32(float alpha, const float* x, float* y, int64_t n);        // y += alpha * x
-void axpy_f16(float alpha, const uint16_t* x, float* y, int64_t n);     // y += alpha * half(x)
-void scale_f32(float alpha, float* y, int64_t n);                       // y *= alpha
+float dot_f16(const float* a, const uint16_t* b, int64_t n);         // b is IEEE half
+void axpy_f32(float alpha, const float* x, float* y, int64_t n);     // y += alpha * x
+void axpy_f16(float alpha, const uint16_t* x, float* y, int64_t n);  // y += alpha * half(x)
+void scale_f32(float alpha, float* y, int64_t n);                    // y *= alpha
 void f32_to_f16_row(const float* x, uint16_t* y, int64_t n);
 void f16_to_f32_row(const uint16_t* x, float* y, int64_t n);
 

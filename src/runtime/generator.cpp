@@ -8,9 +8,7 @@
 namespace shadowkv {
 namespace {
 
-double now_s() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
+double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 
 }  // namespace
 
@@ -24,8 +22,8 @@ std::unique_ptr<KvCache> Generator::prefill(const std::vector<int32_t>& prompt, 
   if (prompt.empty()) throw Error("the prompt is empty");
   if ((int64_t)prompt.size() > ctx)
     throw Error("the prompt has " + std::to_string(prompt.size()) + " tokens, more than the context of " +
-                std::to_string(ctx) + " (raise -c, up to the model's " +
-                std::to_string(model_.config().n_ctx_train) + ")");
+                std::to_string(ctx) + " (raise -c, up to the model's " + std::to_string(model_.config().n_ctx_train) +
+                ")");
   if (o.prefill_chunk <= 0) throw Error("prefill chunk must be positive");
   auto cache = make_kv_cache(model_.kv_geometry(ctx, o.prefill_chunk), o.kv);
   for (size_t i = 0; i < prompt.size(); i += o.prefill_chunk) {
@@ -36,8 +34,8 @@ std::unique_ptr<KvCache> Generator::prefill(const std::vector<int32_t>& prompt, 
   return cache;
 }
 
-std::vector<Generation> Generator::generate(const std::vector<std::vector<int32_t>>& prompts,
-                                            const GenerateOptions& o, const TextCallback& on_text) const {
+std::vector<Generation> Generator::generate(const std::vector<std::vector<int32_t>>& prompts, const GenerateOptions& o,
+                                            const TextCallback& on_text) const {
   const Tokenizer& tok = model_.tokenizer();
   const int n_vocab = model_.config().n_vocab;
   const int64_t ctx = context_limit(o);

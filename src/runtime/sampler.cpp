@@ -25,7 +25,9 @@ int32_t Sampler::sample(const float* logits, int n) {
   const int k = (p_.top_k > 0 && p_.top_k < n) ? p_.top_k : n;
   cand_.resize(n);
   for (int i = 0; i < n; ++i) cand_[i] = {logits[i], i};
-  auto greater = [](const auto& a, const auto& b) { return a.first > b.first || (a.first == b.first && a.second < b.second); };
+  auto greater = [](const auto& a, const auto& b) {
+    return a.first > b.first || (a.first == b.first && a.second < b.second);
+  };
   std::partial_sort(cand_.begin(), cand_.begin() + k, cand_.end(), greater);
   cand_.resize(k);
   const float mx = cand_[0].first;
@@ -36,7 +38,10 @@ int32_t Sampler::sample(const float* logits, int n) {
     double cum = 0;
     for (size_t i = 0; i < cand_.size(); ++i) {
       cum += cand_[i].first / sum;
-      if (cum >= p_.top_p) { keep = i + 1; break; }
+      if (cum >= p_.top_p) {
+        keep = i + 1;
+        break;
+      }
     }
   }
   double total = 0;
