@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "eval/kv_policies.h"
+#include "runtime/generator.h"
 #include "runtime/sampler.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
@@ -28,7 +29,6 @@ void log_softmax(const float* x, int n, std::vector<float>& out) {
 
 Prefilled prefill(const Model& m, const std::vector<int32_t>& tokens, const KvOptions& kv, int64_t max_ctx, int chunk) {
   if (tokens.empty()) throw Error("empty prompt");
-  if (chunk <= 0) throw Error("prefill chunk must be positive");
   if (max_ctx > m.config().n_ctx_train)
     throw Error("a context of " + std::to_string(max_ctx) + " tokens is more than the model's " +
                 std::to_string(m.config().n_ctx_train));
@@ -36,11 +36,7 @@ Prefilled prefill(const Model& m, const std::vector<int32_t>& tokens, const KvOp
   Prefilled p;
   const double t0 = now_s();
   p.cache = make_eval_kv_cache(m.kv_geometry(max_ctx, chunk), kv);
-  for (size_t i = 0; i < tokens.size(); i += chunk) {
-    const int n = (int)std::min<size_t>(chunk, tokens.size() - i);
-    m.forward({ForwardItem{p.cache.get(), tokens.data() + i, n, (int64_t)i, false}}, p.logits);
-  }
-  p.cache->end_prefill();
+  prefill_cache(m, *p.cache, tokens, chunk, p.logits);
   p.seconds = now_s() - t0;
   return p;
 }

@@ -24,14 +24,19 @@ std::unique_ptr<KvCache> Generator::prefill(const std::vector<int32_t>& prompt, 
     throw Error("the prompt has " + std::to_string(prompt.size()) + " tokens, more than the context of " +
                 std::to_string(ctx) + " (raise -c, up to the model's " + std::to_string(model_.config().n_ctx_train) +
                 ")");
-  if (o.prefill_chunk <= 0) throw Error("prefill chunk must be positive");
   auto cache = make_kv_cache(model_.kv_geometry(ctx, o.prefill_chunk), o.kv);
-  for (size_t i = 0; i < prompt.size(); i += o.prefill_chunk) {
-    const int n = (int)std::min<size_t>(o.prefill_chunk, prompt.size() - i);
-    model_.forward({ForwardItem{cache.get(), prompt.data() + i, n, (int64_t)i, false}}, last_logits);
-  }
-  cache->end_prefill();
+  prefill_cache(model_, *cache, prompt, o.prefill_chunk, last_logits);
   return cache;
+}
+
+void prefill_cache(const Model& model, KvCache& cache, const std::vector<int32_t>& prompt, int chunk,
+                   std::vector<float>& last_logits) {
+  if (chunk <= 0) throw Error("prefill chunk must be positive");
+  for (size_t i = 0; i < prompt.size(); i += chunk) {
+    const int n = (int)std::min<size_t>(chunk, prompt.size() - i);
+    model.forward({ForwardItem{&cache, prompt.data() + i, n, (int64_t)i, false}}, last_logits);
+  }
+  cache.end_prefill();
 }
 
 std::vector<Generation> Generator::generate(const std::vector<std::vector<int32_t>>& prompts, const GenerateOptions& o,
