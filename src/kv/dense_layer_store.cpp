@@ -1,5 +1,7 @@
 #include "kv/dense_layer_store.h"
 
+#include <cblas.h>
+
 #include <algorithm>
 #include <cstring>
 
@@ -92,27 +94,37 @@ void DenseLayerStore::append_and_attend(int64_t pos0, int n, const float* q, con
       }
     }
   }
-  const int n_jobs = n * g_.n_kv_head;
-  auto job = [&](int j) {
-    const int i = j / g_.n_kv_head, h = j % g_.n_kv_head;
-    const int64_t q_pos = pos0 + i;
-    KeyValueRows sets[2];
+  // One job per (tile of query tokens, KV head): a tile reads each key block once for all its queries.
+  auto sets_for = [&](int h, KeyValueRows* sets) {
     sets[0] = rows(h);
-    int n_sets = 1;
-    if (!is_ring()) {
-      sets[0].n = q_pos + 1;  // causal: an append-only store is visible up to the query itself
-    } else {
-      sets[1] = {new_k[h].data(), new_v[h].data(), sets[0].dtype, n, new_pos.data()};
-      n_sets = 2;
-    }
-    attend_group(q + i * qstride + (int64_t)h * group * hd, group, hd, g_.scale, sets, n_sets, q_pos, g_.window,
-                 out + i * qstride + (int64_t)h * group * hd);
+    if (!is_ring()) return 1;  // append-only: rows are at their index, the tile masks causally
+    sets[1] = {new_k[h].data(), new_v[h].data(), sets[0].dtype, n, new_pos.data()};
+    return 2;
   };
-  if (n_jobs > 1) {
-#pragma omp parallel for schedule(dynamic, 4)
-    for (int j = 0; j < n_jobs; ++j) job(j);
+  if (n == 1) {  // decode: one query; attend_group splits a long row set over threads when heads do not
+#pragma omp parallel for if (g_.n_kv_head > 1)
+    for (int h = 0; h < g_.n_kv_head; ++h) {
+      KeyValueRows sets[2];
+      const int n_sets = sets_for(h, sets);
+      if (!is_ring()) sets[0].n = pos0 + 1;
+      attend_group(q + (int64_t)h * group * hd, group, hd, g_.scale, sets, n_sets, pos0, g_.window,
+                   out + (int64_t)h * group * hd);
+    }
   } else {
-    job(0);
+    constexpr int kTile = 16;
+    const int n_tiles = (n + kTile - 1) / kTile, n_jobs = n_tiles * g_.n_kv_head;
+    const int blas_threads = openblas_get_num_threads();
+    openblas_set_num_threads(1);  // our OpenMP threads cover the cores; each tile's GEMMs run on one
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int j = 0; j < n_jobs; ++j) {
+      const int t0 = (j / g_.n_kv_head) * kTile, h = j % g_.n_kv_head, nt = std::min(kTile, n - t0);
+      KeyValueRows sets[2];
+      const int n_sets = sets_for(h, sets);
+      if (!is_ring()) sets[0].n = pos0 + t0 + nt;
+      const int64_t off = t0 * qstride + (int64_t)h * group * hd;
+      attend_tile(q + off, qstride, nt, group, hd, g_.scale, sets, n_sets, pos0 + t0, g_.window, out + off, qstride);
+    }
+    openblas_set_num_threads(blas_threads);
   }
   if (is_ring()) append(pos0, n, k, v);
 }

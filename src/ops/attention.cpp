@@ -1,5 +1,6 @@
 #include "ops/attention.h"
 
+#include <cblas.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -67,7 +68,89 @@ void attend_range(const float* q, int n_q, int hd, float scale, const KeyValueRo
   }
 }
 
+// Position of row i of kv: its recorded position, or its index for append-only rows (see attend_tile).
+inline int64_t row_pos(const KeyValueRows& kv, int64_t i) { return kv.pos ? kv.pos[i] : i; }
+
+inline bool visible(int64_t p, int64_t q_pos, int window) {
+  return p >= 0 && p <= q_pos && (window == 0 || q_pos - p < window);
+}
+
 }  // namespace
+
+void attend_tile(const float* q, int64_t q_stride, int n_tok, int n_q, int head_dim, float scale,
+                 const KeyValueRows* sets, int n_sets, int64_t q_pos0, int window, float* out, int64_t out_stride) {
+  // Flash-attention on two small GEMMs per key block: S = Q K^T for all M = n_tok * n_q query vectors of the
+  // tile, a masked online softmax over S, then Acc += P V. The caller sets OpenBLAS to one thread.
+  constexpr int kKeyBlock = 128;
+  const int hd = head_dim, M = n_tok * n_q;
+  thread_local std::vector<float> Q, S, Kb, Vb, Acc, m, l;
+  Q.resize((size_t)M * hd);
+  S.resize((size_t)M * kKeyBlock);
+  Acc.assign((size_t)M * hd, 0.0f);
+  m.assign(M, -std::numeric_limits<float>::infinity());
+  l.assign(M, 0.0f);
+  for (int t = 0; t < n_tok; ++t) std::memcpy(&Q[(size_t)t * n_q * hd], q + t * q_stride, sizeof(float) * n_q * hd);
+  const int64_t q_last = q_pos0 + n_tok - 1;
+  for (int si = 0; si < n_sets; ++si) {
+    const KeyValueRows& kv = sets[si];
+    const int64_t n = kv.pos ? kv.n : std::min<int64_t>(kv.n, q_last + 1);
+    for (int64_t b0 = 0; b0 < n; b0 += kKeyBlock) {
+      const int B = (int)std::min<int64_t>(kKeyBlock, n - b0);
+      int64_t pos[kKeyBlock];
+      bool any = false;
+      for (int j = 0; j < B; ++j) {
+        pos[j] = row_pos(kv, b0 + j);
+        // Visible to some query of the tile: not after the last one, and inside the first one's window.
+        any = any || (visible(pos[j], q_last, 0) && (window == 0 || q_pos0 - pos[j] < window));
+      }
+      if (!any) continue;
+      const float *K, *V;
+      if (kv.dtype == KvDType::F32) {
+        K = static_cast<const float*>(kv.keys) + b0 * hd;
+        V = static_cast<const float*>(kv.vals) + b0 * hd;
+      } else {
+        Kb.resize((size_t)kKeyBlock * hd);
+        Vb.resize((size_t)kKeyBlock * hd);
+        f16_to_f32_row(static_cast<const uint16_t*>(kv.keys) + b0 * hd, Kb.data(), (int64_t)B * hd);
+        f16_to_f32_row(static_cast<const uint16_t*>(kv.vals) + b0 * hd, Vb.data(), (int64_t)B * hd);
+        K = Kb.data();
+        V = Vb.data();
+      }
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, B, hd, scale, Q.data(), hd, K, hd, 0.0f, S.data(), B);
+      for (int r = 0; r < M; ++r) {
+        const int64_t q_pos = q_pos0 + r / n_q;
+        float* sr = &S[(size_t)r * B];
+        float bmax = -std::numeric_limits<float>::infinity();
+        for (int j = 0; j < B; ++j) {
+          if (!visible(pos[j], q_pos, window)) sr[j] = -std::numeric_limits<float>::infinity();
+          bmax = std::max(bmax, sr[j]);
+        }
+        if (bmax == -std::numeric_limits<float>::infinity()) {  // nothing visible to this query in the block
+          std::fill(sr, sr + B, 0.0f);
+          continue;
+        }
+        if (bmax > m[r]) {
+          const float rescale = std::exp(m[r] - bmax);  // exp(-inf) = 0 on the first visible block
+          l[r] *= rescale;
+          scale_f32(rescale, &Acc[(size_t)r * hd], hd);
+          m[r] = bmax;
+        }
+        float sum = 0.0f;
+        for (int j = 0; j < B; ++j) {
+          sr[j] = std::exp(sr[j] - m[r]);  // masked scores are -inf and become 0
+          sum += sr[j];
+        }
+        l[r] += sum;
+      }
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, hd, B, 1.0f, S.data(), B, V, hd, 1.0f, Acc.data(), hd);
+    }
+  }
+  for (int r = 0; r < M; ++r) {
+    float* o = out + (r / n_q) * out_stride + (int64_t)(r % n_q) * hd;
+    const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
+    for (int i = 0; i < hd; ++i) o[i] = Acc[(size_t)r * hd + i] * inv;
+  }
+}
 
 void attend_rows(const float* q, int n_q, int head_dim, float scale, const KeyValueRows& kv, int64_t q_pos, int window,
                  SoftmaxAcc* state) {

@@ -39,4 +39,12 @@ void finish_acc(const SoftmaxAcc* state, int n_q, int head_dim, float* out, int6
 void attend_group(const float* q, int n_q, int head_dim, float scale, const KeyValueRows* sets, int n_sets,
                   int64_t q_pos, int window, float* out);
 
+// Prefill form of attend_group: n_tok consecutive query tokens at positions q_pos0.. (query token t's n_q heads at
+// q + t*q_stride, its output at out + t*out_stride, heads head_dim apart). Rows without pos are at the position
+// of their index (append-only stores), so each query sees the causal prefix. Each key block is read once for
+// the whole tile (two small GEMMs per block); results equal attend_group's up to float rounding. Calls OpenBLAS:
+// inside an OpenMP region set openblas_set_num_threads(1) first.
+void attend_tile(const float* q, int64_t q_stride, int n_tok, int n_q, int head_dim, float scale,
+                 const KeyValueRows* sets, int n_sets, int64_t q_pos0, int window, float* out, int64_t out_stride);
+
 }  // namespace shadowkv
