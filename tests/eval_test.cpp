@@ -28,6 +28,12 @@
 namespace shadowkv::eval {
 namespace {
 
+KvOptions policy_named(const std::string& name) {
+  KvOptions o;
+  o.policy = name;
+  return o;
+}
+
 namespace fs = std::filesystem;
 
 // zlib.compress(b"stored block test", 0) and zlib.compress(<Austen sentence x3 + bytes 0..255>, 9) from Python.
@@ -172,10 +178,10 @@ TEST(EvalArgs, PoliciesAndLists) {
   g.layers[0] = {2, 1, 8, 0, 1.0f, {}};
   g.max_ctx = 64;
   g.max_batch_tokens = 16;
-  EXPECT_STREQ(make_eval_kv_cache(g, {.policy = "truncate:4"})->policy(), "truncate");
-  EXPECT_STREQ(make_eval_kv_cache(g, {.policy = "full"})->policy(), "full");
-  EXPECT_THROW(make_eval_kv_cache(g, {.policy = "truncate:x"}), Error);
-  EXPECT_THROW(make_eval_kv_cache(g, {.policy = "no-such-policy"}), Error);
+  EXPECT_STREQ(make_eval_kv_cache(g, policy_named("truncate:4"))->policy(), "truncate");
+  EXPECT_STREQ(make_eval_kv_cache(g, policy_named("full"))->policy(), "full");
+  EXPECT_THROW(make_eval_kv_cache(g, policy_named("truncate:x")), Error);
+  EXPECT_THROW(make_eval_kv_cache(g, policy_named("no-such-policy")), Error);
 }
 
 // Naive causal attention over the keys at positions (q_pos - keep, q_pos], for one query head.
@@ -232,7 +238,9 @@ TEST(EvalTruncatingCache, MatchesNaiveWindowedAttention) {
     auto copy = cache.clone();
     EXPECT_EQ(copy->n_tokens(), T);
     EXPECT_EQ(copy->memory().total(), cache.memory().total());
-    if (keep < 8) EXPECT_LT(cache.memory().total(), (int64_t)(T * D * 2 * 4));  // old rows were dropped
+    if (keep < 8) {
+      EXPECT_LT(cache.memory().total(), (int64_t)(T * D * 2 * 4));  // old rows were dropped
+    }
   }
 }
 

@@ -127,9 +127,9 @@ std::string Tokenizer::decode(const std::vector<int32_t>& ids) const {
 }
 
 // Releases the longest prefix of pending_ made of complete characters; a byte that can never start or continue a
-// valid sequence is released as U+FFFD so one bad byte cannot stall the stream.
-std::string StreamDecoder::push(int32_t id) {
-  pending_ += tok_.token_to_piece(id);
+// valid sequence is released as U+FFFD so one bad byte cannot stall the stream. At the end of the stream (final)
+// a truncated sequence is released as one U+FFFD too.
+std::string StreamDecoder::drain(bool final) {
   std::string out;
   size_t i = 0;
   while (i < pending_.size()) {
@@ -138,6 +138,10 @@ std::string StreamDecoder::push(int32_t id) {
       out.append(pending_, i, n);
       i += n;
     } else if (unicode::is_incomplete_utf8(pending_, i)) {
+      if (final) {
+        out += "\xEF\xBF\xBD";
+        i = pending_.size();
+      }
       break;
     } else {
       out += "\xEF\xBF\xBD";
@@ -148,24 +152,11 @@ std::string StreamDecoder::push(int32_t id) {
   return out;
 }
 
-std::string StreamDecoder::flush() {
-  std::string out;
-  size_t i = 0;
-  while (i < pending_.size()) {
-    size_t n = unicode::valid_utf8_len(pending_, i);
-    if (n) {
-      out.append(pending_, i, n);
-      i += n;
-    } else if (unicode::is_incomplete_utf8(pending_, i)) {
-      out += "\xEF\xBF\xBD";  // one replacement for the whole truncated sequence
-      break;
-    } else {
-      out += "\xEF\xBF\xBD";
-      ++i;
-    }
-  }
-  pending_.clear();
-  return out;
+std::string StreamDecoder::push(int32_t id) {
+  pending_ += tok_.token_to_piece(id);
+  return drain(false);
 }
+
+std::string StreamDecoder::flush() { return drain(true); }
 
 }  // namespace shadowkv

@@ -68,6 +68,7 @@ class StreamDecoder {
   std::string flush();           // whatever is left (invalid bytes become U+FFFD)
 
  private:
+  std::string drain(bool final);
   const Tokenizer& tok_;
   std::string pending_;
 };

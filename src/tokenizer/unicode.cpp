@@ -4,54 +4,51 @@
 
 namespace shadowkv::unicode {
 
+namespace {
+
+// Length n of the sequence lead byte b0 starts (0 if it starts none) and the allowed range [lo, hi] of the
+// second byte, which rules out overlongs, surrogates and code points above U+10FFFF.
+struct LeadByte {
+  size_t n = 0;
+  uint8_t lo = 0x80, hi = 0xBF;
+};
+
+LeadByte lead_byte(uint8_t b0) {
+  LeadByte l;
+  if (b0 >= 0xC2 && b0 <= 0xDF) {
+    l.n = 2;
+  } else if (b0 >= 0xE0 && b0 <= 0xEF) {
+    l.n = 3;
+    if (b0 == 0xE0) l.lo = 0xA0;
+    if (b0 == 0xED) l.hi = 0x9F;
+  } else if (b0 >= 0xF0 && b0 <= 0xF4) {
+    l.n = 4;
+    if (b0 == 0xF0) l.lo = 0x90;
+    if (b0 == 0xF4) l.hi = 0x8F;
+  }
+  return l;
+}
+
+}  // namespace
+
 size_t valid_utf8_len(std::string_view s, size_t i) {
   const auto* p = reinterpret_cast<const uint8_t*>(s.data()) + i;
   const size_t avail = s.size() - i;
-  const uint8_t b0 = p[0];
-  if (b0 < 0x80) return 1;
-  size_t n;
-  uint8_t lo = 0x80, hi = 0xBF;  // allowed range of the second byte (rules out overlongs/surrogates/too large)
-  if (b0 >= 0xC2 && b0 <= 0xDF) {
-    n = 2;
-  } else if (b0 >= 0xE0 && b0 <= 0xEF) {
-    n = 3;
-    if (b0 == 0xE0) lo = 0xA0;
-    if (b0 == 0xED) hi = 0x9F;
-  } else if (b0 >= 0xF0 && b0 <= 0xF4) {
-    n = 4;
-    if (b0 == 0xF0) lo = 0x90;
-    if (b0 == 0xF4) hi = 0x8F;
-  } else {
-    return 0;
-  }
-  if (avail < n) return 0;
-  if (p[1] < lo || p[1] > hi) return 0;
-  for (size_t k = 2; k < n; ++k)
+  if (p[0] < 0x80) return 1;
+  const LeadByte l = lead_byte(p[0]);
+  if (l.n == 0 || avail < l.n) return 0;
+  if (p[1] < l.lo || p[1] > l.hi) return 0;
+  for (size_t k = 2; k < l.n; ++k)
     if ((p[k] & 0xC0) != 0x80) return 0;
-  return n;
+  return l.n;
 }
 
 bool is_incomplete_utf8(std::string_view s, size_t i) {
   const auto* p = reinterpret_cast<const uint8_t*>(s.data()) + i;
   const size_t avail = s.size() - i;
-  const uint8_t b0 = p[0];
-  size_t n;
-  uint8_t lo = 0x80, hi = 0xBF;
-  if (b0 >= 0xC2 && b0 <= 0xDF) {
-    n = 2;
-  } else if (b0 >= 0xE0 && b0 <= 0xEF) {
-    n = 3;
-    if (b0 == 0xE0) lo = 0xA0;
-    if (b0 == 0xED) hi = 0x9F;
-  } else if (b0 >= 0xF0 && b0 <= 0xF4) {
-    n = 4;
-    if (b0 == 0xF0) lo = 0x90;
-    if (b0 == 0xF4) hi = 0x8F;
-  } else {
-    return false;
-  }
-  if (avail >= n) return false;
-  if (avail >= 2 && (p[1] < lo || p[1] > hi)) return false;
+  const LeadByte l = lead_byte(p[0]);
+  if (l.n == 0 || avail >= l.n) return false;
+  if (avail >= 2 && (p[1] < l.lo || p[1] > l.hi)) return false;
   for (size_t k = 2; k < avail; ++k)
     if ((p[k] & 0xC0) != 0x80) return false;
   return true;

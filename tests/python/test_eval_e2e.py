@@ -140,6 +140,36 @@ def main():
     check(p2.returncode == 0 and "resuming" in p2.stderr and n2 == len(recs),
           f"a second run resumes and adds no records ({n2} lines, {dt2:.1f}s)")
 
+    # scripts/calibrate: a task full drops at one length is not run at the next; a kept one is.
+    script = os.path.join(os.environ.get("SHADOWKV_SOURCE_DIR", ""), "scripts", "calibrate")
+    for min_score, name in (("1.01", "none kept"), ("0", "all kept")):
+        cdir = os.path.join(tmp, "cal-" + min_score)
+        env = dict(os.environ, SHADOWKV_MODEL=MODEL, MIN_SCORE=min_score, TASKS="niah_single_1,niah_single_2")
+        t0 = time.time()
+        pc = subprocess.run([script, cdir, "256:1", "512:2"], capture_output=True, text=True, timeout=600, env=env)
+        print(f"$ MIN_SCORE={min_score} scripts/calibrate {cdir} 256:1 512:2  [{time.time() - t0:.1f}s, "
+              f"exit {pc.returncode}]")
+        if pc.returncode != 0:
+            print(pc.stdout[-2000:], pc.stderr[-2000:])
+        try:
+            with open(os.path.join(cdir, "calibration.json")) as f:
+                cal = json.load(f)
+            cells = lambda key: sorted((c["task"], c["length"]) for c in cal[key])  # noqa: E731
+            both = [("niah_single_1", 256), ("niah_single_2", 256)]
+            if min_score == "0":
+                ok = cells("kept") == sorted(both + [("niah_single_1", 512), ("niah_single_2", 512)]) and \
+                    not cal["not_run"] and [c["n"] for c in cal["kept"] if c["length"] == 512] == [2, 2]
+            else:
+                ok = cells("dropped") == both and not cal["kept"] and \
+                    cells("not_run") == [("niah_single_1", 512), ("niah_single_2", 512)]
+            ok = ok and cal["plan"] == [{"length": 256, "samples": 1}, {"length": 512, "samples": 2}]
+            check(pc.returncode == 0 and ok, f"scripts/calibrate prunes by length ({name})")
+        except Exception as e:  # noqa: BLE001
+            check(False, f"scripts/calibrate writes calibration.json ({name}: {e})")
+    pb = subprocess.run([script, os.path.join(tmp, "cal-bad"), "512"], capture_output=True, text=True, timeout=60,
+                        env=dict(os.environ, SHADOWKV_MODEL=MODEL))
+    check(pb.returncode == 2 and "LENGTH:SAMPLES" in pb.stderr, "scripts/calibrate rejects a bad plan step")
+
     # Bench: two policies, batches 1 and 2, side by side.
     bout = os.path.join(tmp, "bench")
     p3, _ = run(["bench", "-m", MODEL, "--lengths", str(lengths[0]), "--batch", "1,2", "--kv", "full,truncate:16",
