@@ -166,6 +166,20 @@ def main():
             check(pc.returncode == 0 and ok, f"scripts/calibrate prunes by length ({name})")
         except Exception as e:  # noqa: BLE001
             check(False, f"scripts/calibrate writes calibration.json ({name}: {e})")
+    # A time budget stops starting tasks once used up; the cells left are listed with that reason.
+    env = dict(os.environ, SHADOWKV_MODEL=MODEL, MIN_SCORE="0", TIME_BUDGET="1", TASKS="niah_single_1,niah_single_2")
+    cdir = os.path.join(tmp, "cal-budget")
+    pt = subprocess.run([script, cdir, "256:1", "512:1"], capture_output=True, text=True, timeout=600, env=env)
+    try:
+        with open(os.path.join(cdir, "calibration.json")) as f:
+            cal = json.load(f)
+        ok = [(c["task"], c["length"]) for c in cal["kept"]] == [("niah_single_1", 256)] and \
+            sorted((c["task"], c["length"], c["why"]) for c in cal["not_run"]) == [
+                ("niah_single_1", 512, "time budget used up"), ("niah_single_2", 256, "time budget used up"),
+                ("niah_single_2", 512, "time budget used up")]
+        check(pt.returncode == 0 and ok, "scripts/calibrate stops starting tasks when TIME_BUDGET is used up")
+    except Exception as e:  # noqa: BLE001
+        check(False, f"scripts/calibrate with TIME_BUDGET writes calibration.json ({e})")
     pb = subprocess.run([script, os.path.join(tmp, "cal-bad"), "512"], capture_output=True, text=True, timeout=60,
                         env=dict(os.environ, SHADOWKV_MODEL=MODEL))
     check(pb.returncode == 2 and "LENGTH:SAMPLES" in pb.stderr, "scripts/calibrate rejects a bad plan step")
