@@ -14,6 +14,7 @@
 #include "eval/inflate.h"
 #include "eval/kv_policies.h"
 #include "eval/list_args.h"
+#include "eval/report.h"
 #include "eval/result_store.h"
 #include "eval/scoring.h"
 #include "eval/sentence_splitter.h"
@@ -434,6 +435,39 @@ TEST(EvalFidelity, FullAgreesWithItselfAndTruncationDiverges) {
   double z = 0;
   for (float x : ref.log_probs[0]) z += std::exp((double)x);
   EXPECT_NEAR(z, 1.0, 1e-3);
+}
+
+}  // namespace
+}  // namespace shadowkv::eval
+
+namespace shadowkv::eval {
+namespace {
+
+// Perplexity cells get no task mean and no memory row (their runs record neither); scored cells keep both.
+TEST(EvalReport, PerplexityCellsStayOutOfMeansAndMemoryTable) {
+  auto rec = [](const std::string& task, const std::string& metric, double score) {
+    return nlohmann::json{{"task", task},        {"length", 512},      {"policy", "full"},     {"sample", 0},
+                          {"metric", metric},    {"score", score},     {"prefill_tok_s", 100}, {"kv_bytes", 10},
+                          {"kv_full_bytes", 10}, {"fidelity", nullptr}};
+  };
+  const std::vector<std::string> order = {"niah_single_1", "austen_ppl"};
+  const fs::path dir = fs::temp_directory_path() / "skv_report_test";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const std::string both =
+      write_summaries(dir.string(),
+                      summarize({rec("niah_single_1", "string_match_all", 1.0), rec("austen_ppl", "perplexity", 20.5)},
+                                order, {"full"}),
+                      {"full"}, "full");
+  EXPECT_NE(both.find("| austen_ppl | 512 | 20.500 (n=1) |"), std::string::npos) << both;
+  EXPECT_NE(both.find("| **mean of tasks** | 512 | 100.0 |"), std::string::npos) << both;
+  EXPECT_NE(both.find("| niah_single_1 | 512 | full | 100.0 |"), std::string::npos) << both;
+  EXPECT_EQ(both.find("| austen_ppl | 512 | full |"), std::string::npos) << both;
+  const std::string ppl_only = write_summaries(
+      dir.string(), summarize({rec("austen_ppl", "perplexity", 20.5)}, order, {"full"}), {"full"}, "full");
+  EXPECT_EQ(ppl_only.find("mean of tasks"), std::string::npos) << ppl_only;
+  EXPECT_EQ(ppl_only.find("Memory and speed"), std::string::npos) << ppl_only;
+  fs::remove_all(dir);
 }
 
 }  // namespace

@@ -147,6 +147,9 @@ std::string write_summaries(const std::string& dir, const std::vector<Cell>& cel
   std::set<int64_t> lengths;
   for (const auto& [t, l] : rows) lengths.insert(l);
   for (int64_t l : lengths) {
+    bool any_scored = false;  // perplexity-only lengths have no task mean
+    for (const auto& p : policies) any_scored |= avg.count({l, p}) > 0;
+    if (!any_scored) continue;
     md += "| **mean of tasks** | " + std::to_string(l) + " |";
     for (const auto& p : policies) {
       auto it = avg.find({l, p});
@@ -174,13 +177,18 @@ std::string write_summaries(const std::string& dir, const std::vector<Cell>& cel
             fmt(ratio, "%.3f") + " |\n";
     }
   }
-  md +=
-      "\n## Memory and speed (mean per sample)\n\n| task | length | policy | prefill tok/s | KV bytes | "
-      "KV / full |\n|---|---:|---|---:|---:|---:|\n";
-  for (const Cell& c : cells)
+  // Perplexity runs record no prefill speed or cache size.
+  const bool any_scored = std::any_of(cells.begin(), cells.end(), [](const Cell& c) { return !is_ppl(c); });
+  if (any_scored)
+    md +=
+        "\n## Memory and speed (mean per sample)\n\n| task | length | policy | prefill tok/s | KV bytes | "
+        "KV / full |\n|---|---:|---|---:|---:|---:|\n";
+  for (const Cell& c : cells) {
+    if (is_ppl(c)) continue;
     md += "| " + c.task + " | " + std::to_string(c.length) + " | " + c.policy + " | " + fmt(c.prefill_tok_s) + " | " +
           fmt(c.kv_bytes, "%.0f") + " | " + fmt(c.kv_full_bytes > 0 ? c.kv_bytes / c.kv_full_bytes : NAN, "%.3f") +
           " |\n";
+  }
   write_text(dir + "/summary.md", md);
 
   // CSV (long format) and JSON.
