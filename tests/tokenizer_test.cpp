@@ -214,7 +214,8 @@ struct BpeModel {
 BpeModel load_bpe(const std::string& kind) {
   BpeModel m;
   m.fx = load_json("bpe_" + kind + "_ids.json");
-  m.file = GgufFile::open(kFixtures + "bpe_" + kind + ".gguf");
+  // Written by ctest's fixture_ggufs step from tests/fixtures/tokenizer/bpe_<kind>_vocab.json.
+  m.file = GgufFile::open(std::string(SHADOWKV_FIXTURE_GGUFS) + "/bpe_" + kind + ".gguf");
   m.tok = Tokenizer::from_gguf(*m.file);
   return m;
 }

@@ -120,7 +120,6 @@ void DenseLayerStore::append_and_attend(int64_t pos0, int n, const float* q, con
       const int t0 = (j / g_.n_kv_head) * kTile, h = j % g_.n_kv_head, nt = std::min(kTile, n - t0);
       KeyValueRows sets[2];
       const int n_sets = sets_for(h, sets);
-      if (!is_ring()) sets[0].n = pos0 + t0 + nt;
       const int64_t off = t0 * qstride + (int64_t)h * group * hd;
       attend_tile(q + off, qstride, nt, group, hd, g_.scale, sets, n_sets, pos0 + t0, g_.window, out + off, qstride);
     }

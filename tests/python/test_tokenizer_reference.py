@@ -19,6 +19,7 @@ from importlib.machinery import SourceFileLoader
 
 SRC = os.environ.get("SHADOWKV_SOURCE_DIR", os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 FIX = os.path.join(SRC, "tests", "fixtures", "tokenizer")
+GGUFS = os.environ.get("SHADOWKV_FIXTURE_GGUFS", "")  # written by ctest's fixture_ggufs step
 gen = SourceFileLoader("gen_tokenizer_fixtures", os.path.join(SRC, "scripts", "gen-tokenizer-fixtures")).load_module()
 
 failures = 0
@@ -85,7 +86,7 @@ def hf_from_gguf(path, kind):
 
 def check_bpe(kind):
     fx = load(f"bpe_{kind}_ids.json")
-    tok = hf_from_gguf(os.path.join(FIX, f"bpe_{kind}.gguf"), kind)
+    tok = hf_from_gguf(os.path.join(GGUFS, f"bpe_{kind}.gguf"), kind)
     n = 0
     for c in fx["cases"]:
         tok.encode_special_tokens = not c["parse_special"]
@@ -93,7 +94,7 @@ def check_bpe(kind):
         check(ids == c["ids"], f"{kind}: tokenizers disagrees with fixture on {c['text'][:60]!r}")
         n += 1
     check(n >= 150, f"{kind}: only {n} cases")
-    check(os.path.getsize(os.path.join(FIX, f"bpe_{kind}.gguf")) < 200_000, f"{kind}: fixture GGUF too large")
+    check(os.path.getsize(os.path.join(GGUFS, f"bpe_{kind}.gguf")) < 200_000, f"{kind}: fixture GGUF too large")
     print(f"{kind}: {n} cases agree with tokenizers {fx['generator']}")
 
 
