@@ -443,7 +443,22 @@ TEST(EvalFidelity, FullAgreesWithItselfAndTruncationDiverges) {
 namespace shadowkv::eval {
 namespace {
 
-// Perplexity cells get no task mean and no memory row (their runs record neither); scored cells keep both.
+TEST(EvalFidelity, TailFidelityKlQuantilesAndAgreement) {
+  TailFidelity f;
+  const std::vector<float> p = {std::log(0.5f), std::log(0.25f), std::log(0.25f)};
+  const std::vector<float> q = {std::log(0.25f), std::log(0.5f), std::log(0.25f)};
+  for (int i = 0; i < 3; ++i) f.add(p, p);  // identical rows: KL 0, argmax agrees
+  f.add(p, q);                              // KL = 0.5 ln2 + 0.25 ln(0.5) = 0.25 ln 2; argmax differs
+  ASSERT_EQ(f.kl.size(), 4u);
+  EXPECT_NEAR(f.kl[3], 0.25 * std::log(2.0), 1e-6);
+  EXPECT_NEAR(f.quantile(0.5), 0.0, 1e-9);
+  EXPECT_NEAR(f.quantile(1.0), 0.25 * std::log(2.0), 1e-6);
+  EXPECT_NEAR(f.mean(), 0.0625 * std::log(2.0), 1e-6);
+  EXPECT_DOUBLE_EQ(f.top1(), 0.75);
+}
+
+// Perplexity cells get no task mean and no row in the scored tasks' memory table, but their own section with
+// perplexity against the reference and the per-row KL; scored cells keep both.
 TEST(EvalReport, PerplexityCellsStayOutOfMeansAndMemoryTable) {
   auto rec = [](const std::string& task, const std::string& metric, double score) {
     return nlohmann::json{{"task", task},        {"length", 512},      {"policy", "full"},     {"sample", 0},
@@ -462,11 +477,20 @@ TEST(EvalReport, PerplexityCellsStayOutOfMeansAndMemoryTable) {
   EXPECT_NE(both.find("| austen_ppl | 512 | 20.500 (n=1) |"), std::string::npos) << both;
   EXPECT_NE(both.find("| **mean of tasks** | 512 | 100.0 |"), std::string::npos) << both;
   EXPECT_NE(both.find("| niah_single_1 | 512 | full | 100.0 |"), std::string::npos) << both;
-  EXPECT_EQ(both.find("| austen_ppl | 512 | full |"), std::string::npos) << both;
+  const std::string memory_table = both.substr(both.find("## Memory and speed"));
+  EXPECT_EQ(memory_table.find("| austen_ppl |"), std::string::npos) << both;
+  auto variant = rec("austen_ppl", "perplexity", 21.525);
+  variant["policy"] = "shadowkv";
+  variant["kv_hot_bytes"] = 5;
+  variant["fidelity"] = {{"steps", 512}, {"kl_mean", 0.02}, {"kl_median", 0.0125}, {"kl_p95", 0.08}, {"top1", 0.97}};
   const std::string ppl_only = write_summaries(
-      dir.string(), summarize({rec("austen_ppl", "perplexity", 20.5)}, order, {"full"}), {"full"}, "full");
+      dir.string(), summarize({rec("austen_ppl", "perplexity", 20.5), variant}, order, {"full", "shadowkv"}),
+      {"full", "shadowkv"}, "full");
   EXPECT_EQ(ppl_only.find("mean of tasks"), std::string::npos) << ppl_only;
   EXPECT_EQ(ppl_only.find("Memory and speed"), std::string::npos) << ppl_only;
+  EXPECT_NE(ppl_only.find("| austen_ppl | 512 | shadowkv | 21.525 | +5.00% | 0.0125 | 0.0800 | 97.0 | 5 | 0.500 |"),
+            std::string::npos)
+      << ppl_only;
   fs::remove_all(dir);
 }
 

@@ -372,8 +372,13 @@ TEST(ShadowKvOptions, ParsesAndValidates) {
   for (const char* bad : {"abc", "-5", "%", "12.5", "150%", "1e400", "20x"})
     EXPECT_THROW(parse_budget(bad, &pct, &v), Error) << bad;
   ShadowKvConfig c;
-  EXPECT_EQ(budget_tokens(c, 100000), 1560);
-  EXPECT_EQ(budget_tokens(c, 1000), 512);
+  EXPECT_EQ(budget_tokens(c, 100000), 2048);  // the authors' budget whatever the prompt
+  EXPECT_EQ(budget_tokens(c, 1000), 2048);
+  EXPECT_EQ(tail_block_tokens(c), 1024);  // half the default dense tail
+  c.dense_tail = 0;
+  EXPECT_EQ(tail_block_tokens(c), 8);  // at least one chunk
+  c.dense_tail = 100;
+  EXPECT_EQ(tail_block_tokens(c), 48);  // whole chunks
   c.budget_percent = true;
   c.budget_value = 10;
   EXPECT_EQ(budget_tokens(c, 1000), 100);
@@ -398,6 +403,10 @@ TEST(ShadowKvOptions, ParsesAndValidates) {
   o.chunk = 0;
   EXPECT_THROW(make_shadowkv_cache(g, o), Error);
   o.chunk = 8;
+  o.dense_tail = -2;
+  EXPECT_THROW(make_shadowkv_cache(g, o), Error);
+  o.dense_tail = 0;
+  EXPECT_NO_THROW(make_shadowkv_cache(g, o));
   o.budget = "lots";
   EXPECT_THROW(make_shadowkv_cache(g, o), Error);
 }

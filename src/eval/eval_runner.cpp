@@ -1,5 +1,7 @@
 #include "eval/eval_runner.h"
 
+#include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -50,8 +52,9 @@ void check_run_config(const std::string& dir, const json& now) {
 
 json policy_json(const PolicySpec& p) {
   const KvOptions& o = p.options;
-  return {{"policy", o.policy}, {"args", p.args},     {"f16", o.f16},           {"rank", o.rank},
-          {"chunk", o.chunk},   {"budget", o.budget}, {"outliers", o.outliers}, {"local_chunks", o.local_chunks}};
+  return {{"policy", o.policy},        {"args", p.args},     {"f16", o.f16},           {"rank", o.rank},
+          {"chunk", o.chunk},          {"budget", o.budget}, {"outliers", o.outliers}, {"local_chunks", o.local_chunks},
+          {"dense_tail", o.dense_tail}};
 }
 
 json cache_stats(const KvCache& cache, const Model& m, int64_t max_ctx, int chunk, bool f16) {
@@ -73,6 +76,52 @@ struct RefRun {
   double prefill_s = 0;
   json stats;
 };
+
+double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
+
+// One perplexity document: its head is prefilled once per group of policies that can share the prefill
+// (KvCache::fork), and the reference's per-row log-probs are kept so every other policy gets per-row KL.
+struct TailDoc {
+  std::vector<int32_t> head;                 // the tokens before the scored tail
+  std::vector<Prefilled> heads;              // prefills not yet ended, shared through fork()
+  std::vector<std::vector<float>> ref_rows;  // the reference's log-softmax per scored row
+};
+
+Prefilled head_cache(const Model& m, TailDoc& d, const KvOptions& o, int64_t max_ctx, int chunk) {
+  for (const Prefilled& h : d.heads)
+    if (std::unique_ptr<KvCache> c = h.cache->fork(o)) return {std::move(c), h.logits, h.seconds};
+  Prefilled p = prefill(m, d.head, o, max_ctx, chunk, false);
+  if (std::unique_ptr<KvCache> keep = p.cache->fork(o)) d.heads.push_back({std::move(keep), p.logits, p.seconds});
+  return p;
+}
+
+// Tail perplexity of one policy on d (is_ref: keep its rows for the others' KL).
+json tail_record(const Model& m, TailDoc& d, const PolicySpec& p, bool is_ref, const std::vector<int32_t>& tokens,
+                 int tail, int64_t max_ctx, const EvalConfig& c) {
+  Prefilled pf = head_cache(m, d, p.options, max_ctx, c.prefill_chunk);
+  const double t0 = now_s();
+  pf.cache->end_prefill();
+  const double prefill_s = pf.seconds + (now_s() - t0);
+  TailFidelity fid;
+  const bool compare = !is_ref && !d.ref_rows.empty();
+  const TailPerplexity tp =
+      score_tail(m, *pf.cache, pf.logits, tokens, tail, c.ppl_chunk, [&](int64_t i, const std::vector<float>& lp) {
+        if (is_ref) d.ref_rows.push_back(lp);
+        if (compare) fid.add(d.ref_rows.at(i), lp);
+      });
+  json rec = {{"score", tp.perplexity},       {"mean_nll", tp.mean_nll},
+              {"scored_tokens", tp.scored},   {"seconds", prefill_s + tp.seconds},
+              {"prefill_seconds", prefill_s}, {"decode_seconds", tp.seconds}};
+  rec["fidelity"] = nullptr;
+  if (compare)
+    rec["fidelity"] = {{"steps", fid.kl.size()},
+                       {"kl_mean", fid.mean()},
+                       {"kl_median", fid.quantile(0.5)},
+                       {"kl_p95", fid.quantile(0.95)},
+                       {"top1", fid.top1()}};
+  rec.update(cache_stats(*pf.cache, m, max_ctx, c.prefill_chunk, p.options.f16));
+  return rec;
+}
 
 }  // namespace
 
@@ -148,6 +197,14 @@ std::string run_eval(const Model& model, const std::string& model_path, const Ev
         // Reference run (full attention): its greedy path and log-probs feed every other policy's fidelity.
         std::optional<RefRun> ref_run;
         const bool ppl = smp.metric == Metric::Perplexity;
+        const int tail = std::min<int>(c.ppl_tail, (int)L / 2);
+        TailDoc doc;
+        if (ppl) {
+          doc.head.assign(smp.tokens.begin(), smp.tokens.end() - tail);
+          if (ref && std::find(todo.begin(), todo.end(), ref) == todo.end() && todo.size() > 0)
+            tail_record(model, doc, *ref, true, smp.tokens, tail, max_ctx, c);  // resumed: rows for the others
+          std::stable_partition(todo.begin(), todo.end(), [&](const PolicySpec* p) { return p == ref; });
+        }
         auto run_reference = [&] {
           Prefilled pf = prefill(model, smp.tokens, ref->options, max_ctx, c.prefill_chunk);
           RefRun r;
@@ -162,13 +219,7 @@ std::string run_eval(const Model& model, const std::string& model_path, const Ev
           rec["policy"] = p->label;
           rec["policy_args"] = p->args;
           if (ppl) {
-            const TailPerplexity tp = tail_perplexity(model, smp.tokens, std::min<int>(c.ppl_tail, (int)L / 2),
-                                                      p->options, c.prefill_chunk, c.ppl_chunk);
-            rec["score"] = tp.perplexity;
-            rec["mean_nll"] = tp.mean_nll;
-            rec["scored_tokens"] = tp.scored;
-            rec["seconds"] = tp.seconds;
-            rec["fidelity"] = nullptr;
+            rec.update(tail_record(model, doc, *p, p == ref, smp.tokens, tail, max_ctx, c));
           } else {
             const bool is_ref = p == ref;
             GreedyOutput out;

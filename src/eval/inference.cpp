@@ -27,7 +27,8 @@ void log_softmax(const float* x, int n, std::vector<float>& out) {
   for (int i = 0; i < n; ++i) out[i] = x[i] - lse;
 }
 
-Prefilled prefill(const Model& m, const std::vector<int32_t>& tokens, const KvOptions& kv, int64_t max_ctx, int chunk) {
+Prefilled prefill(const Model& m, const std::vector<int32_t>& tokens, const KvOptions& kv, int64_t max_ctx, int chunk,
+                  bool end) {
   if (tokens.empty()) throw Error("empty prompt");
   if (max_ctx > m.config().n_ctx_train)
     throw Error("a context of " + std::to_string(max_ctx) + " tokens is more than the model's " +
@@ -36,7 +37,7 @@ Prefilled prefill(const Model& m, const std::vector<int32_t>& tokens, const KvOp
   Prefilled p;
   const double t0 = now_s();
   p.cache = make_eval_kv_cache(m.kv_geometry(max_ctx, chunk), kv);
-  prefill_cache(m, *p.cache, tokens, chunk, p.logits);
+  prefill_cache(m, *p.cache, tokens, chunk, p.logits, end);
   p.seconds = now_s() - t0;
   return p;
 }
@@ -102,35 +103,62 @@ Fidelity teacher_forced(const Model& m, KvCache& cache, const std::vector<float>
   return f;
 }
 
-TailPerplexity tail_perplexity(const Model& m, const std::vector<int32_t>& tokens, int tail, const KvOptions& kv,
-                               int prefill_chunk, int chunk) {
+TailPerplexity score_tail(const Model& m, KvCache& cache, const std::vector<float>& first_logits,
+                          const std::vector<int32_t>& tokens, int tail, int chunk, const RowObserver& on_row) {
   const int64_t n = (int64_t)tokens.size();
   if (tail < 1 || tail >= n) throw Error("perplexity tail must be between 1 and the document length - 1");
   if (chunk < 1) throw Error("perplexity chunk must be positive");
+  if (cache.n_tokens() != n - tail) throw Error("score_tail: the cache does not hold the document's head");
   const int V = m.config().n_vocab;
   const double t0 = now_s();
-  const std::vector<int32_t> head(tokens.begin(), tokens.end() - tail);
-  Prefilled p = prefill(m, head, kv, n, std::max(prefill_chunk, chunk));
   TailPerplexity r;
   double nll = 0;
   std::vector<float> lp, logits;
+  auto score = [&](const float* row, int32_t next) {
+    log_softmax(row, V, lp);
+    nll -= lp[next];
+    if (on_row) on_row(r.scored, lp);
+    ++r.scored;
+  };
   // Row 0 (the prefill's last logits) predicts tokens[n - tail]; then each fed token predicts the next one.
-  log_softmax(p.logits.data(), V, lp);
-  nll -= lp[tokens[n - tail]];
-  ++r.scored;
+  score(first_logits.data(), tokens[n - tail]);
   for (int64_t i = n - tail; i + 1 < n; i += chunk) {
     const int c = (int)std::min<int64_t>(chunk, n - 1 - i);
-    m.forward({ForwardItem{p.cache.get(), tokens.data() + i, c, i, true}}, logits);
-    for (int t = 0; t < c; ++t) {
-      log_softmax(&logits[(size_t)t * V], V, lp);
-      nll -= lp[tokens[i + t + 1]];
-      ++r.scored;
-    }
+    m.forward({ForwardItem{&cache, tokens.data() + i, c, i, true}}, logits);
+    for (int t = 0; t < c; ++t) score(&logits[(size_t)t * V], tokens[i + t + 1]);
   }
   r.mean_nll = nll / r.scored;
   r.perplexity = std::exp(r.mean_nll);
   r.seconds = now_s() - t0;
   return r;
+}
+
+void TailFidelity::add(const std::vector<float>& ref, const std::vector<float>& lp) {
+  double d = 0;
+  size_t ref_best = 0, best = 0;
+  for (size_t j = 0; j < ref.size(); ++j) {
+    d += std::exp((double)ref[j]) * ((double)ref[j] - lp[j]);
+    if (ref[j] > ref[ref_best]) ref_best = j;
+    if (lp[j] > lp[best]) best = j;
+  }
+  kl.push_back(std::max(0.0, d));
+  agree += ref_best == best;
+}
+
+double TailFidelity::quantile(double q) const {
+  if (kl.empty()) return 0;
+  std::vector<double> s = kl;
+  std::sort(s.begin(), s.end());
+  const double at = q * (double)(s.size() - 1);
+  const size_t lo = (size_t)at;
+  const size_t hi = std::min(lo + 1, s.size() - 1);
+  return s[lo] + (at - (double)lo) * (s[hi] - s[lo]);
+}
+
+double TailFidelity::mean() const {
+  double sum = 0;
+  for (double x : kl) sum += x;
+  return kl.empty() ? 0 : sum / (double)kl.size();
 }
 
 }  // namespace shadowkv::eval

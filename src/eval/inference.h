@@ -3,6 +3,7 @@
 // policy of make_kv_cache run through the same code.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -18,9 +19,10 @@ struct Prefilled {
   double seconds = 0;         // includes end_prefill
 };
 
-// Feeds tokens in chunks into a fresh cache of policy `kv` sized for max_ctx positions; throws Error if the
-// prompt is longer than the model's context.
-Prefilled prefill(const Model& m, const std::vector<int32_t>& tokens, const KvOptions& kv, int64_t max_ctx, int chunk);
+// Feeds tokens in chunks into a fresh cache of policy `kv` sized for max_ctx positions and ends the prefill
+// (unless `end` is false); throws Error if the prompt is longer than the model's context.
+Prefilled prefill(const Model& m, const std::vector<int32_t>& tokens, const KvOptions& kv, int64_t max_ctx, int chunk,
+                  bool end = true);
 
 struct GreedyOutput {
   std::vector<int32_t> tokens;  // generated, without a final stop token
@@ -54,12 +56,26 @@ void log_softmax(const float* logits, int n, std::vector<float>& out);
 struct TailPerplexity {
   double perplexity = 0, mean_nll = 0;
   int64_t scored = 0;
-  double seconds = 0;
+  double seconds = 0;  // scoring only (the prefill is the caller's)
 };
 
-// Prefills all but the last `tail` tokens with policy kv (so a compressing policy compresses that prefix), then
-// feeds the tail `chunk` tokens at a time (1 = decode steps) and scores each tail token.
-TailPerplexity tail_perplexity(const Model& m, const std::vector<int32_t>& tokens, int tail, const KvOptions& kv,
-                               int prefill_chunk, int chunk);
+// Called with each scored row's index (0 = the prefill's last logits) and its log-softmax.
+using RowObserver = std::function<void(int64_t row, const std::vector<float>& log_probs)>;
+
+// `cache` holds tokens[0, n - tail) (prefill ended, so a compressing policy has compressed that prefix) and
+// first_logits are its last position's. Feeds the tail `chunk` tokens at a time (1 = decode steps) and scores
+// each tail token.
+TailPerplexity score_tail(const Model& m, KvCache& cache, const std::vector<float>& first_logits,
+                          const std::vector<int32_t>& tokens, int tail, int chunk, const RowObserver& on_row = nullptr);
+
+// Per-row agreement of a policy's tail distributions with the reference's.
+struct TailFidelity {
+  std::vector<double> kl;  // KL(reference || policy) per row, nats
+  int64_t agree = 0;       // rows whose argmax equals the reference's
+  void add(const std::vector<float>& ref_log_probs, const std::vector<float>& log_probs);
+  double quantile(double q) const;  // of kl (0.5 = median)
+  double mean() const;
+  double top1() const { return kl.empty() ? 0 : (double)agree / (double)kl.size(); }
+};
 
 }  // namespace shadowkv::eval

@@ -58,9 +58,11 @@ void apply_kv_args(const std::string& args, KvOptions& o) {
       o.outliers = to_int(flag, value);
     else if (flag == "--local-chunks")
       o.local_chunks = to_int(flag, value);
+    else if (flag == "--dense-tail")
+      o.dense_tail = to_int(flag, value);
     else
       throw Error("--kv-args: unknown knob '" + flag +
-                  "' (known: --budget, --rank, --chunk, --outliers, --local-chunks, --kv-f16)");
+                  "' (known: --budget, --rank, --chunk, --outliers, --local-chunks, --dense-tail, --kv-f16)");
   }
 }
 

@@ -38,13 +38,39 @@ std::string fmt(double v, const char* f = "%.1f") {
 
 bool is_ppl(const Cell& c) { return c.metric == "perplexity"; }
 
+// Perplexity cells: the tail's perplexity against the reference's, per-row KL quantiles, top-1 agreement, KV size.
+template <class Find>
+std::string ppl_section(const std::vector<Cell>& cells, const std::string& reference, const Find& find) {
+  if (std::none_of(cells.begin(), cells.end(), is_ppl)) return "";
+  std::string md = "\n## Tail perplexity against `" + reference +
+                   "` (the document's last tokens decoded one at a time)\n\n"
+                   "KL = KL(" +
+                   reference +
+                   " || policy) of each scored row (nats); top-1 = argmax agreement (%); "
+                   "KV at the end of the document (hot tier = everything but the cold value store).\n\n"
+                   "| task | length | policy | perplexity | vs " +
+                   reference +
+                   " | KL median | KL p95 | top-1 % | KV hot bytes | hot / full |\n"
+                   "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|\n";
+  for (const Cell& c : cells) {
+    if (!is_ppl(c)) continue;
+    const Cell* ref = find(c.task, c.length, reference);
+    const double rel = ref && ref->score > 0 ? 100 * (c.score / ref->score - 1) : NAN;
+    md += "| " + c.task + " | " + std::to_string(c.length) + " | " + c.policy + " | " + fmt(c.score, "%.3f") + " | " +
+          fmt(rel, "%+.2f%%") + " | " + fmt(c.kl_median, "%.4f") + " | " + fmt(c.kl_p95, "%.4f") + " | " +
+          fmt(100 * c.top1) + " | " + fmt(c.kv_hot_bytes, "%.0f") + " | " +
+          fmt(c.kv_full_bytes > 0 ? c.kv_hot_bytes / c.kv_full_bytes : NAN, "%.3f") + " |\n";
+  }
+  return md;
+}
+
 }  // namespace
 
 std::vector<Cell> summarize(const std::vector<nlohmann::json>& records, const std::vector<std::string>& task_order,
                             const std::vector<std::string>& policy_order) {
   struct Acc {
     Cell c;
-    double kl = 0, klf = 0, top1 = 0, em = 0, em_n = 0, pf = 0, kv = 0, kvf = 0;
+    double kl = 0, klf = 0, top1 = 0, em = 0, em_n = 0, pf = 0, kv = 0, kvh = 0, kvf = 0, klm = 0, klp = 0;
   };
   std::map<std::tuple<std::string, int64_t, std::string>, Acc> acc;
   for (const auto& r : records) {
@@ -57,6 +83,7 @@ std::vector<Cell> summarize(const std::vector<nlohmann::json>& records, const st
     a.c.score += get(r, "score");
     a.pf += get(r, "prefill_tok_s");
     a.kv += get(r, "kv_bytes");
+    a.kvh += get(r, "kv_hot_bytes");
     a.kvf += get(r, "kv_full_bytes");
     if (r.contains("fidelity") && r["fidelity"].is_object()) {
       const auto& f = r["fidelity"];
@@ -64,6 +91,8 @@ std::vector<Cell> summarize(const std::vector<nlohmann::json>& records, const st
       a.kl += get(f, "kl_mean");
       a.klf += get(f, "kl_first");
       a.top1 += get(f, "top1");
+      a.klm += get(f, "kl_median");
+      a.klp += get(f, "kl_p95");
       if (f.contains("exact_match")) {
         a.em += get(f, "exact_match");
         a.em_n++;
@@ -76,11 +105,16 @@ std::vector<Cell> summarize(const std::vector<nlohmann::json>& records, const st
     c.score /= c.n;
     c.prefill_tok_s = a.pf / c.n;
     c.kv_bytes = a.kv / c.n;
+    c.kv_hot_bytes = a.kvh / c.n;
     c.kv_full_bytes = a.kvf / c.n;
     if (c.n_fidelity > 0) {
       c.kl_mean = a.kl / c.n_fidelity;
       c.kl_first = a.klf / c.n_fidelity;
       c.top1 = a.top1 / c.n_fidelity;
+      if (is_ppl(c)) {
+        c.kl_median = a.klm / c.n_fidelity;
+        c.kl_p95 = a.klp / c.n_fidelity;
+      }
       if (a.em_n > 0) c.exact_match = a.em / a.em_n;
     }
     cells.push_back(c);
@@ -158,7 +192,7 @@ std::string write_summaries(const std::string& dir, const std::vector<Cell>& cel
     md += "\n";
   }
   bool any_fid = false;
-  for (const Cell& c : cells) any_fid |= c.n_fidelity > 0;
+  for (const Cell& c : cells) any_fid |= c.n_fidelity > 0 && !is_ppl(c);
   if (any_fid) {
     md += "\n## Fidelity against `" + reference +
           "` (same prompts, teacher-forced on its greedy tokens)\n\n"
@@ -169,7 +203,7 @@ std::string write_summaries(const std::string& dir, const std::vector<Cell>& cel
           "| task | length | policy | KL mean | KL step 1 | top-1 % | exact % | score ratio |\n"
           "|---|---:|---|---:|---:|---:|---:|---:|\n";
     for (const Cell& c : cells) {
-      if (c.n_fidelity == 0) continue;
+      if (c.n_fidelity == 0 || is_ppl(c)) continue;
       const Cell* ref = find(c.task, c.length, reference);
       const double ratio = ref && ref->score > 0 ? c.score / ref->score : NAN;
       md += "| " + c.task + " | " + std::to_string(c.length) + " | " + c.policy + " | " + fmt(c.kl_mean, "%.4f") +
@@ -177,7 +211,7 @@ std::string write_summaries(const std::string& dir, const std::vector<Cell>& cel
             fmt(ratio, "%.3f") + " |\n";
     }
   }
-  // Perplexity runs record no prefill speed or cache size.
+  md += ppl_section(cells, reference, find);
   const bool any_scored = std::any_of(cells.begin(), cells.end(), [](const Cell& c) { return !is_ppl(c); });
   if (any_scored)
     md +=
@@ -214,10 +248,13 @@ std::string write_summaries(const std::string& dir, const std::vector<Cell>& cel
                            {"n_fidelity", c.n_fidelity},
                            {"kl_mean", num_or_null(c.kl_mean)},
                            {"kl_first", num_or_null(c.kl_first)},
+                           {"kl_median", num_or_null(c.kl_median)},
+                           {"kl_p95", num_or_null(c.kl_p95)},
                            {"top1", num_or_null(c.top1)},
                            {"exact_match", num_or_null(c.exact_match)},
                            {"prefill_tok_s", c.prefill_tok_s},
                            {"kv_bytes", c.kv_bytes},
+                           {"kv_hot_bytes", c.kv_hot_bytes},
                            {"kv_full_bytes", c.kv_full_bytes}});
   }
   write_text(dir + "/summary.csv", csv);

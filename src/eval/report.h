@@ -15,7 +15,8 @@ struct Cell {
   double score = 0;    // mean sample score in [0,1] (perplexity tasks: perplexity)
   int n_fidelity = 0;  // samples with a comparison against full
   double kl_mean = NAN, kl_first = NAN, top1 = NAN, exact_match = NAN;
-  double prefill_tok_s = 0, kv_bytes = 0, kv_full_bytes = 0;
+  double kl_median = NAN, kl_p95 = NAN;  // per-row KL quantiles (perplexity tasks)
+  double prefill_tok_s = 0, kv_bytes = 0, kv_hot_bytes = 0, kv_full_bytes = 0;
 };
 
 // Cells in the given orders (cells with no records are left out); policies not listed come last.

@@ -4,8 +4,10 @@
 
 #include <algorithm>
 #include <cstring>
+#include <string>
 
 #include "ops/vec.h"
+#include "util/error.h"
 
 namespace shadowkv {
 
@@ -31,12 +33,12 @@ void DenseLayerStore::reserve(int64_t slots) {
 
 void DenseLayerStore::append(int64_t pos0, int n, const float* k, const float* v) {
   const int hd = g_.head_dim, width = g_.n_kv_head * hd;
-  if (!is_ring()) reserve(pos0 + n);
+  if (!is_ring()) reserve(pos0 + n - origin_);
   // A ring keeps only the chunk's last `window` tokens; earlier ones would be overwritten at once.
   const int first = is_ring() ? std::max<int>(0, n - (int)ring_cap_) : 0;
   for (int i = first; i < n; ++i) {
     const int64_t pos = pos0 + i;
-    const int64_t slot = is_ring() ? pos % ring_cap_ : pos;
+    const int64_t slot = is_ring() ? pos % ring_cap_ : pos - origin_;
     if (is_ring()) slot_pos_[slot] = pos;
     for (int h = 0; h < g_.n_kv_head; ++h) {
       const float* ks = k + (int64_t)i * width + h * hd;
@@ -60,9 +62,33 @@ KeyValueRows DenseLayerStore::rows(int kv_head) const {
   r.keys = k_[kv_head].data();
   r.vals = v_[kv_head].data();
   r.dtype = f16_ ? KvDType::F16 : KvDType::F32;
-  r.n = is_ring() ? ring_cap_ : n_pos_;
+  r.n = is_ring() ? ring_cap_ : n_pos_ - origin_;
   r.pos = is_ring() ? slot_pos_.data() : nullptr;
+  r.pos0 = is_ring() ? 0 : origin_;
   return r;
+}
+
+void DenseLayerStore::drop_front(int64_t n) {
+  const int64_t keep = n_pos_ - origin_ - n;
+  if (is_ring() || n < 0 || keep < 0) throw Error("dense store: cannot drop " + std::to_string(n) + " positions");
+  const int64_t new_cap = keep + keep / 2 + 64;  // a fresh, smaller buffer: the dropped rows' memory is released
+  const size_t row = (size_t)g_.head_dim * elem();
+  for (int h = 0; h < g_.n_kv_head; ++h)
+    for (std::vector<uint8_t>* buf : {&k_[h], &v_[h]}) {
+      std::vector<uint8_t> fresh((size_t)new_cap * row);
+      std::memcpy(fresh.data(), buf->data() + (size_t)n * row, (size_t)keep * row);
+      buf->swap(fresh);
+    }
+  cap_ = new_cap;
+  origin_ += n;
+}
+
+const float* DenseLayerStore::key_row(int kv_head, int64_t pos) const {
+  return reinterpret_cast<const float*>(k_[kv_head].data()) + (pos - origin_) * g_.head_dim;
+}
+
+const float* DenseLayerStore::value_row(int kv_head, int64_t pos) const {
+  return reinterpret_cast<const float*>(v_[kv_head].data()) + (pos - origin_) * g_.head_dim;
 }
 
 void DenseLayerStore::append_and_attend(int64_t pos0, int n, const float* q, const float* k, const float* v,
@@ -106,7 +132,7 @@ void DenseLayerStore::append_and_attend(int64_t pos0, int n, const float* q, con
     for (int h = 0; h < g_.n_kv_head; ++h) {
       KeyValueRows sets[2];
       const int n_sets = sets_for(h, sets);
-      if (!is_ring()) sets[0].n = pos0 + 1;
+      if (!is_ring()) sets[0].n = pos0 + 1 - origin_;
       attend_group(q + (int64_t)h * group * hd, group, hd, g_.scale, sets, n_sets, pos0, g_.window,
                    out + (int64_t)h * group * hd);
     }
@@ -129,7 +155,7 @@ void DenseLayerStore::append_and_attend(int64_t pos0, int n, const float* q, con
 }
 
 int64_t DenseLayerStore::bytes() const {
-  const int64_t slots = is_ring() ? std::min(n_pos_, ring_cap_) : n_pos_;
+  const int64_t slots = is_ring() ? std::min(n_pos_, ring_cap_) : n_pos_ - origin_;
   return slots * g_.n_kv_head * g_.head_dim * (int64_t)elem() * 2;
 }
 

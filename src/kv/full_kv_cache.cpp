@@ -4,7 +4,7 @@
 
 namespace shadowkv {
 
-FullKvCache::FullKvCache(const KvGeometry& g, const KvOptions& o) {
+FullKvCache::FullKvCache(const KvGeometry& g, const KvOptions& o) : f16_(o.f16) {
   layers_.reserve(g.layers.size());
   for (const LayerGeometry& lg : g.layers) layers_.emplace_back(lg, o.f16);
 }

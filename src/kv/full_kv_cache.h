@@ -18,10 +18,14 @@ class FullKvCache : public KvCache {
   int64_t n_tokens() const override { return layers_.empty() ? 0 : layers_.back().n_positions(); }
   KvMemory memory() const override;
   std::unique_ptr<KvCache> clone() const override { return std::make_unique<FullKvCache>(*this); }
+  std::unique_ptr<KvCache> fork(const KvOptions& o) const override {
+    return o.policy == "full" && o.f16 == f16_ ? clone() : nullptr;
+  }
   const char* policy() const override { return "full"; }
 
  private:
   std::vector<DenseLayerStore> layers_;
+  bool f16_ = false;
 };
 
 }  // namespace shadowkv

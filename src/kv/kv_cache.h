@@ -36,6 +36,19 @@ struct KvMemory {
   int64_t total() const { return hot + cold; }
 };
 
+// Options shared by all policies plus each policy's own knobs, parsed from CLI flags.
+struct KvOptions {
+  std::string policy = "full";
+  bool f16 = false;  // store dense K/V as f16 instead of f32
+  // shadowkv
+  int rank = 0;  // 0 = policy default
+  int chunk = 8;
+  std::string budget;  // tokens ("2048") or percent of the prompt ("1.56%"); empty = default
+  int outliers = -1;   // chunks; -1 = default (24 per 1024 tokens of budget)
+  int local_chunks = 4;
+  int dense_tail = -1;  // tokens after the prompt kept exact before the oldest are compressed; -1 = default
+};
+
 class KvCache {
  public:
   virtual ~KvCache() = default;
@@ -60,19 +73,11 @@ class KvCache {
   // Deep copy (the bench clones one prefilled cache across a batch).
   virtual std::unique_ptr<KvCache> clone() const = 0;
 
-  virtual const char* policy() const = 0;
-};
+  // Before end_prefill(): this prompt's state as a cache of `options` (same policy, other knobs), or null when
+  // the prefill state depends on what differs. Lets the eval harness prefill once for several variants.
+  virtual std::unique_ptr<KvCache> fork(const KvOptions& options) const { return nullptr; }
 
-// Options shared by all policies plus each policy's own knobs, parsed from CLI flags.
-struct KvOptions {
-  std::string policy = "full";
-  bool f16 = false;  // store dense K/V as f16 instead of f32
-  // shadowkv
-  int rank = 0;  // 0 = policy default
-  int chunk = 8;
-  std::string budget;  // tokens ("2048") or percent of the prompt ("1.56%"); empty = default
-  int outliers = -1;   // chunks; -1 = default (24 per 1024 tokens of budget)
-  int local_chunks = 4;
+  virtual const char* policy() const = 0;
 };
 
 // Creates a cache for one sequence; throws shadowkv::Error for an unknown policy or bad options.

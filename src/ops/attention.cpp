@@ -68,8 +68,8 @@ void attend_range(const float* q, int n_q, int hd, float scale, const KeyValueRo
   }
 }
 
-// Position of row i of kv: its recorded position, or its index for append-only rows (see attend_tile).
-inline int64_t row_pos(const KeyValueRows& kv, int64_t i) { return kv.pos ? kv.pos[i] : i; }
+// Position of row i of kv: its recorded position, or pos0 + i for append-only rows (see attend_tile).
+inline int64_t row_pos(const KeyValueRows& kv, int64_t i) { return kv.pos ? kv.pos[i] : kv.pos0 + i; }
 
 inline bool visible(int64_t p, int64_t q_pos, int window) {
   return p >= 0 && p <= q_pos && (window == 0 || q_pos - p < window);
@@ -93,7 +93,7 @@ void attend_tile(const float* q, int64_t q_stride, int n_tok, int n_q, int head_
   const int64_t q_last = q_pos0 + n_tok - 1;
   for (int si = 0; si < n_sets; ++si) {
     const KeyValueRows& kv = sets[si];
-    const int64_t n = kv.pos ? kv.n : std::min<int64_t>(kv.n, q_last + 1);
+    const int64_t n = kv.pos ? kv.n : std::clamp<int64_t>(q_last + 1 - kv.pos0, 0, kv.n);
     for (int64_t b0 = 0; b0 < n; b0 += kKeyBlock) {
       const int B = (int)std::min<int64_t>(kKeyBlock, n - b0);
       int64_t pos[kKeyBlock];

@@ -12,8 +12,10 @@ struct KeyValueRows {
   const void* vals = nullptr;  // [n][head_dim]
   KvDType dtype = KvDType::F32;
   int64_t n = 0;
-  // Optional per-row positions for masking (ring buffers); null means every row is visible.
+  // Optional per-row positions for masking (ring buffers); null means every row is visible to attend_rows and
+  // attend_group, and row i is at position pos0 + i for attend_tile's causal mask.
   const int64_t* pos = nullptr;
+  int64_t pos0 = 0;
 };
 
 // Running softmax state of one query head: max score m, normaliser l, unnormalised output acc[head_dim].
@@ -40,8 +42,8 @@ void attend_group(const float* q, int n_q, int head_dim, float scale, const KeyV
                   int64_t q_pos, int window, float* out);
 
 // Prefill form of attend_group: n_tok consecutive query tokens at positions q_pos0.. (query token t's n_q heads at
-// q + t*q_stride, its output at out + t*out_stride, heads head_dim apart). Rows without pos are at the position
-// of their index (append-only stores), so each query sees the causal prefix. Each key block is read once for
+// q + t*q_stride, its output at out + t*out_stride, heads head_dim apart). Rows without pos are at position
+// pos0 + index (append-only stores), so each query sees the causal prefix. Each key block is read once for
 // the whole tile (two small GEMMs per block); results equal attend_group's up to float rounding. Calls OpenBLAS:
 // inside an OpenMP region set openblas_set_num_threads(1) first.
 void attend_tile(const float* q, int64_t q_stride, int n_tok, int n_q, int head_dim, float scale,

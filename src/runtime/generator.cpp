@@ -30,13 +30,13 @@ std::unique_ptr<KvCache> Generator::prefill(const std::vector<int32_t>& prompt, 
 }
 
 void prefill_cache(const Model& model, KvCache& cache, const std::vector<int32_t>& prompt, int chunk,
-                   std::vector<float>& last_logits) {
+                   std::vector<float>& last_logits, bool end) {
   if (chunk <= 0) throw Error("prefill chunk must be positive");
   for (size_t i = 0; i < prompt.size(); i += chunk) {
     const int n = (int)std::min<size_t>(chunk, prompt.size() - i);
     model.forward({ForwardItem{&cache, prompt.data() + i, n, (int64_t)i, false}}, last_logits);
   }
-  cache.end_prefill();
+  if (end) cache.end_prefill();
 }
 
 std::vector<Generation> Generator::generate(const std::vector<std::vector<int32_t>>& prompts, const GenerateOptions& o,

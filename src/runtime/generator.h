@@ -43,10 +43,10 @@ struct Generation {
   GenerationStats stats;
 };
 
-// Feeds a whole prompt into `cache` in forward passes of at most `chunk` tokens, then ends its prefill;
-// last_logits receives the prompt's last position. Shared by generation, evaluation and the bench.
+// Feeds a whole prompt into `cache` in forward passes of at most `chunk` tokens, then ends its prefill (unless
+// `end` is false); last_logits receives the prompt's last position. Shared by generation, evaluation and the bench.
 void prefill_cache(const Model& model, KvCache& cache, const std::vector<int32_t>& prompt, int chunk,
-                   std::vector<float>& last_logits);
+                   std::vector<float>& last_logits, bool end = true);
 
 // Called with (sequence index, newly decoded text) as tokens arrive.
 using TextCallback = std::function<void(int, std::string_view)>;

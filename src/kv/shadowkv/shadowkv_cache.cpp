@@ -79,6 +79,7 @@ ShadowKvCache::ShadowKvCache(const KvGeometry& geometry, const KvOptions& option
     g.layer = l;
     const int width = lg.n_kv_head * lg.head_dim;
     g.rank = cfg_.rank > 0 ? cfg_.rank : default_rank(width);
+    g.tail = DenseLayerStore(lg, false);
     g.heads.resize(lg.n_kv_head);
     g.hot = HotValueBuffer(lg.n_kv_head, cfg_.chunk, lg.head_dim);
     globals_.push_back(std::move(g));
@@ -96,9 +97,23 @@ ShadowKvCache::ShadowKvCache(const ShadowKvCache& o)
       sliding_(o.sliding_),
       prefill_done_(o.prefill_done_),
       budget_tokens_(o.budget_tokens_),
-      budget_chunks_(o.budget_chunks_),
-      n_outliers_(o.n_outliers_) {
+      n_outliers_(o.n_outliers_),
+      outlier_fraction_(o.outlier_fraction_) {
   for (const auto& s : o.stores_) stores_.push_back(s->clone());
+}
+
+std::unique_ptr<KvCache> ShadowKvCache::fork(const KvOptions& options) const {
+  // Before end_prefill every knob but f16 (the sliding layers' storage) leaves the state as it is: dense.
+  if (prefill_done_ || options.policy != "shadowkv" || options.f16 != cfg_.f16) return nullptr;
+  auto c = std::make_unique<ShadowKvCache>(geom_, options);
+  c->lens_ = lens_;
+  c->sliding_ = sliding_;
+  for (size_t i = 0; i < globals_.size(); ++i) {
+    c->globals_[i].tail = globals_[i].tail;
+    c->globals_[i].tail_kpre = globals_[i].tail_kpre;
+    c->globals_[i].last_q = globals_[i].last_q;
+  }
+  return c;
 }
 
 void ShadowKvCache::attend(int layer, int64_t pos0, int n, const float* q, const float* k_pre, const float* k,
@@ -110,24 +125,23 @@ void ShadowKvCache::attend(int layer, int64_t pos0, int n, const float* q, const
                 ", got " + std::to_string(pos0));
   if (n < 1) throw Error("kv cache: attend() needs at least one token");
   if (sliding_of_[layer] >= 0) {
-    DenseLayerStore& s = sliding_[sliding_of_[layer]];
-    s.append_and_attend(pos0, n, q, k, v, out);
+    sliding_[sliding_of_[layer]].append_and_attend(pos0, n, q, k, v, out);
     lens_[layer] += n;
     return;
   }
   GlobalLayer& g = globals_[global_of_[layer]];
   const LayerGeometry& lg = geom_.layers[layer];
   const int64_t kv_w = (int64_t)lg.n_kv_head * lg.head_dim, q_w = (int64_t)lg.n_head * lg.head_dim;
-  if (!g.compressed && prefill_done_ && pos0 >= min_compress_tokens(lg)) compress_prompt(g);  // deferred
-  if (!g.compressed) {  // prefill (or a prompt too short to compress yet): exact attention
-    for (int t = 0; t < n; ++t) append_tail(g, k_pre + t * kv_w, k + t * kv_w, v + t * kv_w);
-    prefill_attend(g, pos0, n, q, out);
-  } else {  // decode; several tokens (a new user turn) go one at a time so each sees only its past
-    const int64_t local = (int64_t)cfg_.local_chunks * cfg_.chunk;
+  if (g.segments.empty()) {  // nothing compressed (prefill, or a prompt within the budget): exact, tiled
+    g.tail_kpre.insert(g.tail_kpre.end(), k_pre, k_pre + n * kv_w);
+    g.tail.append_and_attend(pos0, n, q, k, v, out);
+    if (!prefill_done_) g.last_q.assign(q + (n - 1) * q_w, q + n * q_w);
+    maybe_fold(g, pos0 + n);
+  } else {  // several tokens (a new user turn) go one at a time so each sees only its past
     for (int t = 0; t < n; ++t) {
-      if (pos0 + t - g.comp_end >= local + cfg_.fold_tokens) fold_tail(g);
-      append_tail(g, k_pre + t * kv_w, k + t * kv_w, v + t * kv_w);
+      append_tail(g, pos0 + t, 1, k_pre + t * kv_w, k + t * kv_w, v + t * kv_w);
       decode_attend(g, pos0 + t, q + t * q_w, out + t * q_w);
+      maybe_fold(g, pos0 + t + 1);
     }
   }
   lens_[layer] += n;
@@ -143,63 +157,54 @@ void ShadowKvCache::ingest(int layer, int64_t pos0, int n, const float* k_pre, c
   const int step = std::max(1, geom_.max_batch_tokens);  // ring stores take at most max_batch_tokens at once
   for (int t0 = 0; t0 < n; t0 += step) {
     const int m = std::min(n - t0, step);
-    if (sliding_of_[layer] >= 0) {
+    if (sliding_of_[layer] >= 0)
       sliding_[sliding_of_[layer]].append(pos0 + t0, m, k + t0 * kv_w, v + t0 * kv_w);
-    } else {
-      for (int t = t0; t < t0 + m; ++t)
-        append_tail(globals_[global_of_[layer]], k_pre + t * kv_w, k + t * kv_w, v + t * kv_w);
-    }
+    else
+      append_tail(globals_[global_of_[layer]], pos0 + t0, m, k_pre + t0 * kv_w, k + t0 * kv_w, v + t0 * kv_w);
   }
   lens_[layer] += n;
 }
 
-void ShadowKvCache::append_tail(GlobalLayer& g, const float* k_pre, const float* k, const float* v) {
+void ShadowKvCache::append_tail(GlobalLayer& g, int64_t pos, int n, const float* k_pre, const float* k,
+                                const float* v) {
   const LayerGeometry& lg = geom_.layers[g.layer];
-  const int hd = lg.head_dim;
-  g.tail_kpre.insert(g.tail_kpre.end(), k_pre, k_pre + (size_t)lg.n_kv_head * hd);
-  for (int h = 0; h < lg.n_kv_head; ++h) {
-    g.heads[h].tail_k.insert(g.heads[h].tail_k.end(), k + h * hd, k + (h + 1) * hd);
-    g.heads[h].tail_v.insert(g.heads[h].tail_v.end(), v + h * hd, v + (h + 1) * hd);
-  }
+  g.tail_kpre.insert(g.tail_kpre.end(), k_pre, k_pre + (size_t)n * lg.n_kv_head * lg.head_dim);
+  g.tail.append(pos, n, k, v);
 }
 
-void ShadowKvCache::prefill_attend(GlobalLayer& g, int64_t pos0, int n, const float* q, float* out) {
+void ShadowKvCache::maybe_fold(GlobalLayer& g, int64_t len) {
+  if (!prefill_done_) return;
+  const int64_t local = (int64_t)cfg_.local_chunks * cfg_.chunk, block = tail_block_tokens(cfg_);
+  if (len - g.comp_end - local < std::max<int64_t>(cfg_.dense_tail, block)) return;
+  const int64_t chunks = block / cfg_.chunk;
+  const int64_t outl = n_outliers_ > 0 ? std::max<int64_t>(1, std::llround(outlier_fraction_ * chunks)) : 0;
+  compress_block(g, chunks, outl);
+}
+
+int64_t ShadowKvCache::budget_chunks(const GlobalLayer& g) const {
+  // A percentage is of everything compressed so far, so `100%` still selects every chunk after folds.
+  const int64_t tokens =
+      cfg_.budget_percent ? (int64_t)std::ceil(cfg_.budget_value / 100.0 * (double)g.comp_end) : budget_tokens_;
+  const int64_t k = tokens / cfg_.chunk;
+  return tokens > 0 && k == 0 ? 1 : k;
+}
+
+void ShadowKvCache::rebuild_chunk_keys(const GlobalLayer& g, int head, int64_t chunk_no, float* keys) const {
+  const LayerGeometry& lg = geom_.layers[g.layer];
+  const int hd = lg.head_dim, chunk = cfg_.chunk;
+  const int64_t p0 = chunk_no * chunk;
+  auto seg =
+      std::upper_bound(g.segments.begin(), g.segments.end(), p0, [](int64_t p, const Segment& s) { return p < s.end; });
+  const float* svt = &seg->svt[(size_t)head * g.rank * hd];
+  for (int t = 0; t < chunk; ++t) rebuild_key(&g.coef[(size_t)(p0 + t) * g.rank], svt, g.rank, hd, keys + t * hd);
+  apply_rope_run(lg.rope, keys, chunk, hd, hd, p0);
+}
+
+void ShadowKvCache::select_and_fetch(GlobalLayer& g, const float* q) {
   const LayerGeometry& lg = geom_.layers[g.layer];
   const int hd = lg.head_dim, n_kv = lg.n_kv_head, group = lg.n_head / n_kv;
-  const int64_t q_w = (int64_t)lg.n_head * hd;
-  if (n == 1) {  // one query: let attend_group split the keys over the threads
-    for (int h = 0; h < n_kv; ++h) {
-      const Head& hs = g.heads[h];
-      KeyValueRows kv{hs.tail_k.data(), hs.tail_v.data(), KvDType::F32, pos0 + 1 - g.comp_end, nullptr};
-      attend_group(q + (int64_t)h * group * hd, group, hd, lg.scale, &kv, 1, pos0, 0, out + (int64_t)h * group * hd);
-    }
-    return;
-  }
-#pragma omp parallel
-  {
-    std::vector<float> acc((size_t)group * hd);
-    std::vector<SoftmaxAcc> st(group);
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t job = 0; job < (int64_t)n * n_kv; ++job) {
-      const int t = (int)(job / n_kv), h = (int)(job % n_kv);
-      const int64_t p = pos0 + t;
-      std::fill(acc.begin(), acc.end(), 0.0f);
-      for (int i = 0; i < group; ++i) st[i] = {-std::numeric_limits<float>::infinity(), 0.0f, &acc[(size_t)i * hd]};
-      const Head& hs = g.heads[h];
-      KeyValueRows kv{hs.tail_k.data(), hs.tail_v.data(), KvDType::F32, p + 1 - g.comp_end, nullptr};
-      const int64_t off = t * q_w + (int64_t)h * group * hd;
-      attend_rows(q + off, group, hd, lg.scale, kv, p, 0, st.data());
-      finish_acc(st.data(), group, hd, out + off, hd);
-    }
-  }
-}
-
-void ShadowKvCache::decode_attend(GlobalLayer& g, int64_t pos, const float* q, float* out) {
-  const LayerGeometry& lg = geom_.layers[g.layer];
-  const int hd = lg.head_dim, n_kv = lg.n_kv_head, group = lg.n_head / n_kv, chunk = cfg_.chunk;
   const ValueStore& store = *stores_[global_of_[g.layer]];
-
-  // 1. Select chunks per KV head and map them into the hot buffer; collect the misses of all heads.
+  const int64_t k = budget_chunks(g);
   struct Job {
     int head;
     int64_t cand;
@@ -209,30 +214,32 @@ void ShadowKvCache::decode_attend(GlobalLayer& g, int64_t pos, const float* q, f
   for (int h = 0; h < n_kv; ++h) {
     Head& hs = g.heads[h];
     hs.selector.select(q + (int64_t)h * group * hd, group, hd, lg.scale, hs.landmarks.data(),
-                       (int64_t)hs.cand_chunk.size(), budget_chunks_, &hs.selected);
+                       (int64_t)hs.cand_chunk.size(), k, &hs.selected);
     for (const HotValueBuffer::Miss& m : g.hot.update(h, hs.selected.data(), (int64_t)hs.selected.size()))
       jobs.push_back({h, m.chunk, m.slot});
   }
-  // 2. Misses: value from the store, keys rebuilt from U . SVt and rotated at their true positions.
-#pragma omp parallel for schedule(dynamic, 4) if ((int64_t)jobs.size() * chunk * (g.rank + 16) * hd > (1 << 17))
+  // Misses: value from the store, keys rebuilt from U . SVt and rotated at their true positions.
+#pragma omp parallel for schedule(dynamic, 4) if ((int64_t)jobs.size() * cfg_.chunk * (g.rank + 16) * hd > (1 << 17))
   for (size_t j = 0; j < jobs.size(); ++j) {
     const Job& jb = jobs[j];
     float* dst = g.hot.values(jb.head, jb.slot);
     store.read(jb.head, &jb.cand, 1, &dst);
-    const int64_t p0 = g.heads[jb.head].cand_chunk[jb.cand] * chunk;
-    const float* svt = &g.svt[(size_t)jb.head * g.rank * hd];
-    float* keys = g.hot.keys(jb.head, jb.slot);
-    for (int t = 0; t < chunk; ++t) rebuild_key(&g.coef[(size_t)(p0 + t) * g.rank], svt, g.rank, hd, keys + t * hd);
-    apply_rope_run(lg.rope, keys, chunk, hd, hd, p0);
+    rebuild_chunk_keys(g, jb.head, g.heads[jb.head].cand_chunk[jb.cand], g.hot.keys(jb.head, jb.slot));
   }
-  // 3. Exact attention over outliers + selected + dense tail (local window and generated tokens).
+}
+
+void ShadowKvCache::decode_attend(GlobalLayer& g, int64_t pos, const float* q, float* out) {
+  const LayerGeometry& lg = geom_.layers[g.layer];
+  const int hd = lg.head_dim, n_kv = lg.n_kv_head, group = lg.n_head / n_kv, chunk = cfg_.chunk;
+  select_and_fetch(g, q);
+  // Exact attention over outliers + selected + dense tail (local window and generated tokens).
   std::vector<KeyValueRows> sets((size_t)n_kv * 3);
   int64_t rows = 0;
   for (int h = 0; h < n_kv; ++h) {
     const Head& hs = g.heads[h];
     sets[h * 3 + 0] = {hs.out_k.data(), hs.out_v.data(), KvDType::F32, (int64_t)hs.out_k.size() / hd, nullptr};
     sets[h * 3 + 1] = {g.hot.keys(h), g.hot.values(h), KvDType::F32, (int64_t)g.hot.size(h) * chunk, nullptr};
-    sets[h * 3 + 2] = {hs.tail_k.data(), hs.tail_v.data(), KvDType::F32, (int64_t)hs.tail_k.size() / hd, nullptr};
+    sets[h * 3 + 2] = g.tail.rows(h);  // all in the past of this query: no mask needed
     rows += sets[h * 3].n + sets[h * 3 + 1].n + sets[h * 3 + 2].n;
   }
   attend_sets_split(q, n_kv, group, hd, lg.scale, sets.data(), pos, rows * group * hd > (1 << 17), out);
@@ -244,67 +251,49 @@ void ShadowKvCache::end_prefill() {
   int64_t n_prompt = 0;
   for (const GlobalLayer& g : globals_) n_prompt = std::max(n_prompt, lens_[g.layer]);
   budget_tokens_ = budget_tokens(cfg_, n_prompt);
-  budget_chunks_ = budget_tokens_ / cfg_.chunk;
-  if (budget_tokens_ > 0 && budget_chunks_ == 0) budget_chunks_ = 1;
   n_outliers_ = outlier_chunks(cfg_, budget_tokens_);
-  for (GlobalLayer& g : globals_)
-    if (lens_[g.layer] >= min_compress_tokens(geom_.layers[g.layer])) compress_prompt(g);
-}
-
-int64_t ShadowKvCache::min_compress_tokens(const LayerGeometry& lg) const {
-  return std::max<int64_t>((int64_t)lg.n_kv_head * lg.head_dim, (int64_t)(cfg_.local_chunks + 1) * cfg_.chunk);
-}
-
-void ShadowKvCache::compress_prompt(GlobalLayer& g) {
-  const LayerGeometry& lg = geom_.layers[g.layer];
-  const int hd = lg.head_dim, n_kv = lg.n_kv_head, width = n_kv * hd, chunk = cfg_.chunk;
-  const int64_t n = lens_[g.layer];
-  g.basis = fit_key_basis(g.tail_kpre.data(), n, width, g.rank, KeyFactorMethod::kGramEig);
-  g.svt = split_basis_by_head(g.basis, n_kv, hd);
-  g.compressed = true;
-  const int64_t n_chunks = std::max<int64_t>(0, n / chunk - cfg_.local_chunks);
-  std::vector<std::vector<int64_t>> outliers(n_kv);
-  std::vector<float> lm((size_t)n_chunks * hd), score(n_chunks);
-  for (int h = 0; h < n_kv; ++h) {
-    const float* keys = g.heads[h].tail_k.data();
-    chunk_landmarks(keys, hd, n_chunks, chunk, hd, lm.data());
-    chunk_min_cosine(keys, hd, lm.data(), n_chunks, chunk, hd, score.data());
-    outliers[h] = pick_outliers(score.data(), n_chunks, n_outliers_);
+  const int64_t prompt_chunks = std::max<int64_t>(0, n_prompt / cfg_.chunk - cfg_.local_chunks);
+  outlier_fraction_ = (double)n_outliers_ / (double)std::max<int64_t>({1, prompt_chunks, budget_tokens_ / cfg_.chunk});
+  // The default budget selects a short prompt whole: compressing it would only lose precision. An explicit budget
+  // always compresses (so `--rank <width> --budget 100%` exercises the whole path).
+  const bool compress = prompt_chunks > 0 && (cfg_.budget_value >= 0 || prompt_chunks * cfg_.chunk > budget_tokens_);
+  for (GlobalLayer& g : globals_) {
+    if (!compress) continue;
+    compress_block(g, prompt_chunks, n_outliers_);
+    if (!g.last_q.empty()) select_and_fetch(g, g.last_q.data());  // the authors seed the buffer like this
+    std::vector<float>().swap(g.last_q);
   }
-  compress_front(g, n_chunks, &outliers);
 }
 
-void ShadowKvCache::fold_tail(GlobalLayer& g) {
-  const int64_t local = (int64_t)cfg_.local_chunks * cfg_.chunk;
-  const int64_t tail = lens_[g.layer] - g.comp_end;
-  compress_front(g, (tail - local) / cfg_.chunk, nullptr);
-}
-
-void ShadowKvCache::compress_front(GlobalLayer& g, int64_t n_chunks,
-                                   const std::vector<std::vector<int64_t>>* outliers) {
+void ShadowKvCache::compress_block(GlobalLayer& g, int64_t n_chunks, int64_t n_outliers) {
   if (n_chunks <= 0) return;
   const LayerGeometry& lg = geom_.layers[g.layer];
   const int hd = lg.head_dim, n_kv = lg.n_kv_head, width = n_kv * hd, chunk = cfg_.chunk;
   const int64_t n_tok = n_chunks * chunk, first_chunk = g.comp_end / chunk;
   ValueStore& store = *stores_[global_of_[g.layer]];
 
-  // U rows of the new tokens (shared by all heads, so kept even where a head holds the chunk as an outlier).
+  // This block's own basis; U rows are shared by all heads (kept even where a head holds the chunk as an outlier).
+  const KeyBasis basis = fit_key_basis(g.tail_kpre.data(), n_tok, width, g.rank, KeyFactorMethod::kGramEig);
+  g.segments.push_back({g.comp_end, g.comp_end + n_tok, split_basis_by_head(basis, n_kv, hd)});
   const size_t old_rows = g.coef.size() / g.rank;
   g.coef.resize((old_rows + n_tok) * g.rank);
-  project_keys(g.basis, g.tail_kpre.data(), n_tok, &g.coef[old_rows * g.rank]);
+  project_keys(basis, g.tail_kpre.data(), n_tok, &g.coef[old_rows * g.rank]);
   g.tail_kpre.erase(g.tail_kpre.begin(), g.tail_kpre.begin() + n_tok * width);
 
-  std::vector<float> lm((size_t)n_chunks * hd);
+  std::vector<float> lm((size_t)n_chunks * hd), score(n_chunks);
+  const int64_t ce = (int64_t)chunk * hd;
   for (int h = 0; h < n_kv; ++h) {
     Head& hs = g.heads[h];
-    chunk_landmarks(hs.tail_k.data(), hd, n_chunks, chunk, hd, lm.data());
-    const std::vector<int64_t>* out = outliers ? &(*outliers)[h] : nullptr;
+    const float* keys = g.tail.key_row(h, g.comp_end);
+    const float* vals = g.tail.value_row(h, g.comp_end);
+    chunk_landmarks(keys, hd, n_chunks, chunk, hd, lm.data());
+    chunk_min_cosine(keys, hd, lm.data(), n_chunks, chunk, hd, score.data());
+    const std::vector<int64_t> out = pick_outliers(score.data(), n_chunks, n_outliers);
     size_t oi = 0;
-    const int64_t ce = (int64_t)chunk * hd;
     for (int64_t c = 0; c < n_chunks; ++c) {
-      const float* kc = &hs.tail_k[c * ce];
-      const float* vc = &hs.tail_v[c * ce];
-      if (out && oi < out->size() && (*out)[oi] == c) {  // stays exact and always attended
+      const float* kc = keys + c * ce;
+      const float* vc = vals + c * ce;
+      if (oi < out.size() && out[oi] == c) {  // stays exact and always attended
         ++oi;
         hs.out_k.insert(hs.out_k.end(), kc, kc + ce);
         hs.out_v.insert(hs.out_v.end(), vc, vc + ce);
@@ -314,9 +303,8 @@ void ShadowKvCache::compress_front(GlobalLayer& g, int64_t n_chunks,
       hs.cand_chunk.push_back(first_chunk + c);
       store.append(h, vc);
     }
-    hs.tail_k.erase(hs.tail_k.begin(), hs.tail_k.begin() + n_tok * hd);
-    hs.tail_v.erase(hs.tail_v.begin(), hs.tail_v.begin() + n_tok * hd);
   }
+  g.tail.drop_front(n_tok);
   g.comp_end += n_tok;
 }
 
@@ -336,6 +324,11 @@ int64_t ShadowKvCache::outlier_chunk_count(int layer, int kv_head) const {
   return (int64_t)globals_[gi].heads.at(kv_head).out_k.size() / ((int64_t)cfg_.chunk * geom_.layers[layer].head_dim);
 }
 
+int64_t ShadowKvCache::segment_count(int layer) const {
+  const int gi = global_of_.at(layer);
+  return gi < 0 ? 0 : (int64_t)globals_[gi].segments.size();
+}
+
 int ShadowKvCache::rank(int layer) const {
   const int gi = global_of_.at(layer);
   return gi < 0 ? 0 : globals_[gi].rank;
@@ -346,12 +339,11 @@ KvMemory ShadowKvCache::memory() const {
   for (size_t i = 0; i < globals_.size(); ++i) {
     const GlobalLayer& g = globals_[i];
     u += (int64_t)g.coef.size() * 4;
-    svt += (int64_t)g.svt.size() * 4;
-    tail += (int64_t)g.tail_kpre.size() * 4;
+    for (const Segment& s : g.segments) svt += (int64_t)s.svt.size() * 4;
+    tail += (int64_t)g.tail_kpre.size() * 4 + g.tail.bytes() + (int64_t)g.last_q.size() * 4;
     for (const Head& h : g.heads) {
       lms += (int64_t)h.landmarks.size() * 4 + (int64_t)h.cand_chunk.size() * 8;
       outl += (int64_t)(h.out_k.size() + h.out_v.size()) * 4;
-      tail += (int64_t)(h.tail_k.size() + h.tail_v.size()) * 4;
     }
     hot += g.hot.bytes();
     cold += stores_[i]->bytes();

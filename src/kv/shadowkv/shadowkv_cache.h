@@ -1,14 +1,16 @@
 // The `shadowkv` KV-cache policy (arXiv 2410.21465, following the authors' code; see docs/shadowkv.md).
-// Global layers: prefill is dense; end_prefill() factors the prompt's pre-RoPE keys (low_rank_keys), summarises
-// chunks by landmarks, keeps outlier chunks and the local window dense and moves the other chunks' values to the
-// value store. Each decode step scores landmarks, rebuilds the top-k chunks' keys (U . SVt, then RoPE at their
+// Global layers: prefill is dense (the same DenseLayerStore and tiled kernel as `full`); end_prefill() factors the
+// prompt's pre-RoPE keys (low_rank_keys), summarises chunks by landmarks, keeps outlier chunks and the local window
+// dense, moves the other chunks' values to the value store and seeds the hot buffer with the last prompt query's
+// selection. Each decode step scores landmarks, rebuilds the top-k chunks' keys (U . SVt, then RoPE at their
 // positions), fetches their values through the hot buffer and runs exact attention over
-// local + outliers + selected + generated tokens. Generated tokens are folded into the compressed part once the
-// dense tail grows past the local window by ShadowKvConfig::fold_tokens, so generation length is unbounded.
+// outliers + selected + dense tail. The dense tail (local window, generated tokens, later turns) stays exact up to
+// ShadowKvConfig::dense_tail tokens; past that its oldest half is compressed as a block with its own basis,
+// landmarks and outliers, so generation length is unbounded with bounded memory.
+// A prompt no longer than the default budget is not compressed (the whole of it would be selected anyway).
 // Sliding-window layers use the `full` policy's DenseLayerStore ring.
 // Choices beyond the paper: U is stored as U.S (= K.V, see low_rank_keys.h); KvOptions.f16 makes the value store
-// (cold tier) f16, dense parts stay f32; the hot buffer starts empty (the authors seed it with the prompt's last
-// query); "hot_values" in memory() counts the buffer's rebuilt keys and values.
+// (cold tier) f16, dense parts stay f32; "hot_values" in memory() counts the buffer's rebuilt keys and values.
 #pragma once
 #include <memory>
 #include <vector>
@@ -41,6 +43,7 @@ class ShadowKvCache : public KvCache {
   KvMemory memory() const override;
   std::vector<std::pair<std::string, double>> counters() const override;
   std::unique_ptr<KvCache> clone() const override { return std::make_unique<ShadowKvCache>(*this); }
+  std::unique_ptr<KvCache> fork(const KvOptions& options) const override;
   const char* policy() const override { return "shadowkv"; }
 
   // Introspection for tests and stats.
@@ -48,41 +51,46 @@ class ShadowKvCache : public KvCache {
   int64_t compressed_tokens(int layer) const;              // positions covered by U rows
   int64_t candidate_chunks(int layer, int kv_head) const;  // chunks selectable by landmarks
   int64_t outlier_chunk_count(int layer, int kv_head) const;
+  int64_t segment_count(int layer) const;  // compressed blocks (the prompt, then dense-tail blocks)
   int rank(int layer) const;
 
  private:
   struct Head {
-    std::vector<float> tail_k, tail_v;  // dense tail [len - comp_end][head_dim] (everything before compression)
-    std::vector<float> out_k, out_v;    // outlier chunks [n_out*chunk][head_dim]
-    std::vector<float> landmarks;       // [n_cand][head_dim]
-    std::vector<int64_t> cand_chunk;    // candidate index -> chunk number (first position = chunk*C)
-    std::vector<int64_t> selected;      // scratch: this step's selection
+    std::vector<float> out_k, out_v;  // outlier chunks [n_out*chunk][head_dim]
+    std::vector<float> landmarks;     // [n_cand][head_dim]
+    std::vector<int64_t> cand_chunk;  // candidate index -> chunk number (first position = chunk*C)
+    std::vector<int64_t> selected;    // scratch: this step's selection
     ChunkSelector selector;
+  };
+  // One compressed block: positions [begin, end), their U rows expressed in this block's own basis.
+  struct Segment {
+    int64_t begin = 0, end = 0;
+    std::vector<float> svt;  // [n_kv][rank][head_dim]
   };
   struct GlobalLayer {
     int layer = 0;  // index in the geometry
     int rank = 0;
-    int64_t comp_end = 0;  // positions [0, comp_end) are compressed; the dense tail starts here
-    bool compressed = false;
-    KeyBasis basis;
-    std::vector<float> svt;        // [n_kv][rank][head_dim]
-    std::vector<float> coef;       // U rows [comp_end][rank]
-    std::vector<float> tail_kpre;  // [len - comp_end][n_kv*head_dim]
+    int64_t comp_end = 0;          // positions [0, comp_end) are compressed; the dense tail holds the rest
+    DenseLayerStore tail;          // exact post-RoPE K, V of [comp_end, len)
+    std::vector<float> tail_kpre;  // pre-RoPE keys of [comp_end, len) [n][n_kv*head_dim]
+    std::vector<Segment> segments;
+    std::vector<float> coef;    // U rows [comp_end][rank]
+    std::vector<float> last_q;  // query of the last token attended before end_prefill (seeds the hot buffer)
     std::vector<Head> heads;
     HotValueBuffer hot;
   };
 
-  void prefill_attend(GlobalLayer& g, int64_t pos0, int n, const float* q, float* out);
+  void append_tail(GlobalLayer& g, int64_t pos, int n, const float* k_pre, const float* k, const float* v);
   void decode_attend(GlobalLayer& g, int64_t pos, const float* q, float* out);
-  void append_tail(GlobalLayer& g, const float* k_pre, const float* k, const float* v);
-  void compress_prompt(GlobalLayer& g);
-  // A basis fitted to fewer keys than the key width would drop directions later keys need, so a short prompt
-  // stays dense after end_prefill() and is compressed once the layer holds this many tokens (generated included).
-  int64_t min_compress_tokens(const LayerGeometry& lg) const;
-  void fold_tail(GlobalLayer& g);
-  // Moves the first n_chunks chunks of the dense tail into the compressed part; (*outliers)[h] lists the chunks
-  // (relative to the tail start, increasing) that head h keeps dense instead (only at end_prefill).
-  void compress_front(GlobalLayer& g, int64_t n_chunks, const std::vector<std::vector<int64_t>>* outliers);
+  // Selects each KV head's top-k chunks for query q and fills the hot buffer's misses (keys rebuilt, values read).
+  void select_and_fetch(GlobalLayer& g, const float* q);
+  void rebuild_chunk_keys(const GlobalLayer& g, int head, int64_t chunk_no, float* keys) const;
+  // Compresses the first n_chunks chunks of the dense tail as one segment with its own basis; each head keeps its
+  // n_outliers worst-summarised chunks of the block dense.
+  void compress_block(GlobalLayer& g, int64_t n_chunks, int64_t n_outliers);
+  // Compresses the oldest block of the dense tail while it is longer than the local window + dense_tail.
+  void maybe_fold(GlobalLayer& g, int64_t pos);
+  int64_t budget_chunks(const GlobalLayer& g) const;
 
   KvGeometry geom_;
   ShadowKvConfig cfg_;
@@ -94,8 +102,8 @@ class ShadowKvCache : public KvCache {
   std::vector<DenseLayerStore> sliding_;             // sliding-window layers, exactly as the `full` policy keeps them
   bool prefill_done_ = false;
   int64_t budget_tokens_ = 0;
-  int64_t budget_chunks_ = 0;
-  int64_t n_outliers_ = 0;
+  int64_t n_outliers_ = 0;       // per KV head, for the prompt
+  double outlier_fraction_ = 0;  // n_outliers_ per compressible prompt chunk, applied to dense-tail blocks
 };
 
 }  // namespace shadowkv

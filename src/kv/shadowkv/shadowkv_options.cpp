@@ -43,6 +43,8 @@ ShadowKvConfig parse_shadowkv_options(const KvOptions& o, const KvGeometry& g) {
     throw Error("shadowkv: local_chunks must be >= 0 (got " + std::to_string(o.local_chunks) + ")");
   if (o.outliers < -1) throw Error("shadowkv: outliers must be >= 0 chunks (got " + std::to_string(o.outliers) + ")");
   if (o.rank < 0) throw Error("shadowkv: rank must be >= 1 (got " + std::to_string(o.rank) + ")");
+  if (o.dense_tail < -1)
+    throw Error("shadowkv: dense_tail must be >= 0 tokens (got " + std::to_string(o.dense_tail) + ")");
   for (const LayerGeometry& l : g.layers) {
     if (l.n_head < 1 || l.n_kv_head < 1 || l.head_dim < 1 || l.n_head % l.n_kv_head != 0)
       throw Error("shadowkv: bad layer geometry (n_head must be a multiple of n_kv_head)");
@@ -55,14 +57,14 @@ ShadowKvConfig parse_shadowkv_options(const KvOptions& o, const KvGeometry& g) {
   c.local_chunks = o.local_chunks;
   c.outliers = o.outliers;
   c.f16 = o.f16;
+  if (o.dense_tail >= 0) c.dense_tail = o.dense_tail;
   parse_budget(o.budget, &c.budget_percent, &c.budget_value);
   return c;
 }
 
 int64_t budget_tokens(const ShadowKvConfig& c, int64_t n_prompt) {
-  // 1.56% as the authors use at 128K, but at least 512 tokens: below that the selection misses too much on
-  // 4K-16K prompts (docs/shadowkv-tuning.md: KL to full 0.133 at 256 vs 0.069 at 512 tokens, rank 96).
-  if (c.budget_value < 0) return std::max<int64_t>(512, (int64_t)std::llround(0.0156 * n_prompt));
+  // The authors' 2048 tokens (1.56% of 128K); a shorter prompt is selected whole (it stays dense).
+  if (c.budget_value < 0) return ShadowKvConfig::kDefaultBudget;
   if (c.budget_percent) return (int64_t)std::llround(c.budget_value / 100.0 * n_prompt);
   return (int64_t)c.budget_value;
 }
@@ -70,6 +72,10 @@ int64_t budget_tokens(const ShadowKvConfig& c, int64_t n_prompt) {
 int64_t outlier_chunks(const ShadowKvConfig& c, int64_t budget) {
   if (c.outliers >= 0) return c.outliers;
   return std::max<int64_t>(1, budget * 24 / 1024);
+}
+
+int64_t tail_block_tokens(const ShadowKvConfig& c) {
+  return std::max<int64_t>(c.chunk, (int64_t)(c.dense_tail / 2) / c.chunk * c.chunk);
 }
 
 }  // namespace shadowkv

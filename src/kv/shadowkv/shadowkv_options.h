@@ -16,7 +16,12 @@ struct ShadowKvConfig {
   bool budget_percent = false;
   double budget_value = -1;  // < 0: default budget
   bool f16 = false;          // value store in f16
-  int fold_tokens = 64;      // generated tokens beyond the local window that trigger folding into the compressed part
+  // Tokens after the prompt (generated, or later turns) kept exact and always attended. Past that, the oldest
+  // half of it is compressed as one block with its own basis, landmarks and outliers.
+  int dense_tail = kDefaultDenseTail;
+
+  static constexpr int kDefaultBudget = 2048;  // the authors' budget in every RULER experiment
+  static constexpr int kDefaultDenseTail = 2048;
 };
 
 // Validates options against the global layers' key widths (n_kv_head*head_dim); throws Error on bad values.
@@ -29,11 +34,14 @@ void parse_budget(const std::string& text, bool* percent, double* value);
 int default_rank(int width);
 
 // Selected-token budget for a prompt of n_prompt tokens: explicit tokens, percent of the prompt, or the default
-// max(512, 1.56% of the prompt).
+// 2048 tokens.
 int64_t budget_tokens(const ShadowKvConfig& config, int64_t n_prompt);
 
 // Outlier chunks per KV head: explicit, or 24 per 1024 budget tokens (authors' CPU class), pro rata and at least 1
 // (so small budgets still protect the worst-summarised chunk).
 int64_t outlier_chunks(const ShadowKvConfig& config, int64_t budget);
+
+// Tokens compressed at once when the dense tail is full: half the dense tail, whole chunks, at least one chunk.
+int64_t tail_block_tokens(const ShadowKvConfig& config);
 
 }  // namespace shadowkv
