@@ -314,6 +314,13 @@ TEST(ShadowKvEndToEnd, ForkBeforeEndPrefillEqualsAFreshPrefill) {
   ASSERT_NE(forked, nullptr);
   forked->end_prefill(), fresh.end_prefill();
   EXPECT_EQ(compare(feed(*forked, in, prompt, total, 1), feed(fresh, in, prompt, total, 1)).max_abs, 0.0f);
+  // Before end_prefill the state is dense: it is also exactly the `full` policy's.
+  FullKvCache full(g, KvOptions{});
+  feed(full, in, 0, prompt, 128);
+  std::unique_ptr<KvCache> as_full = base.fork(KvOptions{});
+  ASSERT_NE(as_full, nullptr);
+  EXPECT_STREQ(as_full->policy(), "full");
+  EXPECT_EQ(compare(feed(*as_full, in, prompt, total, 1), feed(full, in, prompt, total, 1)).max_abs, 0.0f);
   KvOptions f16 = shadow_options(12, "64");
   f16.f16 = true;  // the sliding layers' storage differs: cannot fork
   EXPECT_EQ(base.fork(f16), nullptr);

@@ -79,29 +79,55 @@ struct RefRun {
 
 double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 
-// One perplexity document: its head is prefilled once per group of policies that can share the prefill
-// (KvCache::fork), and the reference's per-row log-probs are kept so every other policy gets per-row KL.
-struct TailDoc {
-  std::vector<int32_t> head;                 // the tokens before the scored tail
-  std::vector<Prefilled> heads;              // prefills not yet ended, shared through fork()
-  std::vector<std::vector<float>> ref_rows;  // the reference's log-softmax per scored row
+// Prefills of one prompt shared by the policies of a sample: a prompt is prefilled once per group of policies
+// whose prefill state is the same (KvCache::fork), with the policy that can be forked into the most others.
+struct SharedPrefill {
+  std::vector<int32_t> tokens;
+  std::vector<const PolicySpec*> policies;  // all that will ask
+  std::vector<Prefilled> heads;             // prefills not yet ended
 };
 
-Prefilled head_cache(const Model& m, TailDoc& d, const KvOptions& o, int64_t max_ctx, int chunk) {
+// A prefilled, ended cache of policy o (o must be one of d.policies' options).
+Prefilled shared_prefill(const Model& m, SharedPrefill& d, const KvOptions& o, int64_t max_ctx, int chunk) {
+  const double t0 = now_s();
   for (const Prefilled& h : d.heads)
-    if (std::unique_ptr<KvCache> c = h.cache->fork(o)) return {std::move(c), h.logits, h.seconds};
-  Prefilled p = prefill(m, d.head, o, max_ctx, chunk, false);
-  if (std::unique_ptr<KvCache> keep = p.cache->fork(o)) d.heads.push_back({std::move(keep), p.logits, p.seconds});
-  return p;
+    if (std::unique_ptr<KvCache> c = h.cache->fork(o)) {
+      c->end_prefill();
+      return {std::move(c), h.logits, h.seconds + (now_s() - t0)};
+    }
+  // Seed: the policy whose empty cache forks into most of the policies (o among them).
+  const KvGeometry geom = m.kv_geometry(max_ctx, chunk);
+  const KvOptions* seed = &o;
+  int best = 0;
+  for (const PolicySpec* s : d.policies) {
+    const std::unique_ptr<KvCache> empty = make_eval_kv_cache(geom, s->options);
+    if (!empty->fork(o)) continue;
+    int n = 0;
+    for (const PolicySpec* q : d.policies) n += empty->fork(q->options) != nullptr;
+    if (n > best) best = n, seed = &s->options;
+  }
+  Prefilled p = prefill(m, d.tokens, *seed, max_ctx, chunk, false);
+  std::unique_ptr<KvCache> c = p.cache->fork(o);
+  if (!c)
+    c = std::move(p.cache);  // a policy that cannot fork (o is the seed)
+  else
+    d.heads.push_back({std::move(p.cache), p.logits, p.seconds});
+  c->end_prefill();
+  return {std::move(c), p.logits, now_s() - t0};
 }
+
+// One perplexity document: its head's prefill is shared, and the reference's per-row log-probs are kept so every
+// other policy gets per-row KL.
+struct TailDoc {
+  SharedPrefill head;                        // the tokens before the scored tail
+  std::vector<std::vector<float>> ref_rows;  // the reference's log-softmax per scored row
+};
 
 // Tail perplexity of one policy on d (is_ref: keep its rows for the others' KL).
 json tail_record(const Model& m, TailDoc& d, const PolicySpec& p, bool is_ref, const std::vector<int32_t>& tokens,
                  int tail, int64_t max_ctx, const EvalConfig& c) {
-  Prefilled pf = head_cache(m, d, p.options, max_ctx, c.prefill_chunk);
-  const double t0 = now_s();
-  pf.cache->end_prefill();
-  const double prefill_s = pf.seconds + (now_s() - t0);
+  Prefilled pf = shared_prefill(m, d.head, p.options, max_ctx, c.prefill_chunk);
+  const double prefill_s = pf.seconds;
   TailFidelity fid;
   const bool compare = !is_ref && !d.ref_rows.empty();
   const TailPerplexity tp =
@@ -199,14 +225,16 @@ std::string run_eval(const Model& model, const std::string& model_path, const Ev
         const bool ppl = smp.metric == Metric::Perplexity;
         const int tail = std::min<int>(c.ppl_tail, (int)L / 2);
         TailDoc doc;
+        SharedPrefill prompt{smp.tokens, todo, {}};
+        if (ref) prompt.policies.push_back(ref);
         if (ppl) {
-          doc.head.assign(smp.tokens.begin(), smp.tokens.end() - tail);
+          doc.head = {std::vector<int32_t>(smp.tokens.begin(), smp.tokens.end() - tail), prompt.policies, {}};
           if (ref && std::find(todo.begin(), todo.end(), ref) == todo.end() && todo.size() > 0)
             tail_record(model, doc, *ref, true, smp.tokens, tail, max_ctx, c);  // resumed: rows for the others
           std::stable_partition(todo.begin(), todo.end(), [&](const PolicySpec* p) { return p == ref; });
         }
         auto run_reference = [&] {
-          Prefilled pf = prefill(model, smp.tokens, ref->options, max_ctx, c.prefill_chunk);
+          Prefilled pf = shared_prefill(model, prompt, ref->options, max_ctx, c.prefill_chunk);
           RefRun r;
           r.prefill_s = pf.seconds;
           r.out = greedy_decode(model, *pf.cache, pf.logits, smp.max_new, c.fidelity_steps);
@@ -232,7 +260,7 @@ std::string run_eval(const Model& model, const std::string& model_path, const Ev
               stats = ref_run->stats;
             } else {
               if (ref && !ref_run) run_reference();  // e.g. resumed: full's cell is done but this one is not
-              Prefilled pf = prefill(model, smp.tokens, p->options, max_ctx, c.prefill_chunk);
+              Prefilled pf = shared_prefill(model, prompt, p->options, max_ctx, c.prefill_chunk);
               prefill_s = pf.seconds;
               std::unique_ptr<KvCache> forced = ref ? pf.cache->clone() : nullptr;
               out = greedy_decode(model, *pf.cache, pf.logits, smp.max_new, 0);

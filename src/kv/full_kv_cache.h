@@ -12,6 +12,8 @@ namespace shadowkv {
 class FullKvCache : public KvCache {
  public:
   FullKvCache(const KvGeometry& g, const KvOptions& o);
+  // Adopts per-layer stores holding the same positions (e.g. another policy's dense prefill state).
+  FullKvCache(std::vector<DenseLayerStore> layers, bool f16) : layers_(std::move(layers)), f16_(f16) {}
 
   void attend(int layer, int64_t pos0, int n, const float* q, const float* k_pre, const float* k, const float* v,
               float* out) override;

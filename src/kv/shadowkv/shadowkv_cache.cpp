@@ -7,6 +7,7 @@
 #include <limits>
 #include <string>
 
+#include "kv/full_kv_cache.h"
 #include "kv/shadowkv/chunk_rope.h"
 #include "kv/shadowkv/landmarks.h"
 #include "kv/shadowkv/outliers.h"
@@ -103,8 +104,16 @@ ShadowKvCache::ShadowKvCache(const ShadowKvCache& o)
 }
 
 std::unique_ptr<KvCache> ShadowKvCache::fork(const KvOptions& options) const {
-  // Before end_prefill every knob but f16 (the sliding layers' storage) leaves the state as it is: dense.
-  if (prefill_done_ || options.policy != "shadowkv" || options.f16 != cfg_.f16) return nullptr;
+  // Before end_prefill every knob but f16 (the sliding layers' storage) leaves the state as it is: dense, so it is
+  // also exactly the `full` policy's state (f32).
+  if (prefill_done_ || options.f16 != cfg_.f16) return nullptr;
+  if (options.policy == "full" && !options.f16) {
+    std::vector<DenseLayerStore> layers;
+    for (size_t l = 0; l < geom_.layers.size(); ++l)
+      layers.push_back(sliding_of_[l] >= 0 ? sliding_[sliding_of_[l]] : globals_[global_of_[l]].tail);
+    return std::make_unique<FullKvCache>(std::move(layers), false);
+  }
+  if (options.policy != "shadowkv") return nullptr;
   auto c = std::make_unique<ShadowKvCache>(geom_, options);
   c->lens_ = lens_;
   c->sliding_ = sliding_;
