@@ -114,12 +114,14 @@ Diff compare(const std::vector<std::vector<float>>& a, const std::vector<std::ve
   return d;
 }
 
-KvOptions shadow_options(int rank, const std::string& budget, int dense_tail = -1) {
+// Factors in f32 unless said otherwise, so that exactness checks see only the policy's own error.
+KvOptions shadow_options(int rank, const std::string& budget, int dense_tail = -1, const char* factors = "f32") {
   KvOptions o;
   o.policy = "shadowkv";
   o.rank = rank;
   o.budget = budget;
   o.dense_tail = dense_tail;
+  o.factor_dtype = factors;
   return o;
 }
 
@@ -326,6 +328,31 @@ TEST(ShadowKvEndToEnd, ForkBeforeEndPrefillEqualsAFreshPrefill) {
   EXPECT_EQ(base.fork(f16), nullptr);
   base.end_prefill();
   EXPECT_EQ(base.fork(shadow_options(12, "64")), nullptr);  // compressed already
+}
+
+TEST(ShadowKvEndToEnd, HalfPrecisionFactorsHalveUAndLandmarksAndStayClose) {
+  const KvGeometry g = make_geometry();
+  const int64_t prompt = 700, total = 760;
+  Inputs in(g, total, 0, 1.0f, 21);
+  FullKvCache full(g, KvOptions{});
+  ShadowKvCache f32(g, shadow_options(kW, "100%")), f16(g, shadow_options(kW, "100%", -1, "f16"));
+  feed(full, in, 0, prompt, 128), feed(f32, in, 0, prompt, 128), feed(f16, in, 0, prompt, 128);
+  f32.end_prefill(), f16.end_prefill();
+  const auto ref = feed(full, in, prompt, total, 1);
+  const Diff d = compare(feed(f16, in, prompt, total, 1), ref);
+  EXPECT_LT(d.rel, 2e-3) << "max " << d.max_abs;
+  EXPECT_GT(d.max_abs, 0.0f);                                              // f16 rounding is visible...
+  EXPECT_LT(compare(feed(f32, in, prompt, total, 1), ref).max_abs, 1e-4);  // ...f32 is exact
+  auto part = [](const KvMemory& m, const std::string& name) {
+    for (const auto& [n, b] : m.parts)
+      if (n == name) return b;
+    return int64_t{-1};
+  };
+  EXPECT_EQ(2 * part(f16.memory(), "U"), part(f32.memory(), "U"));
+  EXPECT_LT(part(f16.memory(), "landmarks"), part(f32.memory(), "landmarks"));
+  KvOptions bad = shadow_options(0, "");
+  bad.factor_dtype = "f8";
+  EXPECT_THROW(ShadowKvCache(g, bad), Error);
 }
 
 TEST(ShadowKvEndToEnd, RejectsOutOfOrderPositions) {

@@ -52,9 +52,16 @@ void check_run_config(const std::string& dir, const json& now) {
 
 json policy_json(const PolicySpec& p) {
   const KvOptions& o = p.options;
-  return {{"policy", o.policy},        {"args", p.args},     {"f16", o.f16},           {"rank", o.rank},
-          {"chunk", o.chunk},          {"budget", o.budget}, {"outliers", o.outliers}, {"local_chunks", o.local_chunks},
-          {"dense_tail", o.dense_tail}};
+  return {{"policy", o.policy},
+          {"args", p.args},
+          {"f16", o.f16},
+          {"rank", o.rank},
+          {"chunk", o.chunk},
+          {"budget", o.budget},
+          {"outliers", o.outliers},
+          {"local_chunks", o.local_chunks},
+          {"dense_tail", o.dense_tail},
+          {"factor_dtype", o.factor_dtype}};
 }
 
 json cache_stats(const KvCache& cache, const Model& m, int64_t max_ctx, int chunk, bool f16) {

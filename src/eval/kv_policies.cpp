@@ -60,9 +60,12 @@ void apply_kv_args(const std::string& args, KvOptions& o) {
       o.local_chunks = to_int(flag, value);
     else if (flag == "--dense-tail")
       o.dense_tail = to_int(flag, value);
+    else if (flag == "--factor-dtype")
+      o.factor_dtype = value;
     else
-      throw Error("--kv-args: unknown knob '" + flag +
-                  "' (known: --budget, --rank, --chunk, --outliers, --local-chunks, --dense-tail, --kv-f16)");
+      throw Error(
+          "--kv-args: unknown knob '" + flag +
+          "' (known: --budget, --rank, --chunk, --outliers, --local-chunks, --dense-tail, --factor-dtype, --kv-f16)");
   }
 }
 

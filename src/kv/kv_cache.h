@@ -47,6 +47,7 @@ struct KvOptions {
   int outliers = -1;   // chunks; -1 = default (24 per 1024 tokens of budget)
   int local_chunks = 4;
   int dense_tail = -1;  // tokens after the prompt kept exact before the oldest are compressed; -1 = default
+  std::string factor_dtype = "f16";  // U rows and landmarks: f16 or f32
 };
 
 class KvCache {

@@ -8,8 +8,24 @@
 
 namespace shadowkv {
 
+namespace {
+inline float row_dot(const float* q, const float* row, int n) { return dot_f32(q, row, n); }
+inline float row_dot(const float* q, const uint16_t* row, int n) { return dot_f16(q, row, n); }
+}  // namespace
+
 void ChunkSelector::select(const float* q, int n_q, int head_dim, float scale, const float* landmarks, int64_t n_cand,
                            int64_t k, std::vector<int64_t>* selected) {
+  select_rows(q, n_q, head_dim, scale, landmarks, n_cand, k, selected);
+}
+
+void ChunkSelector::select(const float* q, int n_q, int head_dim, float scale, const uint16_t* landmarks,
+                           int64_t n_cand, int64_t k, std::vector<int64_t>* selected) {
+  select_rows(q, n_q, head_dim, scale, landmarks, n_cand, k, selected);
+}
+
+template <class T>
+void ChunkSelector::select_rows(const float* q, int n_q, int head_dim, float scale, const T* landmarks, int64_t n_cand,
+                                int64_t k, std::vector<int64_t>* selected) {
   selected->clear();
   k = std::min(k, n_cand);
   if (k <= 0) return;
@@ -20,7 +36,7 @@ void ChunkSelector::select(const float* q, int n_q, int head_dim, float scale, c
 #pragma omp parallel for if (par)
   for (int64_t c = 0; c < n_cand; ++c)
     for (int h = 0; h < n_q; ++h)
-      logits_[(size_t)h * n_cand + c] = scale * dot_f32(q + (size_t)h * head_dim, landmarks + c * head_dim, head_dim);
+      logits_[(size_t)h * n_cand + c] = scale * row_dot(q + (size_t)h * head_dim, landmarks + c * head_dim, head_dim);
   std::fill(score_.begin(), score_.end(), 0.0f);
   for (int h = 0; h < n_q; ++h) {
     float* l = &logits_[(size_t)h * n_cand];

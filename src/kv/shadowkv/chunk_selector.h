@@ -14,11 +14,17 @@ class ChunkSelector {
   // Uses OpenMP over landmarks when there are many. Reuses its scratch buffers across calls.
   void select(const float* q, int n_q, int head_dim, float scale, const float* landmarks, int64_t n_cand, int64_t k,
               std::vector<int64_t>* selected);
+  // The same with IEEE f16 landmarks.
+  void select(const float* q, int n_q, int head_dim, float scale, const uint16_t* landmarks, int64_t n_cand, int64_t k,
+              std::vector<int64_t>* selected);
 
   // Per-chunk scores of the last select() (max over heads of softmax probability), for tests.
   const std::vector<float>& scores() const { return score_; }
 
  private:
+  template <class T>
+  void select_rows(const float* q, int n_q, int head_dim, float scale, const T* landmarks, int64_t n_cand, int64_t k,
+                   std::vector<int64_t>* selected);
   std::vector<float> logits_;  // [n_q][n_cand]
   std::vector<float> score_;   // [n_cand]
   std::vector<int64_t> order_;

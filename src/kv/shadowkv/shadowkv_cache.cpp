@@ -81,7 +81,9 @@ ShadowKvCache::ShadowKvCache(const KvGeometry& geometry, const KvOptions& option
     const int width = lg.n_kv_head * lg.head_dim;
     g.rank = cfg_.rank > 0 ? cfg_.rank : default_rank(width);
     g.tail = DenseLayerStore(lg, false);
+    g.coef = FactorRows(g.rank, cfg_.f16_factors);
     g.heads.resize(lg.n_kv_head);
+    for (Head& h : g.heads) h.landmarks = FactorRows(lg.head_dim, cfg_.f16_factors);
     g.hot = HotValueBuffer(lg.n_kv_head, cfg_.chunk, lg.head_dim);
     globals_.push_back(std::move(g));
     stores_.push_back(std::make_unique<RamValueStore>(lg.n_kv_head, (int64_t)cfg_.chunk * lg.head_dim, cfg_.f16));
@@ -205,7 +207,10 @@ void ShadowKvCache::rebuild_chunk_keys(const GlobalLayer& g, int head, int64_t c
   auto seg =
       std::upper_bound(g.segments.begin(), g.segments.end(), p0, [](int64_t p, const Segment& s) { return p < s.end; });
   const float* svt = &seg->svt[(size_t)head * g.rank * hd];
-  for (int t = 0; t < chunk; ++t) rebuild_key(&g.coef[(size_t)(p0 + t) * g.rank], svt, g.rank, hd, keys + t * hd);
+  thread_local std::vector<float> coef;
+  coef.resize((size_t)chunk * g.rank);
+  g.coef.read(p0, chunk, coef.data());
+  for (int t = 0; t < chunk; ++t) rebuild_key(&coef[(size_t)t * g.rank], svt, g.rank, hd, keys + t * hd);
   apply_rope_run(lg.rope, keys, chunk, hd, hd, p0);
 }
 
@@ -222,8 +227,13 @@ void ShadowKvCache::select_and_fetch(GlobalLayer& g, const float* q) {
   std::vector<Job> jobs;
   for (int h = 0; h < n_kv; ++h) {
     Head& hs = g.heads[h];
-    hs.selector.select(q + (int64_t)h * group * hd, group, hd, lg.scale, hs.landmarks.data(),
-                       (int64_t)hs.cand_chunk.size(), k, &hs.selected);
+    const int64_t n_cand = (int64_t)hs.cand_chunk.size();
+    if (hs.landmarks.f16())
+      hs.selector.select(q + (int64_t)h * group * hd, group, hd, lg.scale, hs.landmarks.f16_data(), n_cand, k,
+                         &hs.selected);
+    else
+      hs.selector.select(q + (int64_t)h * group * hd, group, hd, lg.scale, hs.landmarks.f32_data(), n_cand, k,
+                         &hs.selected);
     for (const HotValueBuffer::Miss& m : g.hot.update(h, hs.selected.data(), (int64_t)hs.selected.size()))
       jobs.push_back({h, m.chunk, m.slot});
   }
@@ -284,9 +294,9 @@ void ShadowKvCache::compress_block(GlobalLayer& g, int64_t n_chunks, int64_t n_o
   // This block's own basis; U rows are shared by all heads (kept even where a head holds the chunk as an outlier).
   const KeyBasis basis = fit_key_basis(g.tail_kpre.data(), n_tok, width, g.rank, KeyFactorMethod::kGramEig);
   g.segments.push_back({g.comp_end, g.comp_end + n_tok, split_basis_by_head(basis, n_kv, hd)});
-  const size_t old_rows = g.coef.size() / g.rank;
-  g.coef.resize((old_rows + n_tok) * g.rank);
-  project_keys(basis, g.tail_kpre.data(), n_tok, &g.coef[old_rows * g.rank]);
+  std::vector<float> coef((size_t)n_tok * g.rank);
+  project_keys(basis, g.tail_kpre.data(), n_tok, coef.data());
+  g.coef.append(coef.data(), n_tok);
   g.tail_kpre.erase(g.tail_kpre.begin(), g.tail_kpre.begin() + n_tok * width);
 
   std::vector<float> lm((size_t)n_chunks * hd), score(n_chunks);
@@ -308,7 +318,7 @@ void ShadowKvCache::compress_block(GlobalLayer& g, int64_t n_chunks, int64_t n_o
         hs.out_v.insert(hs.out_v.end(), vc, vc + ce);
         continue;
       }
-      hs.landmarks.insert(hs.landmarks.end(), &lm[c * hd], &lm[(c + 1) * hd]);
+      hs.landmarks.append(&lm[c * hd], 1);
       hs.cand_chunk.push_back(first_chunk + c);
       store.append(h, vc);
     }
@@ -347,11 +357,11 @@ KvMemory ShadowKvCache::memory() const {
   int64_t u = 0, svt = 0, lms = 0, outl = 0, tail = 0, hot = 0, cold = 0, sliding = 0;
   for (size_t i = 0; i < globals_.size(); ++i) {
     const GlobalLayer& g = globals_[i];
-    u += (int64_t)g.coef.size() * 4;
+    u += g.coef.bytes();
     for (const Segment& s : g.segments) svt += (int64_t)s.svt.size() * 4;
     tail += (int64_t)g.tail_kpre.size() * 4 + g.tail.bytes() + (int64_t)g.last_q.size() * 4;
     for (const Head& h : g.heads) {
-      lms += (int64_t)h.landmarks.size() * 4 + (int64_t)h.cand_chunk.size() * 8;
+      lms += h.landmarks.bytes() + (int64_t)h.cand_chunk.size() * 8;
       outl += (int64_t)(h.out_k.size() + h.out_v.size()) * 4;
     }
     hot += g.hot.bytes();

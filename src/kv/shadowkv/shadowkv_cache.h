@@ -9,8 +9,9 @@
 // landmarks and outliers, so generation length is unbounded with bounded memory.
 // A prompt no longer than the default budget is not compressed (the whole of it would be selected anyway).
 // Sliding-window layers use the `full` policy's DenseLayerStore ring.
-// Choices beyond the paper: U is stored as U.S (= K.V, see low_rank_keys.h); KvOptions.f16 makes the value store
-// (cold tier) f16, dense parts stay f32; "hot_values" in memory() counts the buffer's rebuilt keys and values.
+// Choices beyond the paper: U is stored as U.S (= K.V, see low_rank_keys.h); U rows and landmarks are f16 unless
+// KvOptions.factor_dtype is f32; KvOptions.f16 makes the value store (cold tier) f16, dense parts stay f32;
+// "hot_values" in memory() counts the buffer's rebuilt keys and values.
 #pragma once
 #include <memory>
 #include <vector>
@@ -18,6 +19,7 @@
 #include "kv/dense_layer_store.h"
 #include "kv/kv_cache.h"
 #include "kv/shadowkv/chunk_selector.h"
+#include "kv/shadowkv/factor_rows.h"
 #include "kv/shadowkv/hot_value_buffer.h"
 #include "kv/shadowkv/low_rank_keys.h"
 #include "kv/shadowkv/shadowkv_options.h"
@@ -57,7 +59,7 @@ class ShadowKvCache : public KvCache {
  private:
   struct Head {
     std::vector<float> out_k, out_v;  // outlier chunks [n_out*chunk][head_dim]
-    std::vector<float> landmarks;     // [n_cand][head_dim]
+    FactorRows landmarks;             // [n_cand][head_dim]
     std::vector<int64_t> cand_chunk;  // candidate index -> chunk number (first position = chunk*C)
     std::vector<int64_t> selected;    // scratch: this step's selection
     ChunkSelector selector;
@@ -74,7 +76,7 @@ class ShadowKvCache : public KvCache {
     DenseLayerStore tail;          // exact post-RoPE K, V of [comp_end, len)
     std::vector<float> tail_kpre;  // pre-RoPE keys of [comp_end, len) [n][n_kv*head_dim]
     std::vector<Segment> segments;
-    std::vector<float> coef;    // U rows [comp_end][rank]
+    FactorRows coef;            // U rows [comp_end][rank]
     std::vector<float> last_q;  // query of the last token attended before end_prefill (seeds the hot buffer)
     std::vector<Head> heads;
     HotValueBuffer hot;

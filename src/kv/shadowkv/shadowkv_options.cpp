@@ -58,6 +58,9 @@ ShadowKvConfig parse_shadowkv_options(const KvOptions& o, const KvGeometry& g) {
   c.outliers = o.outliers;
   c.f16 = o.f16;
   if (o.dense_tail >= 0) c.dense_tail = o.dense_tail;
+  if (o.factor_dtype != "f16" && o.factor_dtype != "f32")
+    throw Error("shadowkv: factor dtype must be f16 or f32 (got '" + o.factor_dtype + "')");
+  c.f16_factors = o.factor_dtype == "f16";
   parse_budget(o.budget, &c.budget_percent, &c.budget_value);
   return c;
 }

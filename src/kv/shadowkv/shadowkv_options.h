@@ -16,6 +16,7 @@ struct ShadowKvConfig {
   bool budget_percent = false;
   double budget_value = -1;  // < 0: default budget
   bool f16 = false;          // value store in f16
+  bool f16_factors = true;   // U rows and landmarks in f16
   // Tokens after the prompt (generated, or later turns) kept exact and always attended. Past that, the oldest
   // half of it is compressed as one block with its own basis, landmarks and outliers.
   int dense_tail = kDefaultDenseTail;
