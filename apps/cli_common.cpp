@@ -3,30 +3,12 @@
 #include <omp.h>
 
 #include <cstdio>
-#include <cstdlib>
-#include <filesystem>
 #include <fstream>
 #include <sstream>
 
 #include "util/error.h"
 
 namespace shadowkv::cli {
-
-std::string resolve_model(const std::string& flag) {
-  if (!flag.empty()) return flag;
-  std::string dir;
-  if (const char* m = std::getenv("SHADOWKV_MODELS")) {
-    dir = m;
-  } else if (const char* c = std::getenv("SHADOWKV_CACHE")) {
-    dir = std::string(c) + "/models";
-  } else if (const char* h = std::getenv("HOME")) {
-    dir = std::string(h) + "/.cache/shadowkv/models";
-  }
-  const std::string path = dir + "/gemma-3-270m-q4_k_m.gguf";
-  if (!std::filesystem::exists(path))
-    throw Error("no -m given and the default model is not at " + path + " (run scripts/fetch-model)");
-  return path;
-}
 
 void add_kv_flags(CLI::App* cmd, KvOptions& kv) {
   cmd->add_option("--kv", kv.policy, "KV-cache policy: full, shadowkv")->capture_default_str();

@@ -136,7 +136,7 @@ void register_analyze(CLI::App& app) {
   auto a = std::make_shared<AnalyzeArgs>();
   CLI::App* cmd =
       app.add_subcommand("analyze-keys", "singular-value spectrum of the global layers' pre-/post-RoPE keys");
-  cmd->add_option("-m,--model", a->model, "GGUF model");
+  add_model_option(cmd, a->model);
   cmd->add_option("-f,--file", a->file, "text to prefill")->required();
   cmd->add_option("-c,--ctx", a->ctx, "tokens of the file to prefill (0 = all)")->capture_default_str();
   cmd->add_option("--out", a->out, "write the spectra as JSON");

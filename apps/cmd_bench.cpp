@@ -35,7 +35,7 @@ void run(BenchArgs& a) {
 void register_bench(CLI::App& app) {
   auto a = std::make_shared<BenchArgs>();
   CLI::App* cmd = app.add_subcommand("bench", "prefill/decode throughput and KV memory of KV policies");
-  cmd->add_option("-m,--model", a->model, "GGUF model (default: the fetched Gemma 3 270M)");
+  add_model_option(cmd, a->model);
   cmd->add_option("--lengths", a->lengths, "context lengths in tokens, comma list")->capture_default_str();
   cmd->add_option("--batch", a->batch, "batch sizes, comma list")->capture_default_str();
   cmd->add_option("--kv", a->kv, "KV policies, comma list")->capture_default_str();

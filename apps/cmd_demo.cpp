@@ -100,7 +100,7 @@ void demo(const DemoArgs& a) {
 void register_demo(CLI::App& app) {
   auto a = std::make_shared<DemoArgs>();
   CLI::App* cmd = app.add_subcommand("demo", "long-context demo: a question about a detail deep in a long document");
-  cmd->add_option("-m,--model", a->model, "GGUF model");
+  add_model_option(cmd, a->model);
   cmd->add_option("--tokens", a->tokens, "document length in tokens")->capture_default_str();
   cmd->add_option("--depth", a->depth, "where the detail sits (0..1)")->capture_default_str();
   cmd->add_option("-t,--threads", a->threads, "threads");

@@ -51,7 +51,7 @@ void run(EvalArgs& a) {
 void register_eval(CLI::App& app) {
   auto a = std::make_shared<EvalArgs>();
   CLI::App* cmd = app.add_subcommand("eval", "long-context accuracy and fidelity of KV policies (RULER-style tasks)");
-  cmd->add_option("-m,--model", a->model, "GGUF model (default: the fetched Gemma 3 270M)");
+  add_model_option(cmd, a->model);
   cmd->add_option("--tasks", a->tasks, "comma list of tasks, or 'all'")->capture_default_str();
   cmd->add_option("--lengths", a->lengths, "context lengths in tokens, comma list")->capture_default_str();
   cmd->add_option("--kv", a->kv, "KV policies, comma list (label@tag runs a policy under another label)")

@@ -150,7 +150,7 @@ void run(const RunArgs& a) {
 void register_run(CLI::App& app) {
   auto a = std::make_shared<RunArgs>();
   CLI::App* cmd = app.add_subcommand("run", "generate text from a prompt");
-  cmd->add_option("-m,--model", a->model, "GGUF model (default: the fetched Gemma 3 270M)");
+  add_model_option(cmd, a->model);
   cmd->add_option("-p,--prompt", a->prompt, "prompt text");
   cmd->add_option("-f,--file", a->prompt_file, "read the prompt from a file");
   cmd->add_option("--batch-file", a->batch_file, "one prompt per line (or JSONL {\"prompt\": ...}), decoded together");

@@ -1,6 +1,7 @@
-// `shadowkv inspect | tokenize | logits | perplexity`: tools for looking inside a model and measuring it.
+// `shadowkv models | inspect | tokenize | logits | perplexity`: tools for finding, looking inside and measuring models.
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -10,7 +11,9 @@
 #include "commands.h"
 #include "io/gguf.h"
 #include "io/gguf_dump.h"
+#include "known_models.h"
 #include "model/model.h"
+#include "runtime/chat_template.h"
 #include "runtime/perplexity.h"
 #include "util/error.h"
 
@@ -37,31 +40,68 @@ std::vector<int32_t> parse_token_list(const std::string& s) {
   return ids;
 }
 
+// Lists the known models (scripts/models.tsv): name, whether fetched (and where), size.
+void register_models(CLI::App& app) {
+  auto json = std::make_shared<bool>(false);
+  CLI::App* cmd = app.add_subcommand("models", "list the known model names (-m NAME), fetched or not, and sizes");
+  cmd->add_flag("--json", *json, "print a JSON array");
+  cmd->callback([json] {
+    nlohmann::json out = nlohmann::json::array();
+    for (const KnownModel& m : known_models()) {
+      const std::string path = models_dir() + "/" + m.file;
+      std::error_code ec;
+      const int64_t size =
+          std::filesystem::is_regular_file(path, ec) ? (int64_t)std::filesystem::file_size(path, ec) : -1;
+      const bool fetched = size == m.bytes;  // scripts/fetch-model also checked the SHA-256 before renaming
+      const bool is_default = &m == &known_models().front();
+      out.push_back({{"name", m.name},
+                     {"default", is_default},
+                     {"fetched", fetched},
+                     {"path", path},
+                     {"bytes", m.bytes},
+                     {"description", m.description}});
+      if (*json) continue;
+      std::string status = fetched ? "fetched " + path : "not fetched (run scripts/fetch-model " + m.name + ")";
+      if (size >= 0 && !fetched)
+        status = "incomplete, " + std::to_string(size) + " bytes (run scripts/fetch-model " + m.name + ")";
+      std::printf("%-20s %-10s %s\n    %s\n", (m.name + (is_default ? "*" : "")).c_str(), human_bytes(m.bytes).c_str(),
+                  status.c_str(), m.description.c_str());
+    }
+    if (*json)
+      std::cout << out.dump() << std::endl;
+    else
+      std::printf("(* = default; models live in %s)\n", models_dir().c_str());
+  });
+}
+
 void register_inspect(CLI::App& app) {
   auto path = std::make_shared<std::string>();
   CLI::App* cmd = app.add_subcommand("inspect", "print a GGUF file's metadata and tensor table");
-  cmd->add_option("file", *path, "GGUF file")->required();
-  cmd->callback([path] { std::cout << describe_gguf(*GgufFile::open(*path)); });
+  cmd->add_option("file", *path, "GGUF file or known model name")->required();
+  cmd->callback([path] { std::cout << describe_gguf(*GgufFile::open(resolve_model(*path))); });
 }
 
 struct TokArgs {
   std::string model, prompt, file;
-  bool no_bos = false, special = false;
+  bool no_bos = false, special = false, chat = false;
 };
 
 void register_tokenize(CLI::App& app) {
   auto a = std::make_shared<TokArgs>();
   CLI::App* cmd = app.add_subcommand("tokenize", "print the token ids of a text, space-separated");
-  cmd->add_option("-m,--model", a->model, "GGUF model");
+  add_model_option(cmd, a->model);
   cmd->add_option("-p,--prompt", a->prompt, "text");
   cmd->add_option("-f,--file", a->file, "read the text from a file");
   cmd->add_flag("--no-bos", a->no_bos, "do not add BOS");
   cmd->add_flag("--special", a->special, "parse control-token text such as <start_of_turn>");
+  cmd->add_flag("--chat", a->chat, "wrap the text in the model's chat template first, as `run` does");
   cmd->callback([a] {
     if (a->prompt.empty() == a->file.empty()) throw Error("give exactly one of -p TEXT or -f FILE");
     auto model = Model::load(resolve_model(a->model));
+    const Tokenizer& tok = model->tokenizer();
     const std::string text = a->file.empty() ? a->prompt : read_file(a->file);
-    const auto ids = model->tokenizer().encode(text, !a->no_bos, a->special);
+    const auto ids =
+        a->chat ? tok.encode(apply_chat_template(tok, text), false, true) : tok.encode(text, !a->no_bos, a->special);
     for (size_t i = 0; i < ids.size(); ++i) std::printf(i ? " %d" : "%d", ids[i]);
     std::printf("\n");
   });
@@ -79,7 +119,7 @@ struct LogitsArgs {
 void register_logits(CLI::App& app) {
   auto a = std::make_shared<LogitsArgs>();
   CLI::App* cmd = app.add_subcommand("logits", "write raw f32 logits for a token sequence (for reference tests)");
-  cmd->add_option("-m,--model", a->model, "GGUF model");
+  add_model_option(cmd, a->model);
   cmd->add_option("--tokens", a->tokens, "comma-separated token ids")->required();
   cmd->add_option("--out", a->out, "output file")->required();
   cmd->add_flag("--all", a->all, "logits of every position, not only the last");
@@ -134,8 +174,10 @@ struct PplArgs {
 
 void register_perplexity(CLI::App& app) {
   auto a = std::make_shared<PplArgs>();
-  CLI::App* cmd = app.add_subcommand("perplexity", "perplexity of a text file (second half of each window scored)");
-  cmd->add_option("-m,--model", a->model, "GGUF model");
+  CLI::App* cmd = app.add_subcommand(
+      "perplexity",
+      "perplexity of a text file as llama.cpp computes it (BOS per window if the model adds one, second half scored)");
+  add_model_option(cmd, a->model);
   cmd->add_option("-f,--file", a->file, "text file")->required();
   cmd->add_option("-c,--ctx", a->ctx, "window size in tokens")->capture_default_str();
   cmd->add_option("-t,--threads", a->threads, "threads");
@@ -162,6 +204,7 @@ void register_perplexity(CLI::App& app) {
 }  // namespace
 
 void register_tools(CLI::App& app) {
+  register_models(app);
   register_inspect(app);
   register_tokenize(app);
   register_logits(app);

@@ -1,11 +1,34 @@
+// Windowed perplexity with llama.cpp's layout: BOS per window where the model wants it, second half scored.
 #include "runtime/perplexity.h"
 
 #include <chrono>
 #include <cmath>
 
+#include "tokenizer/tokenizer.h"
 #include "util/error.h"
 
 namespace shadowkv {
+
+std::vector<int32_t> perplexity_window(const std::vector<int32_t>& tokens, int window, int n_ctx, int32_t bos) {
+  const size_t start = (size_t)window * n_ctx;
+  if (window < 0 || n_ctx <= 0 || start + n_ctx > tokens.size()) throw Error("perplexity window out of range");
+  std::vector<int32_t> w(tokens.begin() + start, tokens.begin() + start + n_ctx);
+  if (bos >= 0) w[0] = bos;
+  return w;
+}
+
+namespace {
+
+// -log softmax(row)[target], in double.
+double nll_of(const float* row, int n_vocab, int32_t target) {
+  float mx = row[0];
+  for (int j = 1; j < n_vocab; ++j) mx = std::max(mx, row[j]);
+  double sum = 0;
+  for (int j = 0; j < n_vocab; ++j) sum += std::exp((double)row[j] - mx);
+  return -((double)row[target] - mx - std::log(sum));
+}
+
+}  // namespace
 
 PerplexityResult perplexity(const Model& model, const std::vector<int32_t>& tokens, int n_ctx, const KvOptions& kv,
                             int chunk) {
@@ -14,28 +37,25 @@ PerplexityResult perplexity(const Model& model, const std::vector<int32_t>& toke
     throw Error("the text has " + std::to_string(tokens.size()) + " tokens, fewer than one window of " +
                 std::to_string(n_ctx) + " (lower -c)");
   const auto t0 = std::chrono::steady_clock::now();
+  const Tokenizer& tok = model.tokenizer();
+  const int32_t bos = tok.add_bos_default() && tok.bos() >= 0 ? tok.bos() : -1;
   const int V = model.config().n_vocab;
+  const int first = perplexity_first_scored(n_ctx);
   PerplexityResult r;
   double nll = 0;
   std::vector<float> logits;
-  for (size_t start = 0; start + n_ctx <= tokens.size(); start += n_ctx) {
+  const int n_windows = (int)(tokens.size() / n_ctx);
+  for (int win = 0; win < n_windows; ++win) {
+    const std::vector<int32_t> w = perplexity_window(tokens, win, n_ctx, bos);
     auto cache = make_kv_cache(model.kv_geometry(n_ctx, chunk), kv);
-    const int32_t* w = tokens.data() + start;
     for (int i = 0; i < n_ctx; i += chunk) {
       const int n = std::min(chunk, n_ctx - i);
-      const bool scored = i + n > n_ctx / 2;
-      model.forward({ForwardItem{cache.get(), w + i, n, i, scored}}, logits);
+      const bool scored = i + n > first;  // this chunk holds positions >= first
+      model.forward({ForwardItem{cache.get(), w.data() + i, n, i, scored}}, logits);
       if (!scored) continue;
-      // Row t predicts token i+t+1; score predictions of tokens in the window's second half.
-      for (int t = 0; t < n; ++t) {
-        const int target_idx = i + t + 1;
-        if (target_idx < n_ctx / 2 || target_idx >= n_ctx) continue;
-        const float* row = &logits[(size_t)t * V];
-        float mx = row[0];
-        for (int j = 1; j < V; ++j) mx = std::max(mx, row[j]);
-        double sum = 0;
-        for (int j = 0; j < V; ++j) sum += std::exp((double)row[j] - mx);
-        nll += -(row[w[target_idx]] - mx - std::log(sum));
+      // Row t is position i+t; positions [first, n_ctx-2] predict the next token of the window.
+      for (int t = std::max(0, first - i); t < n && i + t <= n_ctx - 2; ++t) {
+        nll += nll_of(&logits[(size_t)t * V], V, w[i + t + 1]);
         ++r.scored_tokens;
       }
     }

@@ -59,6 +59,7 @@ TokenizerVocab read_vocab(const GgufFile& f) {
   v.eom = read_id(f, "tokenizer.ggml.eom_token_id");
   v.add_bos = f.get_bool("tokenizer.ggml.add_bos_token");
   v.add_space_prefix = f.get_bool("tokenizer.ggml.add_space_prefix");
+  v.chat_template = f.get_string("tokenizer.chat_template").value_or("");
   return v;
 }
 
@@ -91,6 +92,7 @@ void Tokenizer::init_base(TokenizerVocab& v) {
   check(v.eom, "eom");
   bos_ = v.bos;
   eos_ = v.eos;
+  chat_template_ = std::move(v.chat_template);
   token_ids_.reserve(n);
   // First id wins for duplicate texts.
   for (size_t i = 0; i < n; ++i) token_ids_.emplace(tokens_[i], static_cast<int32_t>(i));

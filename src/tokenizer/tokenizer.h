@@ -46,6 +46,8 @@ class Tokenizer {
   bool is_stop(int32_t id) const;
   // Whether encode(text, add_bos = true) really prepends BOS (tokenizer.ggml.add_bos_token / pre-type default).
   bool add_bos_default() const { return add_bos_default_; }
+  // The model's tokenizer.chat_template (Jinja source) or "" (runtime/chat_template reads what it needs from it).
+  const std::string& chat_template() const { return chat_template_; }
 
  protected:
   Tokenizer() = default;
@@ -53,6 +55,7 @@ class Tokenizer {
   std::vector<TokenType> types_;
   int32_t bos_ = -1, eos_ = -1;
   bool add_bos_default_ = true;
+  std::string chat_template_;
   std::vector<int32_t> stop_;
   std::unordered_map<std::string_view, int32_t> token_ids_;  // views into tokens_, which never changes after init
   bool strip_leading_space_ = false;                         // decode drops the space an SPM space-prefix added

@@ -20,6 +20,7 @@ struct TokenizerVocab {
   std::vector<std::string> merges;  // "left right", rank = index
   int32_t bos = -1, eos = -1, unk = -1, eot = -1, eom = -1;
   std::optional<bool> add_bos, add_space_prefix;
+  std::string chat_template;  // tokenizer.chat_template (Jinja source), empty if none
 };
 
 TokenizerVocab read_vocab(const GgufFile& file);
