@@ -15,9 +15,13 @@ void add_kv_flags(CLI::App* cmd, KvOptions& kv) {
   cmd->add_flag("--kv-f16", kv.f16, "store dense keys/values as f16 (default f32)");
   cmd->add_option("--rank", kv.rank, "shadowkv: rank of the low-rank key factorisation (0 = default)");
   cmd->add_option("--chunk", kv.chunk, "shadowkv: tokens per chunk")->capture_default_str();
-  cmd->add_option("--budget", kv.budget, "shadowkv: sparse budget in tokens (2048) or % of the prompt (1.56%)");
+  cmd->add_option("--budget", kv.budget, "shadowkv: sparse budget in tokens (default 2048) or % of the prompt (1.56%)");
   cmd->add_option("--outliers", kv.outliers, "shadowkv: outlier chunks kept dense (-1 = default)");
   cmd->add_option("--local-chunks", kv.local_chunks, "shadowkv: chunks of the local window")->capture_default_str();
+  cmd->add_option("--dense-tail", kv.dense_tail,
+                  "shadowkv: tokens after the prompt kept exact before the oldest are compressed (-1 = default 2048)");
+  cmd->add_option("--factor-dtype", kv.factor_dtype, "shadowkv: storage of U rows and landmarks (f16 or f32)")
+      ->capture_default_str();
 }
 
 std::string read_file(const std::string& path) {
