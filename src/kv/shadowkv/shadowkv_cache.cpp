@@ -298,6 +298,7 @@ void ShadowKvCache::compress_block(GlobalLayer& g, int64_t n_chunks, int64_t n_o
   project_keys(basis, g.tail_kpre.data(), n_tok, coef.data());
   g.coef.append(coef.data(), n_tok);
   g.tail_kpre.erase(g.tail_kpre.begin(), g.tail_kpre.begin() + n_tok * width);
+  if (g.tail_kpre.capacity() > 2 * g.tail_kpre.size() + 4096) g.tail_kpre.shrink_to_fit();  // the prompt's memory
 
   std::vector<float> lm((size_t)n_chunks * hd), score(n_chunks);
   const int64_t ce = (int64_t)chunk * hd;
