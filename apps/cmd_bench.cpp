@@ -45,6 +45,8 @@ void register_bench(CLI::App& app) {
   cmd->add_option("--reference", a->cfg.reference, "policy the ratios are taken against")->capture_default_str();
   cmd->add_option("--out", a->cfg.out_dir, "output directory")->capture_default_str();
   cmd->add_option("--seed", a->cfg.seed, "picks the text")->capture_default_str();
+  cmd->add_flag("--share-prefill", a->cfg.share_prefill,
+                "prefill each length once and fork it into every policy that can (prefill tok/s is then shared)");
   cmd->add_option("-t,--threads", a->threads, "threads (0 = all cores)")->capture_default_str();
   cmd->callback([a] { run(*a); });
 }

@@ -76,9 +76,12 @@ std::string run_bench(const Model& model, const BenchConfig& c) {
       throw Error("length " + std::to_string(L) + " + decode tokens exceeds the model's context");
     const Sample doc = make_sample("austen_ppl", L, c.seed, 0, -1, env);  // natural text, exactly L tokens
     const int64_t max_ctx = L + c.decode_tokens + 1;
+    SharedPrefill shared{doc.tokens, {}, {}};
+    for (const PolicySpec& p : c.policies) shared.policies.push_back(&p.options);
     for (const PolicySpec& p : c.policies) {
       const bool reset_ok = reset_peak_rss();
-      Prefilled pf = prefill(model, doc.tokens, p.options, max_ctx, c.prefill_chunk);
+      Prefilled pf = c.share_prefill ? shared_prefill(model, shared, p.options, max_ctx, c.prefill_chunk)
+                                     : prefill(model, doc.tokens, p.options, max_ctx, c.prefill_chunk);
       const int64_t prefill_peak = peak_rss_bytes();
       const int32_t first = argmax(pf.logits.data(), V);
       for (int B : c.batches) {
@@ -117,6 +120,7 @@ std::string run_bench(const Model& model, const BenchConfig& c) {
                   {"prefill_tokens", L},
                   {"prefill_seconds", pf.seconds},
                   {"prefill_tok_s", L / pf.seconds},
+                  {"shared_prefill", c.share_prefill},
                   {"clone_seconds", clone_s},
                   {"decode_tokens", c.decode_tokens},
                   {"decode_seconds", dt},

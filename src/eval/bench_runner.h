@@ -20,6 +20,7 @@ struct BenchConfig {
   int decode_tokens = 32;
   int prefill_chunk = 256;
   uint64_t seed = 42;
+  bool share_prefill = false;  // prefill each length once and fork it into every policy (eval's shared_prefill)
 };
 
 // Returns the markdown table (also in bench.json / bench.svg in out_dir).

@@ -1,7 +1,6 @@
 #include "eval/eval_runner.h"
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -84,44 +83,6 @@ struct RefRun {
   json stats;
 };
 
-double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
-
-// Prefills of one prompt shared by the policies of a sample: a prompt is prefilled once per group of policies
-// whose prefill state is the same (KvCache::fork), with the policy that can be forked into the most others.
-struct SharedPrefill {
-  std::vector<int32_t> tokens;
-  std::vector<const PolicySpec*> policies;  // all that will ask
-  std::vector<Prefilled> heads;             // prefills not yet ended
-};
-
-// A prefilled, ended cache of policy o (o must be one of d.policies' options).
-Prefilled shared_prefill(const Model& m, SharedPrefill& d, const KvOptions& o, int64_t max_ctx, int chunk) {
-  const double t0 = now_s();
-  for (const Prefilled& h : d.heads)
-    if (std::unique_ptr<KvCache> c = h.cache->fork(o)) {
-      c->end_prefill();
-      return {std::move(c), h.logits, h.seconds + (now_s() - t0)};
-    }
-  // Seed: the policy whose empty cache forks into most of the policies (o among them).
-  const KvGeometry geom = m.kv_geometry(max_ctx, chunk);
-  const KvOptions* seed = &o;
-  int best = 0;
-  for (const PolicySpec* s : d.policies) {
-    const std::unique_ptr<KvCache> empty = make_eval_kv_cache(geom, s->options);
-    if (!empty->fork(o)) continue;
-    int n = 0;
-    for (const PolicySpec* q : d.policies) n += empty->fork(q->options) != nullptr;
-    if (n > best) best = n, seed = &s->options;
-  }
-  Prefilled p = prefill(m, d.tokens, *seed, max_ctx, chunk, false);
-  std::unique_ptr<KvCache> c = p.cache->fork(o);
-  if (!c)
-    c = std::move(p.cache);  // a policy that cannot fork (o is the seed)
-  else
-    d.heads.push_back({std::move(p.cache), p.logits, p.seconds});
-  c->end_prefill();
-  return {std::move(c), p.logits, now_s() - t0};
-}
 
 // One perplexity document: its head's prefill is shared, and the reference's per-row log-probs are kept so every
 // other policy gets per-row KL.
@@ -232,8 +193,9 @@ std::string run_eval(const Model& model, const std::string& model_path, const Ev
         const bool ppl = smp.metric == Metric::Perplexity;
         const int tail = std::min<int>(c.ppl_tail, (int)L / 2);
         TailDoc doc;
-        SharedPrefill prompt{smp.tokens, todo, {}};
-        if (ref) prompt.policies.push_back(ref);
+        SharedPrefill prompt{smp.tokens, {}, {}};
+        for (const PolicySpec* p : todo) prompt.policies.push_back(&p->options);
+        if (ref) prompt.policies.push_back(&ref->options);
         if (ppl) {
           doc.head = {std::vector<int32_t>(smp.tokens.begin(), smp.tokens.end() - tail), prompt.policies, {}};
           if (ref && std::find(todo.begin(), todo.end(), ref) == todo.end() && todo.size() > 0)

@@ -42,6 +42,34 @@ Prefilled prefill(const Model& m, const std::vector<int32_t>& tokens, const KvOp
   return p;
 }
 
+Prefilled shared_prefill(const Model& m, SharedPrefill& d, const KvOptions& o, int64_t max_ctx, int chunk) {
+  const double t0 = now_s();
+  for (const Prefilled& h : d.heads)
+    if (std::unique_ptr<KvCache> c = h.cache->fork(o)) {
+      c->end_prefill();
+      return {std::move(c), h.logits, h.seconds + (now_s() - t0)};
+    }
+  // Seed: the policy whose empty cache forks into most of the policies (o among them).
+  const KvGeometry geom = m.kv_geometry(max_ctx, chunk);
+  const KvOptions* seed = &o;
+  int best = 0;
+  for (const KvOptions* s : d.policies) {
+    const std::unique_ptr<KvCache> empty = make_eval_kv_cache(geom, *s);
+    if (!empty->fork(o)) continue;
+    int n = 0;
+    for (const KvOptions* q : d.policies) n += empty->fork(*q) != nullptr;
+    if (n > best) best = n, seed = s;
+  }
+  Prefilled p = prefill(m, d.tokens, *seed, max_ctx, chunk, false);
+  std::unique_ptr<KvCache> c = p.cache->fork(o);
+  if (!c)
+    c = std::move(p.cache);  // a policy that cannot fork (o is the seed)
+  else
+    d.heads.push_back({std::move(p.cache), p.logits, p.seconds});
+  c->end_prefill();
+  return {std::move(c), p.logits, now_s() - t0};
+}
+
 GreedyOutput greedy_decode(const Model& m, KvCache& cache, const std::vector<float>& first_logits, int n_predict,
                            int keep_rows) {
   const Tokenizer& tok = m.tokenizer();

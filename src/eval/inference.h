@@ -24,6 +24,17 @@ struct Prefilled {
 Prefilled prefill(const Model& m, const std::vector<int32_t>& tokens, const KvOptions& kv, int64_t max_ctx, int chunk,
                   bool end = true);
 
+// Prefills of one prompt shared by several policies: the prompt is prefilled once per group of policies whose
+// prefill state is the same (KvCache::fork), seeded with the policy that can be forked into the most of them.
+struct SharedPrefill {
+  std::vector<int32_t> tokens;
+  std::vector<const KvOptions*> policies;  // every policy that will ask
+  std::vector<Prefilled> heads;            // prefills not yet ended
+};
+
+// A prefilled, ended cache of policy o (one of d.policies); seconds = the shared prefill's + this end_prefill.
+Prefilled shared_prefill(const Model& m, SharedPrefill& d, const KvOptions& o, int64_t max_ctx, int chunk);
+
 struct GreedyOutput {
   std::vector<int32_t> tokens;  // generated, without a final stop token
   std::vector<int32_t> path;    // every argmax taken, stop token included (the teacher-forcing reference)

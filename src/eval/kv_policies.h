@@ -16,7 +16,8 @@ struct PolicySpec {
   std::string args;  // the --kv-args text applied to it ("" if none), recorded with the results
 };
 
-// Applies knobs "--budget 1024 --rank 96 --chunk 8 --outliers 48 --local-chunks 4 --dense-tail 2048 --kv-f16" (also --x=v).
+// Applies knobs "--budget 1024 --rank 96 --chunk 8 --outliers 48 --local-chunks 4 --dense-tail 2048 --kv-f16" (also
+// --x=v).
 void apply_kv_args(const std::string& args, KvOptions& o);
 
 // Splits the comma list and applies each "label:args" entry of kv_args (a label may appear once).
