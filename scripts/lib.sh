@@ -42,8 +42,10 @@ ensure_pydeps() {
   export PYTHONPATH="$SHADOWKV_PYDEPS${PYTHONPATH:+:$PYTHONPATH}"
 }
 
+# build_project [DIR [EXTRA CMAKE ARGS...]]
 build_project() {
   local dir="${1:-$SHADOWKV_ROOT/build}"
-  cmake -S "$SHADOWKV_ROOT" -B "$dir" -DCMAKE_BUILD_TYPE=Release >/dev/null
+  (($# > 0)) && shift
+  cmake -S "$SHADOWKV_ROOT" -B "$dir" -DCMAKE_BUILD_TYPE=Release "$@" >/dev/null
   cmake --build "$dir" -j"$(nproc)"
 }

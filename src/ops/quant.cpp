@@ -1,6 +1,8 @@
 // Public quant.h entry points and the run-time SIMD backend choice.
 #include "ops/quant.h"
 
+#include <cpuid.h>
+
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
@@ -13,6 +15,12 @@
 namespace shadowkv {
 namespace simd {
 namespace {
+
+// F16C from CPUID leaf 1 (ECX bit 29): clang's __builtin_cpu_supports has no "f16c" feature name.
+bool cpu_has_f16c() {
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  return __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & bit_F16C) != 0;
+}
 
 Backend best_supported(Backend want) {
   for (int b = (int)want; b > 0; --b)
@@ -44,7 +52,7 @@ bool supported(Backend b) {
       return true;
     case Backend::kAvx2: {
       static const bool ok =
-          __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+          __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c();
       return ok;
     }
     case Backend::kAvx512:
