@@ -4,24 +4,52 @@
 
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <sstream>
 
+#include "kv/kv_policy.h"
 #include "util/error.h"
 
 namespace shadowkv::cli {
 
+namespace {
+
+// Help text of a setting shared by several policies: "shadowkv: ...; quest: ..." (one entry if all say the same).
+std::string shared_help(const std::vector<std::pair<const KvPolicyDecl*, const KvSetting*>>& users) {
+  std::string names, help;
+  bool same = true;
+  for (const auto& [d, s] : users) {
+    names += (names.empty() ? "" : ", ") + d->name;
+    same = same && s->help == users.front().second->help;
+  }
+  if (same) return names + ": " + users.front().second->help;
+  for (const auto& [d, s] : users) help += (help.empty() ? "" : "; ") + d->name + ": " + s->help;
+  return help;
+}
+
+}  // namespace
+
 void add_kv_flags(CLI::App* cmd, KvOptions& kv) {
-  cmd->add_option("--kv", kv.policy, "KV-cache policy: full, shadowkv")->capture_default_str();
-  cmd->add_flag("--kv-f16", kv.f16, "store dense keys/values as f16 (default f32)");
-  cmd->add_option("--rank", kv.rank, "shadowkv: rank of the low-rank key factorisation (0 = default)");
-  cmd->add_option("--chunk", kv.chunk, "shadowkv: tokens per chunk")->capture_default_str();
-  cmd->add_option("--budget", kv.budget, "shadowkv: sparse budget in tokens (default 2048) or % of the prompt (1.56%)");
-  cmd->add_option("--outliers", kv.outliers, "shadowkv: outlier chunks kept dense (-1 = default)");
-  cmd->add_option("--local-chunks", kv.local_chunks, "shadowkv: chunks of the local window")->capture_default_str();
-  cmd->add_option("--dense-tail", kv.dense_tail,
-                  "shadowkv: tokens after the prompt kept exact before the oldest are compressed (-1 = default 2048)");
-  cmd->add_option("--factor-dtype", kv.factor_dtype, "shadowkv: storage of U rows and landmarks (f16 or f32)")
+  cmd->add_option("--kv", kv.policy, "KV-cache policy: " + kv_policy_names() + " (settings: shadowkv policies)")
       ->capture_default_str();
+  // One flag per setting name; which policies read it is in its help, and make_kv_cache rejects a setting that the
+  // chosen policy does not declare.
+  std::vector<std::string> order;
+  std::map<std::string, std::vector<std::pair<const KvPolicyDecl*, const KvSetting*>>> users;
+  for (const KvPolicyDecl* d : kv_policies())
+    for (const KvSetting& s : d->settings) {
+      if (!users.count(s.name)) order.push_back(s.name);
+      users[s.name].emplace_back(d, &s);
+    }
+  for (const std::string& name : order) {
+    const std::string help = shared_help(users[name]);
+    if (users[name].front().second->type == SettingType::Flag)
+      cmd->add_flag_callback(
+          "--" + name, [&kv, name] { kv.settings[name] = "true"; }, help);
+    else
+      cmd->add_option_function<std::string>(
+          "--" + name, [&kv, name](const std::string& v) { kv.settings[name] = v; }, help);
+  }
 }
 
 std::string read_file(const std::string& path) {

@@ -1,6 +1,6 @@
 // `shadowkv demo`: the long-context showcase. A few thousand tokens of Jane Austen with one extra detail planted
-// deep inside, a question about that detail, answered with `full` and with `shadowkv`, side by side: the answer,
-// the KV memory per tier and the decode speed.
+// deep inside, a question about that detail, answered with `full` and with `--kv` (default `shadowkv`), side by side:
+// the answer, the KV memory per tier and the decode speed.
 #include <cstdio>
 #include <string>
 
@@ -25,7 +25,7 @@ struct DemoArgs {
   int64_t tokens = 6000;
   double depth = 0.6;
   int threads = 0;
-  KvOptions skv;
+  KvOptions skv{"shadowkv"};  // the policy compared with full (--kv)
 };
 
 std::string build_prompt(const Tokenizer& tok, int64_t target_tokens, double depth) {
@@ -66,14 +66,13 @@ void demo(const DemoArgs& a) {
     Generation g;
   };
   std::vector<Row> rows;
-  for (const char* policy : {"full", "shadowkv"}) {
+  for (const KvOptions& kv : {KvOptions("full"), a.skv}) {
     GenerateOptions o;
     o.n_predict = 8;
     o.sampling.temperature = 0;
-    o.kv = a.skv;
-    o.kv.policy = policy;
-    std::fprintf(stderr, "running %s ...\n", policy);
-    rows.push_back({policy, gen.generate({prompt}, o)[0]});
+    o.kv = kv;
+    std::fprintf(stderr, "running %s ...\n", kv.policy.c_str());
+    rows.push_back({kv.policy, gen.generate({prompt}, o)[0]});
   }
   std::printf("%-9s | %-28s | %7s | %9s | %9s | %10s | %10s | %10s\n", "policy", "answer", "correct", "prefill/s",
               "decode/s", "KV total", "KV hot", "KV cold");
@@ -88,9 +87,9 @@ void demo(const DemoArgs& a) {
                 human_bytes(s.kv.total()).c_str(), human_bytes(s.kv.hot).c_str(), human_bytes(s.kv.cold).c_str());
   }
   const GenerationStats& s = rows[1].g.stats;
-  std::printf("\nshadowkv KV parts:");
+  std::printf("\n%s KV parts:", a.skv.policy.c_str());
   for (const auto& [name, bytes] : s.kv.parts) std::printf(" %s=%s", name.c_str(), human_bytes(bytes).c_str());
-  std::printf("\nshadowkv hot tier is %.1f%% of full's KV (%s vs %s); value store (cold tier) %s\n",
+  std::printf("\n%s hot tier is %.1f%% of full's KV (%s vs %s); cold tier %s\n", a.skv.policy.c_str(),
               100.0 * s.kv.hot / std::max<int64_t>(1, rows[0].g.stats.kv.total()), human_bytes(s.kv.hot).c_str(),
               human_bytes(rows[0].g.stats.kv.total()).c_str(), human_bytes(s.kv.cold).c_str());
 }

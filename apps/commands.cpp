@@ -9,6 +9,7 @@ void register_commands(CLI::App& app) {
   register_bench(app);
   register_demo(app);
   register_analyze(app);
+  register_policies(app);
 }
 
 }  // namespace shadowkv::cli

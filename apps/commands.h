@@ -11,5 +11,6 @@ void register_eval(CLI::App& app);
 void register_bench(CLI::App& app);
 void register_demo(CLI::App& app);
 void register_analyze(CLI::App& app);  // analyze-keys: key spectra for choosing the shadowkv rank
+void register_policies(CLI::App& app);
 
 }  // namespace shadowkv::cli

@@ -79,8 +79,7 @@ Fixture& fixture(int64_t n_prompt) {
   if (f) return *f;
   f = std::make_unique<Fixture>();
   f->full = DenseLayerStore(f->s.g.layers[0], false);
-  KvOptions o;
-  o.policy = "shadowkv";
+  KvOptions o("shadowkv");
   f->skv = std::make_unique<ShadowKvCache>(f->s.g, o);
   const int block = 512;
   std::vector<float> q((size_t)block * kQw), kp((size_t)block * kW), k((size_t)block * kW), v((size_t)block * kW);

@@ -161,13 +161,15 @@ TEST(EvalArgs, PoliciesAndLists) {
                            {"shadowkv:--budget 1024 --rank 96", "shadowkv@small:--budget=256 --kv-f16 --chunk 16"});
   ASSERT_EQ(ps.size(), 3u);
   EXPECT_EQ(ps[0].options.policy, "full");
-  EXPECT_EQ(ps[1].options.budget, "1024");
-  EXPECT_EQ(ps[1].options.rank, 96);
+  EXPECT_EQ(ps[1].options.text("budget"), "1024");
+  EXPECT_EQ(ps[1].options.integer("rank"), 96);
   EXPECT_EQ(ps[2].label, "shadowkv@small");
   EXPECT_EQ(ps[2].options.policy, "shadowkv");
-  EXPECT_EQ(ps[2].options.budget, "256");
-  EXPECT_TRUE(ps[2].options.f16);
-  EXPECT_EQ(ps[2].options.chunk, 16);
+  EXPECT_EQ(ps[2].options.text("budget"), "256");
+  EXPECT_TRUE(ps[2].options.flag("kv-f16"));
+  EXPECT_EQ(ps[2].options.integer("chunk"), 16);
+  EXPECT_FALSE(ps[0].options.flag("kv-f16"));  // the declared default
+  EXPECT_THROW(parse_policies("nonesuch", {}), Error);
   EXPECT_THROW(parse_policies("full", {"full:--bogus 1"}), Error);
   EXPECT_THROW(parse_policies("full", {"other:--rank 1"}), Error);
   EXPECT_THROW(parse_policies("full", {"full:--rank x"}), Error);

@@ -116,12 +116,9 @@ Diff compare(const std::vector<std::vector<float>>& a, const std::vector<std::ve
 
 // Factors in f32 unless said otherwise, so that exactness checks see only the policy's own error.
 KvOptions shadow_options(int rank, const std::string& budget, int dense_tail = -1, const char* factors = "f32") {
-  KvOptions o;
-  o.policy = "shadowkv";
-  o.rank = rank;
-  o.budget = budget;
-  o.dense_tail = dense_tail;
-  o.factor_dtype = factors;
+  KvOptions o("shadowkv");
+  o.set("rank", std::to_string(rank)).set("dense-tail", std::to_string(dense_tail)).set("factor-dtype", factors);
+  if (!budget.empty()) o.set("budget", budget);
   return o;
 }
 
@@ -324,7 +321,7 @@ TEST(ShadowKvEndToEnd, ForkBeforeEndPrefillEqualsAFreshPrefill) {
   EXPECT_STREQ(as_full->policy(), "full");
   EXPECT_EQ(compare(feed(*as_full, in, prompt, total, 1), feed(full, in, prompt, total, 1)).max_abs, 0.0f);
   KvOptions f16 = shadow_options(12, "64");
-  f16.f16 = true;  // the sliding layers' storage differs: cannot fork
+  f16.set("kv-f16", "true");  // the sliding layers' storage differs: cannot fork
   EXPECT_EQ(base.fork(f16), nullptr);
   base.end_prefill();
   EXPECT_EQ(base.fork(shadow_options(12, "64")), nullptr);  // compressed already
@@ -351,7 +348,7 @@ TEST(ShadowKvEndToEnd, HalfPrecisionFactorsHalveUAndLandmarksAndStayClose) {
   EXPECT_EQ(2 * part(f16.memory(), "U"), part(f32.memory(), "U"));
   EXPECT_LT(part(f16.memory(), "landmarks"), part(f32.memory(), "landmarks"));
   KvOptions bad = shadow_options(0, "");
-  bad.factor_dtype = "f8";
+  bad.set("factor-dtype", "f8");
   EXPECT_THROW(ShadowKvCache(g, bad), Error);
 }
 

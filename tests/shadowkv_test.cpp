@@ -393,22 +393,27 @@ TEST(ShadowKvOptions, ParsesAndValidates) {
   LayerGeometry l;
   l.n_head = 4, l.n_kv_head = 2, l.head_dim = 8;
   g.layers = {l};
-  KvOptions o;
-  o.policy = "shadowkv";
-  EXPECT_NO_THROW(make_shadowkv_cache(g, o));
-  o.rank = 17;
-  EXPECT_THROW(make_shadowkv_cache(g, o), Error);
-  o.rank = 16;
-  EXPECT_NO_THROW(make_shadowkv_cache(g, o));
-  o.chunk = 0;
-  EXPECT_THROW(make_shadowkv_cache(g, o), Error);
-  o.chunk = 8;
-  o.dense_tail = -2;
-  EXPECT_THROW(make_shadowkv_cache(g, o), Error);
-  o.dense_tail = 0;
-  EXPECT_NO_THROW(make_shadowkv_cache(g, o));
-  o.budget = "lots";
-  EXPECT_THROW(make_shadowkv_cache(g, o), Error);
+  KvOptions o("shadowkv");
+  EXPECT_NO_THROW(make_kv_cache(g, o));
+  o.set("rank", "17");
+  EXPECT_THROW(make_kv_cache(g, o), Error);
+  o.set("rank", "16");
+  EXPECT_NO_THROW(make_kv_cache(g, o));
+  o.set("chunk", "0");
+  EXPECT_THROW(make_kv_cache(g, o), Error);
+  o.set("chunk", "8").set("dense-tail", "-2");
+  EXPECT_THROW(make_kv_cache(g, o), Error);
+  o.set("dense-tail", "0");
+  EXPECT_NO_THROW(make_kv_cache(g, o));
+  o.set("budget", "lots");
+  EXPECT_THROW(make_kv_cache(g, o), Error);
+  o.set("budget", "64").set("rank", "x");  // wrong type
+  EXPECT_THROW(make_kv_cache(g, o), Error);
+  o.settings.erase("rank");
+  o.set("bogus", "1");  // not a setting of shadowkv
+  EXPECT_THROW(make_kv_cache(g, o), Error);
+  EXPECT_THROW(make_kv_cache(g, KvOptions("full").set("rank", "8")), Error);  // full has no rank
+  EXPECT_THROW(make_kv_cache(g, KvOptions("nonesuch")), Error);
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "eval/inference.h"
+#include "eval/kv_policies.h"
 #include "eval/svg.h"
 #include "eval/tasks.h"
 #include "runtime/sampler.h"
@@ -112,7 +113,7 @@ std::string run_bench(const Model& model, const BenchConfig& c) {
           if (n == "value_hit_rate") hit_rate = v;
         }
         const int64_t full_bytes =
-            full_kv_bytes(model.kv_geometry(max_ctx, c.prefill_chunk), caches[0]->n_tokens(), p.options.f16);
+            full_kv_bytes(model.kv_geometry(max_ctx, c.prefill_chunk), caches[0]->n_tokens(), full_equivalent_f16(p.options));
         json r = {{"length", L},
                   {"policy", p.label},
                   {"policy_args", p.args},

@@ -10,11 +10,13 @@
 #include <sstream>
 
 #include "eval/inference.h"
+#include "eval/kv_policies.h"
 #include "eval/progress.h"
 #include "eval/report.h"
 #include "eval/result_store.h"
 #include "eval/scoring.h"
 #include "eval/tasks.h"
+#include "kv/kv_policy.h"
 #include "util/error.h"
 
 namespace shadowkv::eval {
@@ -38,7 +40,13 @@ void check_run_config(const std::string& dir, const json& now) {
         throw Error("--out " + dir + " holds results made with a different " + k + " (" + old[k].dump() + " vs " +
                     now[k].dump() + "); use another --out to start afresh");
     for (auto& [label, spec] : old["policies"].items()) {
-      if (now["policies"].contains(label) && now["policies"][label] != spec)
+      // Runs made before the policy registry recorded knobs by field instead of "settings": same policy and args.
+      const bool legacy = !spec.contains("settings") && now["policies"].contains(label);
+      const bool same = legacy ? spec.value("policy", "") == now["policies"][label]["policy"] &&
+                                     spec.value("args", "") == now["policies"][label]["args"]
+                               : !now["policies"].contains(label) || now["policies"][label] == spec;
+      if (legacy && same) spec = now["policies"][label];
+      if (!same)
         throw Error("--out " + dir + " holds results for '" + label + "' with other options (" + spec.dump() +
                     "); give this variant another label (e.g. " + label + "@2)");
       if (!merged["policies"].contains(label)) merged["policies"][label] = spec;
@@ -50,17 +58,10 @@ void check_run_config(const std::string& dir, const json& now) {
 }
 
 json policy_json(const PolicySpec& p) {
-  const KvOptions& o = p.options;
-  return {{"policy", o.policy},
-          {"args", p.args},
-          {"f16", o.f16},
-          {"rank", o.rank},
-          {"chunk", o.chunk},
-          {"budget", o.budget},
-          {"outliers", o.outliers},
-          {"local_chunks", o.local_chunks},
-          {"dense_tail", o.dense_tail},
-          {"factor_dtype", o.factor_dtype}};
+  json settings = json::object();
+  if (p.options.policy.rfind("truncate:", 0) != 0)
+    for (const auto& [name, value] : resolved_settings(p.options)) settings[name] = value;
+  return {{"policy", p.options.policy}, {"args", p.args}, {"settings", settings}};
 }
 
 json cache_stats(const KvCache& cache, const Model& m, int64_t max_ctx, int chunk, bool f16) {
@@ -82,7 +83,6 @@ struct RefRun {
   double prefill_s = 0;
   json stats;
 };
-
 
 // One perplexity document: its head's prefill is shared, and the reference's per-row log-probs are kept so every
 // other policy gets per-row KL.
@@ -113,7 +113,7 @@ json tail_record(const Model& m, TailDoc& d, const PolicySpec& p, bool is_ref, c
                        {"kl_median", fid.quantile(0.5)},
                        {"kl_p95", fid.quantile(0.95)},
                        {"top1", fid.top1()}};
-  rec.update(cache_stats(*pf.cache, m, max_ctx, c.prefill_chunk, p.options.f16));
+  rec.update(cache_stats(*pf.cache, m, max_ctx, c.prefill_chunk, full_equivalent_f16(p.options)));
   return rec;
 }
 
@@ -207,7 +207,7 @@ std::string run_eval(const Model& model, const std::string& model_path, const Ev
           RefRun r;
           r.prefill_s = pf.seconds;
           r.out = greedy_decode(model, *pf.cache, pf.logits, smp.max_new, c.fidelity_steps);
-          r.stats = cache_stats(*pf.cache, model, max_ctx, c.prefill_chunk, ref->options.f16);
+          r.stats = cache_stats(*pf.cache, model, max_ctx, c.prefill_chunk, full_equivalent_f16(ref->options));
           ref_run = std::move(r);
         };
 
@@ -233,7 +233,7 @@ std::string run_eval(const Model& model, const std::string& model_path, const Ev
               prefill_s = pf.seconds;
               std::unique_ptr<KvCache> forced = ref ? pf.cache->clone() : nullptr;
               out = greedy_decode(model, *pf.cache, pf.logits, smp.max_new, 0);
-              stats = cache_stats(*pf.cache, model, max_ctx, c.prefill_chunk, p->options.f16);
+              stats = cache_stats(*pf.cache, model, max_ctx, c.prefill_chunk, full_equivalent_f16(p->options));
               if (ref) {
                 const Fidelity f = teacher_forced(model, *forced, pf.logits, ref_run->out);
                 fid = {{"steps", f.steps},

@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "eval/truncating_kv_cache.h"
+#include "kv/kv_policy.h"
 #include "util/error.h"
 
 namespace shadowkv::eval {
@@ -14,60 +15,19 @@ std::string trim(const std::string& s) {
   return b == std::string::npos ? "" : s.substr(b, e - b + 1);
 }
 
-int to_int(const std::string& flag, const std::string& v) {
-  try {
-    size_t used = 0;
-    const int x = std::stoi(v, &used);
-    if (used != v.size()) throw std::invalid_argument(v);
-    return x;
-  } catch (const std::exception&) {
-    throw Error("--kv-args: " + flag + " expects an integer, got '" + v + "'");
-  }
-}
+bool is_truncate(const KvOptions& o) { return o.policy.rfind("truncate:", 0) == 0; }
 
 }  // namespace
 
 void apply_kv_args(const std::string& args, KvOptions& o) {
-  std::istringstream in(args);
-  std::vector<std::string> toks;
-  for (std::string t; in >> t;) toks.push_back(t);
-  for (size_t i = 0; i < toks.size(); ++i) {
-    std::string flag = toks[i], value;
-    const size_t eq = flag.find('=');
-    const bool inline_value = eq != std::string::npos;
-    if (inline_value) {
-      value = flag.substr(eq + 1);
-      flag = flag.substr(0, eq);
-    }
-    if (flag == "--kv-f16") {
-      if (inline_value) throw Error("--kv-args: --kv-f16 takes no value");
-      o.f16 = true;
-      continue;
-    }
-    if (!inline_value) {
-      if (i + 1 >= toks.size()) throw Error("--kv-args: " + flag + " needs a value");
-      value = toks[++i];
-    }
-    if (flag == "--budget")
-      o.budget = value;
-    else if (flag == "--rank")
-      o.rank = to_int(flag, value);
-    else if (flag == "--chunk")
-      o.chunk = to_int(flag, value);
-    else if (flag == "--outliers")
-      o.outliers = to_int(flag, value);
-    else if (flag == "--local-chunks")
-      o.local_chunks = to_int(flag, value);
-    else if (flag == "--dense-tail")
-      o.dense_tail = to_int(flag, value);
-    else if (flag == "--factor-dtype")
-      o.factor_dtype = value;
-    else
-      throw Error(
-          "--kv-args: unknown knob '" + flag +
-          "' (known: --budget, --rank, --chunk, --outliers, --local-chunks, --dense-tail, --factor-dtype, --kv-f16)");
+  if (is_truncate(o)) {
+    if (!trim(args).empty()) throw Error("--kv-args: the test-only policy " + o.policy + " has no settings");
+    return;
   }
+  apply_setting_args(args, o, "--kv-args");
 }
+
+bool full_equivalent_f16(const KvOptions& o) { return !is_truncate(o) && o.flag_if_declared("kv-f16"); }
 
 std::vector<PolicySpec> parse_policies(const std::string& list, const std::vector<std::string>& kv_args) {
   std::vector<PolicySpec> out;
@@ -83,6 +43,8 @@ std::vector<PolicySpec> parse_policies(const std::string& list, const std::vecto
     out.push_back(p);
   }
   if (out.empty()) throw Error("--kv needs at least one policy");
+  for (const PolicySpec& p : out)
+    if (!is_truncate(p.options)) kv_policy(p.options.policy);  // unknown names fail here, before any work
   for (const std::string& a : kv_args) {
     // The label ends at the first ':' that is followed by a flag, so "truncate:16:--kv-f16" works too.
     size_t colon = a.find(":-");

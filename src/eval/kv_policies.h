@@ -1,6 +1,6 @@
 // The harness's view of KV policies: parsing `--kv full,shadowkv` and `--kv-args "shadowkv:--budget 1024"`
-// into KvOptions, and a factory hook that forwards every name to make_kv_cache except the harness's own
-// test-only policies (truncate:N). New policies in make_kv_cache work here with no change.
+// into KvOptions (settings as the policy registry declares them), and a factory hook that forwards every name to
+// make_kv_cache except the harness's own test-only policy truncate:N. New policies work here with no change.
 #pragma once
 #include <memory>
 #include <string>
@@ -16,9 +16,11 @@ struct PolicySpec {
   std::string args;  // the --kv-args text applied to it ("" if none), recorded with the results
 };
 
-// Applies knobs "--budget 1024 --rank 96 --chunk 8 --outliers 48 --local-chunks 4 --dense-tail 2048 --kv-f16" (also
-// --x=v).
+// Applies settings of o.policy as declared in its registry entry: "--budget 1024 --rank=96 --kv-f16".
 void apply_kv_args(const std::string& args, KvOptions& o);
+
+// Whether the `full` cache this policy is compared with stores f16 (its --kv-f16, if it has one).
+bool full_equivalent_f16(const KvOptions& o);
 
 // Splits the comma list and applies each "label:args" entry of kv_args (a label may appear once).
 std::vector<PolicySpec> parse_policies(const std::string& list, const std::vector<std::string>& kv_args);

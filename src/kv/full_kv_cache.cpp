@@ -1,12 +1,24 @@
 #include "kv/full_kv_cache.h"
 
+#include "kv/kv_policy.h"
 #include "util/error.h"
 
 namespace shadowkv {
 
-FullKvCache::FullKvCache(const KvGeometry& g, const KvOptions& o) : f16_(o.f16) {
+namespace {
+
+const KvPolicyRegistration kFull{
+    {"full",
+     "every token's exact keys and values (sliding-window layers: their window); the baseline",
+     {{"kv-f16", SettingType::Flag, "false", "store keys and values as f16 instead of f32"}},
+     [](const KvGeometry& g, const KvOptions& o) { return std::make_unique<FullKvCache>(g, o); },
+     0}};
+
+}  // namespace
+
+FullKvCache::FullKvCache(const KvGeometry& g, const KvOptions& o) : f16_(o.flag("kv-f16")) {
   layers_.reserve(g.layers.size());
-  for (const LayerGeometry& lg : g.layers) layers_.emplace_back(lg, o.f16);
+  for (const LayerGeometry& lg : g.layers) layers_.emplace_back(lg, f16_);
 }
 
 void FullKvCache::attend(int layer, int64_t pos0, int n, const float* q, const float*, const float* k, const float* v,

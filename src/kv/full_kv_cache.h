@@ -21,7 +21,7 @@ class FullKvCache : public KvCache {
   KvMemory memory() const override;
   std::unique_ptr<KvCache> clone() const override { return std::make_unique<FullKvCache>(*this); }
   std::unique_ptr<KvCache> fork(const KvOptions& o) const override {
-    return o.policy == "full" && o.f16 == f16_ ? clone() : nullptr;
+    return o.policy == "full" && o.flag("kv-f16") == f16_ ? clone() : nullptr;
   }
   const char* policy() const override { return "full"; }
 

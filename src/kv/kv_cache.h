@@ -3,6 +3,7 @@
 // per forward pass, with the new tokens' projections; the policy decides what to keep and which keys to read.
 #pragma once
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <utility>
@@ -36,18 +37,27 @@ struct KvMemory {
   int64_t total() const { return hot + cold; }
 };
 
-// Options shared by all policies plus each policy's own knobs, parsed from CLI flags.
+// A policy name and the settings given for it (by setting name, without "--"; flags as "true"/"false"). Settings
+// not given take the defaults the policy declares (kv/kv_policy.h); the accessors validate names and types.
 struct KvOptions {
   std::string policy = "full";
-  bool f16 = false;  // store dense K/V as f16 instead of f32
-  // shadowkv
-  int rank = 0;  // 0 = policy default
-  int chunk = 8;
-  std::string budget;  // tokens ("2048") or percent of the prompt ("1.56%"); empty = default
-  int outliers = -1;   // chunks; -1 = default (24 per 1024 tokens of budget)
-  int local_chunks = 4;
-  int dense_tail = -1;  // tokens after the prompt kept exact before the oldest are compressed; -1 = default
-  std::string factor_dtype = "f16";  // U rows and landmarks: f16 or f32
+  std::map<std::string, std::string> settings;
+
+  KvOptions() = default;
+  explicit KvOptions(std::string name) : policy(std::move(name)) {}
+  KvOptions& set(const std::string& name, const std::string& value) {
+    settings[name] = value;
+    return *this;
+  }
+  // The value given, else the declared default; Error if the policy does not declare `name` or the value is not of
+  // the declared type.
+  std::string text(const std::string& name) const;
+  int64_t integer(const std::string& name) const;
+  double real(const std::string& name) const;
+  bool flag(const std::string& name) const;
+  bool declares(const std::string& name) const;  // the policy has this setting
+  // flag(name) when the policy declares it, else false (e.g. "kv-f16" for a policy that stores no dense rows).
+  bool flag_if_declared(const std::string& name) const { return declares(name) && flag(name); }
 };
 
 class KvCache {
@@ -81,7 +91,8 @@ class KvCache {
   virtual const char* policy() const = 0;
 };
 
-// Creates a cache for one sequence; throws shadowkv::Error for an unknown policy or bad options.
+// Creates a cache for one sequence from the policy registry (kv/kv_policy.h); throws shadowkv::Error for an unknown
+// policy, a setting the policy does not declare or a value of the wrong type.
 std::unique_ptr<KvCache> make_kv_cache(const KvGeometry& geometry, const KvOptions& options);
 
 // Bytes the `full` policy (f32 or f16 as in options) would hold for a sequence of n_tokens positions.

@@ -116,7 +116,7 @@ std::vector<Generation> Generator::generate(const std::vector<std::vector<int32_
     GenerationStats& s = out[b].stats;
     s.generated_tokens = (int64_t)out[b].tokens.size();
     s.kv = caches[b]->memory();
-    s.kv_full_bytes = full_kv_bytes(model_.kv_geometry(ctx, o.prefill_chunk), caches[b]->n_tokens(), o.kv.f16);
+    s.kv_full_bytes = full_kv_bytes(model_.kv_geometry(ctx, o.prefill_chunk), caches[b]->n_tokens(), o.kv.flag_if_declared("kv-f16"));
     s.counters = caches[b]->counters();
   }
   return out;

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "kv/full_kv_cache.h"
+#include "kv/kv_policy.h"
 #include "kv/shadowkv/chunk_rope.h"
 #include "kv/shadowkv/landmarks.h"
 #include "kv/shadowkv/outliers.h"
@@ -56,11 +57,26 @@ void attend_sets_split(const float* q, int n_kv, int group, int hd, float scale,
   }
 }
 
-}  // namespace
+const KvPolicyRegistration kShadowKv{
+    {"shadowkv",
+     "low-rank pre-RoPE keys + landmarks; top-k chunks rebuilt per step, values from the cold tier (arXiv 2410.21465)",
+     {{"budget", SettingType::Text, "",
+       "attended tokens: a count (2048) or a % of the compressed prompt (1.56%); default 2048, and a prompt that fits "
+       "the default budget is not compressed"},
+      {"rank", SettingType::Int, "0",
+       "rank of the pre-RoPE key factorisation (0 = per model: 160/1024 of the key "
+       "width, at least min(96, 3/8 of it))"},
+      {"chunk", SettingType::Int, "8", "tokens per chunk (landmark granularity)"},
+      {"outliers", SettingType::Int, "-1", "outlier chunks per KV head kept dense (-1 = 24 per 1024 budget tokens)"},
+      {"local-chunks", SettingType::Int, "4", "chunks at the end of the prompt kept dense"},
+      {"dense-tail", SettingType::Int, "-1",
+       "tokens after the prompt kept exact before the oldest half is compressed (-1 = 2048)"},
+      {"factor-dtype", SettingType::Text, "f16", "storage of U rows and landmarks: f16 or f32"},
+      {"kv-f16", SettingType::Flag, "false", "value store (cold tier) and sliding layers in f16"}},
+     [](const KvGeometry& g, const KvOptions& o) { return std::make_unique<ShadowKvCache>(g, o); },
+     1}};
 
-std::unique_ptr<KvCache> make_shadowkv_cache(const KvGeometry& geometry, const KvOptions& options) {
-  return std::make_unique<ShadowKvCache>(geometry, options);
-}
+}  // namespace
 
 ShadowKvCache::ShadowKvCache(const KvGeometry& geometry, const KvOptions& options)
     : geom_(geometry), cfg_(parse_shadowkv_options(options, geometry)) {
@@ -72,7 +88,7 @@ ShadowKvCache::ShadowKvCache(const KvGeometry& geometry, const KvOptions& option
     const LayerGeometry& lg = geom_.layers[l];
     if (lg.window > 0) {
       sliding_of_[l] = (int)sliding_.size();
-      sliding_.emplace_back(lg, options.f16);
+      sliding_.emplace_back(lg, cfg_.f16);
       continue;
     }
     global_of_[l] = (int)globals_.size();
@@ -108,8 +124,8 @@ ShadowKvCache::ShadowKvCache(const ShadowKvCache& o)
 std::unique_ptr<KvCache> ShadowKvCache::fork(const KvOptions& options) const {
   // Before end_prefill every knob but f16 (the sliding layers' storage) leaves the state as it is: dense, so it is
   // also exactly the `full` policy's state (f32).
-  if (prefill_done_ || options.f16 != cfg_.f16) return nullptr;
-  if (options.policy == "full" && !options.f16) {
+  if (prefill_done_ || !options.declares("kv-f16") || options.flag("kv-f16") != cfg_.f16) return nullptr;
+  if (options.policy == "full" && !cfg_.f16) {
     std::vector<DenseLayerStore> layers;
     for (size_t l = 0; l < geom_.layers.size(); ++l)
       layers.push_back(sliding_of_[l] >= 0 ? sliding_[sliding_of_[l]] : globals_[global_of_[l]].tail);

@@ -10,7 +10,7 @@
 // A prompt no longer than the default budget is not compressed (the whole of it would be selected anyway).
 // Sliding-window layers use the `full` policy's DenseLayerStore ring.
 // Choices beyond the paper: U is stored as U.S (= K.V, see low_rank_keys.h); U rows and landmarks are f16 unless
-// KvOptions.factor_dtype is f32; KvOptions.f16 makes the value store (cold tier) f16, dense parts stay f32;
+// --factor-dtype is f32; --kv-f16 makes the value store (cold tier) f16, dense parts stay f32;
 // "hot_values" in memory() counts the buffer's rebuilt keys and values.
 #pragma once
 #include <memory>
@@ -26,8 +26,6 @@
 #include "kv/shadowkv/value_store.h"
 
 namespace shadowkv {
-
-std::unique_ptr<KvCache> make_shadowkv_cache(const KvGeometry& geometry, const KvOptions& options);
 
 class ShadowKvCache : public KvCache {
  public:

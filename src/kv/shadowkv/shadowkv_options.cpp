@@ -37,31 +37,35 @@ int default_rank(int width) {
 }
 
 ShadowKvConfig parse_shadowkv_options(const KvOptions& o, const KvGeometry& g) {
-  ShadowKvConfig c;
-  if (o.chunk < 1) throw Error("shadowkv: chunk must be >= 1 (got " + std::to_string(o.chunk) + ")");
-  if (o.local_chunks < 0)
-    throw Error("shadowkv: local_chunks must be >= 0 (got " + std::to_string(o.local_chunks) + ")");
-  if (o.outliers < -1) throw Error("shadowkv: outliers must be >= 0 chunks (got " + std::to_string(o.outliers) + ")");
-  if (o.rank < 0) throw Error("shadowkv: rank must be >= 1 (got " + std::to_string(o.rank) + ")");
-  if (o.dense_tail < -1)
-    throw Error("shadowkv: dense_tail must be >= 0 tokens (got " + std::to_string(o.dense_tail) + ")");
+  const int64_t chunk = o.integer("chunk"), local = o.integer("local-chunks"), outliers = o.integer("outliers"),
+                rank = o.integer("rank"), dense_tail = o.integer("dense-tail");
+  const auto in_range = [](int64_t v, int64_t lo) { return v >= lo && v <= (1 << 30); };
+  if (!in_range(chunk, 1)) throw Error("shadowkv: chunk must be >= 1 (got " + std::to_string(chunk) + ")");
+  if (!in_range(local, 0)) throw Error("shadowkv: local_chunks must be >= 0 (got " + std::to_string(local) + ")");
+  if (!in_range(outliers, -1))
+    throw Error("shadowkv: outliers must be >= 0 chunks (got " + std::to_string(outliers) + ")");
+  if (!in_range(rank, 0)) throw Error("shadowkv: rank must be >= 1 (got " + std::to_string(rank) + ")");
+  if (!in_range(dense_tail, -1))
+    throw Error("shadowkv: dense_tail must be >= 0 tokens (got " + std::to_string(dense_tail) + ")");
   for (const LayerGeometry& l : g.layers) {
     if (l.n_head < 1 || l.n_kv_head < 1 || l.head_dim < 1 || l.n_head % l.n_kv_head != 0)
       throw Error("shadowkv: bad layer geometry (n_head must be a multiple of n_kv_head)");
     const int width = l.n_kv_head * l.head_dim;
-    if (l.window == 0 && o.rank > width)
-      throw Error("shadowkv: rank " + std::to_string(o.rank) + " exceeds the key width " + std::to_string(width));
+    if (l.window == 0 && rank > width)
+      throw Error("shadowkv: rank " + std::to_string(rank) + " exceeds the key width " + std::to_string(width));
   }
-  c.rank = o.rank;
-  c.chunk = o.chunk;
-  c.local_chunks = o.local_chunks;
-  c.outliers = o.outliers;
-  c.f16 = o.f16;
-  if (o.dense_tail >= 0) c.dense_tail = o.dense_tail;
-  if (o.factor_dtype != "f16" && o.factor_dtype != "f32")
-    throw Error("shadowkv: factor dtype must be f16 or f32 (got '" + o.factor_dtype + "')");
-  c.f16_factors = o.factor_dtype == "f16";
-  parse_budget(o.budget, &c.budget_percent, &c.budget_value);
+  ShadowKvConfig c;
+  c.rank = (int)rank;
+  c.chunk = (int)chunk;
+  c.local_chunks = (int)local;
+  c.outliers = (int)outliers;
+  c.f16 = o.flag("kv-f16");
+  if (dense_tail >= 0) c.dense_tail = (int)dense_tail;
+  const std::string factors = o.text("factor-dtype");
+  if (factors != "f16" && factors != "f32")
+    throw Error("shadowkv: factor dtype must be f16 or f32 (got '" + factors + "')");
+  c.f16_factors = factors == "f16";
+  parse_budget(o.text("budget"), &c.budget_percent, &c.budget_value);
   return c;
 }
 
