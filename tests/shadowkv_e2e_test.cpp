@@ -1,6 +1,7 @@
 // End-to-end: the `shadowkv` policy against the `full` policy on synthetic projections (2 global layers + 1
 // sliding-window layer, GQA 4:2, head_dim 32), through prefill, multi-token append, decode and dense-tail folds.
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <cmath>
 #include <map>
@@ -18,10 +19,11 @@ namespace shadowkv {
 namespace {
 using namespace kvtest;
 
-// Factors in f32 unless said otherwise, so that exactness checks see only the policy's own error.
-KvOptions shadow_options(int rank, const std::string& budget, int dense_tail = -1, const char* factors = "f32") {
+// Factors and values in f32 unless said otherwise, so that exactness checks see only the policy's own error.
+KvOptions shadow_options(int rank, const std::string& budget, int dense_tail = -1, const char* dtype = "f32") {
   KvOptions o("shadowkv");
-  o.set("rank", std::to_string(rank)).set("dense-tail", std::to_string(dense_tail)).set("factor-dtype", factors);
+  o.set("rank", std::to_string(rank)).set("dense-tail", std::to_string(dense_tail));
+  o.set("factor-dtype", dtype).set("value-dtype", dtype);
   if (!budget.empty()) o.set("budget", budget);
   return o;
 }
@@ -231,7 +233,7 @@ TEST(ShadowKvEndToEnd, ForkBeforeEndPrefillEqualsAFreshPrefill) {
   EXPECT_EQ(base.fork(shadow_options(12, "64")), nullptr);  // compressed already
 }
 
-TEST(ShadowKvEndToEnd, HalfPrecisionFactorsHalveUAndLandmarksAndStayClose) {
+TEST(ShadowKvEndToEnd, HalfPrecisionFactorsAndValuesHalveTheirBytesAndStayClose) {
   const KvGeometry g = make_geometry();
   const int64_t prompt = 700, total = 760;
   Inputs in(g, total, 0, 1.0f, 21);
@@ -251,9 +253,31 @@ TEST(ShadowKvEndToEnd, HalfPrecisionFactorsHalveUAndLandmarksAndStayClose) {
   };
   EXPECT_EQ(2 * part(f16.memory(), "U"), part(f32.memory(), "U"));
   EXPECT_LT(part(f16.memory(), "landmarks"), part(f32.memory(), "landmarks"));
+  EXPECT_EQ(2 * part(f16.memory(), "value_store"), part(f32.memory(), "value_store"));
+  EXPECT_GT(part(f16.memory(), "hot_values"), 0);
+  EXPECT_EQ(2 * part(f16.memory(), "hot_values"), part(f32.memory(), "hot_values"));
   KvOptions bad = shadow_options(0, "");
   bad.set("factor-dtype", "f8");
   EXPECT_THROW(ShadowKvCache(g, bad), Error);
+  bad = shadow_options(0, "");
+  bad.set("value-dtype", "bf16");
+  EXPECT_THROW(ShadowKvCache(g, bad), Error);
+}
+
+// Decode attention splits each KV head's rows over threads when there are many (more threads than KV heads); the
+// split must step through f16 rows (hot buffer) by their own size. 4 threads over 2 KV heads: 2 parts per head.
+TEST(ShadowKvEndToEnd, F16HotBufferSplitOverThreadsStaysClose) {
+  const KvGeometry g = make_geometry();
+  const int64_t prompt = 2400, total = 2408;
+  Inputs in(g, total, 0, 1.0f, 31);
+  const int threads = omp_get_max_threads();
+  omp_set_num_threads(4);
+  ShadowKvCache f32(g, shadow_options(kW, "100%")), f16(g, shadow_options(kW, "100%", -1, "f16"));
+  feed(f32, in, 0, prompt, 128), feed(f16, in, 0, prompt, 128);
+  f32.end_prefill(), f16.end_prefill();
+  const Diff d = compare(feed(f16, in, prompt, total, 1), feed(f32, in, prompt, total, 1));
+  omp_set_num_threads(threads);
+  EXPECT_LT(d.rel, 2e-3) << "max " << d.max_abs;
 }
 
 TEST(ShadowKvEndToEnd, RejectsOutOfOrderPositions) {

@@ -298,15 +298,15 @@ TEST(ShadowKvChunkSelector, MatchesReferenceOnRandomInputs) {
 
 TEST(ShadowKvHotBuffer, ScriptedSelections) {
   const int chunk = 2, hd = 3;
-  HotValueBuffer buf(2, chunk, hd);
+  HotValueBuffer buf(2, chunk, hd, /*f16=*/false);
   // Fills each miss with its chunk id, then checks every slot still holds the id of the chunk mapped there.
   auto step = [&](int head, std::vector<int64_t> sel, int64_t want_misses) {
     const int64_t h0 = buf.hits(), m0 = buf.misses();
     const auto& misses = buf.update(head, sel.data(), (int64_t)sel.size());
     EXPECT_EQ((int64_t)misses.size(), want_misses);
     for (const auto& m : misses) {
-      std::fill_n(buf.values(head, m.slot), chunk * hd, (float)m.chunk);
-      std::fill_n(buf.keys(head, m.slot), chunk * hd, (float)-m.chunk);
+      const std::vector<float> keys(chunk * hd, (float)-m.chunk), vals(chunk * hd, (float)m.chunk);
+      buf.put(head, m.slot, keys.data(), vals.data());
     }
     EXPECT_EQ(buf.misses() - m0, want_misses);
     EXPECT_EQ(buf.hits() - h0, (int64_t)sel.size() - want_misses);
@@ -315,8 +315,10 @@ TEST(ShadowKvHotBuffer, ScriptedSelections) {
     for (int s = 0; s < buf.size(head); ++s) {
       held.insert(buf.chunk_at(head, s));
       for (int i = 0; i < chunk * hd; ++i) {
-        EXPECT_EQ(buf.values(head)[(size_t)s * chunk * hd + i], (float)buf.chunk_at(head, s));
-        EXPECT_EQ(buf.keys(head)[(size_t)s * chunk * hd + i], (float)-buf.chunk_at(head, s));
+        const KeyValueRows r = buf.rows(head);
+        EXPECT_EQ(r.n, (int64_t)buf.size(head) * chunk);
+        EXPECT_EQ(static_cast<const float*>(r.vals)[(size_t)s * chunk * hd + i], (float)buf.chunk_at(head, s));
+        EXPECT_EQ(static_cast<const float*>(r.keys)[(size_t)s * chunk * hd + i], (float)-buf.chunk_at(head, s));
       }
     }
     EXPECT_EQ(held, std::set<int64_t>(sel.begin(), sel.end()));

@@ -1,11 +1,32 @@
 #include "kv/shadowkv/hot_value_buffer.h"
 
 #include <algorithm>
+#include <cstring>
+
+#include "ops/vec.h"
 
 namespace shadowkv {
 
-HotValueBuffer::HotValueBuffer(int n_heads, int chunk, int head_dim)
-    : row_elems_((int64_t)chunk * head_dim), heads_(n_heads) {}
+HotValueBuffer::HotValueBuffer(int n_heads, int chunk, int head_dim, bool f16)
+    : row_elems_((int64_t)chunk * head_dim), chunk_(chunk), f16_(f16), heads_(n_heads) {}
+
+void HotValueBuffer::put(int head, int slot, const float* keys, const float* values) {
+  Head& h = heads_[head];
+  uint8_t* kd = &h.keys[(size_t)slot * slot_bytes()];
+  uint8_t* vd = &h.vals[(size_t)slot * slot_bytes()];
+  if (f16_) {
+    f32_to_f16_row(keys, reinterpret_cast<uint16_t*>(kd), row_elems_);
+    f32_to_f16_row(values, reinterpret_cast<uint16_t*>(vd), row_elems_);
+  } else {
+    std::memcpy(kd, keys, slot_bytes());
+    std::memcpy(vd, values, slot_bytes());
+  }
+}
+
+KeyValueRows HotValueBuffer::rows(int head) const {
+  const Head& h = heads_[head];
+  return {h.keys.data(), h.vals.data(), f16_ ? KvDType::F16 : KvDType::F32, (int64_t)h.ids.size() * chunk_, nullptr};
+}
 
 const std::vector<HotValueBuffer::Miss>& HotValueBuffer::update(int head, const int64_t* selected, int64_t n_selected) {
   Head& h = heads_[head];
@@ -41,15 +62,15 @@ const std::vector<HotValueBuffer::Miss>& HotValueBuffer::update(int head, const 
       if (h.keep[s]) {  // move a kept entry into a free low slot; it stays a hit (keys/values copied along)
         const int d = free_slots.back();
         free_slots.pop_back();
-        std::copy_n(&h.keys[(size_t)s * row_elems_], row_elems_, &h.keys[(size_t)d * row_elems_]);
-        std::copy_n(&h.vals[(size_t)s * row_elems_], row_elems_, &h.vals[(size_t)d * row_elems_]);
+        std::memcpy(&h.keys[(size_t)d * slot_bytes()], &h.keys[(size_t)s * slot_bytes()], slot_bytes());
+        std::memcpy(&h.vals[(size_t)d * slot_bytes()], &h.vals[(size_t)s * slot_bytes()], slot_bytes());
         h.ids[d] = h.ids[s];
         h.slot_of[h.ids[d]] = d;
       }
   }
   h.ids.resize(new_size, -1);
-  h.keys.resize((size_t)new_size * row_elems_);
-  h.vals.resize((size_t)new_size * row_elems_);
+  h.keys.resize((size_t)new_size * slot_bytes());
+  h.vals.resize((size_t)new_size * slot_bytes());
   for (int s = old_size; s < new_size; ++s) free_slots.push_back(s);
   // free_slots now has exactly one entry per miss.
   for (size_t i = 0; i < h.misses.size(); ++i) {
@@ -65,7 +86,7 @@ const std::vector<HotValueBuffer::Miss>& HotValueBuffer::update(int head, const 
 
 int64_t HotValueBuffer::bytes() const {
   int64_t b = 0;
-  for (const Head& h : heads_) b += (int64_t)(h.keys.size() + h.vals.size()) * 4;
+  for (const Head& h : heads_) b += (int64_t)(h.keys.size() + h.vals.size());
   return b;
 }
 

@@ -41,8 +41,9 @@ void attend_sets_split(const float* q, int n_kv, int group, int hd, float scale,
       const int64_t b = std::max(lo, base), e = std::min(hi, base + hs[s].n);
       if (b < e) {
         KeyValueRows sub = hs[s];
-        sub.keys = static_cast<const float*>(hs[s].keys) + (b - base) * hd;
-        sub.vals = static_cast<const float*>(hs[s].vals) + (b - base) * hd;
+        const int64_t skip = (b - base) * hd * (hs[s].dtype == KvDType::F16 ? 2 : 4);  // bytes
+        sub.keys = static_cast<const uint8_t*>(hs[s].keys) + skip;
+        sub.vals = static_cast<const uint8_t*>(hs[s].vals) + skip;
         sub.n = e - b;
         attend_rows(q + (int64_t)h * group * hd, group, hd, scale, sub, pos, 0, &st[(size_t)job * group]);
       }
@@ -72,7 +73,9 @@ const KvPolicyRegistration kShadowKv{
       {"dense-tail", SettingType::Int, "-1",
        "tokens after the prompt kept exact before the oldest half is compressed (-1 = 2048)"},
       {"factor-dtype", SettingType::Text, "f16", "storage of U rows and landmarks: f16 or f32"},
-      {"kv-f16", SettingType::Flag, "false", "value store (cold tier) and sliding layers in f16"}},
+      {"value-dtype", SettingType::Text, "f16",
+       "storage of the value store (cold tier) and of the hot buffer's rebuilt keys and values: f16 or f32"},
+      {"kv-f16", SettingType::Flag, "false", "sliding-window layers in f16 (as full --kv-f16)"}},
      [](const KvGeometry& g, const KvOptions& o) { return std::make_unique<ShadowKvCache>(g, o); },
      1}};
 
@@ -100,9 +103,10 @@ ShadowKvCache::ShadowKvCache(const KvGeometry& geometry, const KvOptions& option
     g.coef = FactorRows(g.rank, cfg_.f16_factors);
     g.heads.resize(lg.n_kv_head);
     for (Head& h : g.heads) h.landmarks = FactorRows(lg.head_dim, cfg_.f16_factors);
-    g.hot = HotValueBuffer(lg.n_kv_head, cfg_.chunk, lg.head_dim);
+    g.hot = HotValueBuffer(lg.n_kv_head, cfg_.chunk, lg.head_dim, cfg_.f16_values);
     globals_.push_back(std::move(g));
-    stores_.push_back(std::make_unique<RamValueStore>(lg.n_kv_head, (int64_t)cfg_.chunk * lg.head_dim, cfg_.f16));
+    stores_.push_back(
+        std::make_unique<RamValueStore>(lg.n_kv_head, (int64_t)cfg_.chunk * lg.head_dim, cfg_.f16_values));
   }
 }
 
@@ -256,10 +260,14 @@ void ShadowKvCache::select_and_fetch(GlobalLayer& g, const float* q) {
   // Misses: value from the store, keys rebuilt from U . SVt and rotated at their true positions.
 #pragma omp parallel for schedule(dynamic, 4) if ((int64_t)jobs.size() * cfg_.chunk * (g.rank + 16) * hd > (1 << 17))
   for (size_t j = 0; j < jobs.size(); ++j) {
+    static thread_local std::vector<float> keys, vals;
+    keys.resize((size_t)cfg_.chunk * hd);
+    vals.resize((size_t)cfg_.chunk * hd);
     const Job& jb = jobs[j];
-    float* dst = g.hot.values(jb.head, jb.slot);
+    float* dst = vals.data();
     store.read(jb.head, &jb.cand, 1, &dst);
-    rebuild_chunk_keys(g, jb.head, g.heads[jb.head].cand_chunk[jb.cand], g.hot.keys(jb.head, jb.slot));
+    rebuild_chunk_keys(g, jb.head, g.heads[jb.head].cand_chunk[jb.cand], keys.data());
+    g.hot.put(jb.head, jb.slot, keys.data(), vals.data());
   }
 }
 
@@ -273,7 +281,7 @@ void ShadowKvCache::decode_attend(GlobalLayer& g, int64_t pos, const float* q, f
   for (int h = 0; h < n_kv; ++h) {
     const Head& hs = g.heads[h];
     sets[h * 3 + 0] = {hs.out_k.data(), hs.out_v.data(), KvDType::F32, (int64_t)hs.out_k.size() / hd, nullptr};
-    sets[h * 3 + 1] = {g.hot.keys(h), g.hot.values(h), KvDType::F32, (int64_t)g.hot.size(h) * chunk, nullptr};
+    sets[h * 3 + 1] = g.hot.rows(h);
     sets[h * 3 + 2] = g.tail.rows(h);  // all in the past of this query: no mask needed
     rows += sets[h * 3].n + sets[h * 3 + 1].n + sets[h * 3 + 2].n;
   }

@@ -65,6 +65,10 @@ ShadowKvConfig parse_shadowkv_options(const KvOptions& o, const KvGeometry& g) {
   if (factors != "f16" && factors != "f32")
     throw Error("shadowkv: factor dtype must be f16 or f32 (got '" + factors + "')");
   c.f16_factors = factors == "f16";
+  const std::string values = o.text("value-dtype");
+  if (values != "f16" && values != "f32")
+    throw Error("shadowkv: value dtype must be f16 or f32 (got '" + values + "')");
+  c.f16_values = values == "f16";
   parse_budget(o.text("budget"), &c.budget_percent, &c.budget_value);
   return c;
 }
