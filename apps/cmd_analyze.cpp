@@ -8,6 +8,7 @@
 #include "cli_common.h"
 #include "kv/shadowkv/key_spectrum.h"
 #include "model/model.h"
+#include "runtime/scheduler.h"
 #include "util/error.h"
 
 namespace shadowkv::cli {
@@ -88,14 +89,14 @@ void analyze(const AnalyzeArgs& a) {
   if (a.ctx > 0 && (int64_t)ids.size() < a.ctx)
     std::fprintf(stderr, "note: %s has only %zu tokens; analysing all of them\n", a.file.c_str(), ids.size());
   const KvGeometry geom = model->kv_geometry((int64_t)ids.size() + 1, a.chunk);
-  KvOptions full;
-  full.policy = "full";
-  KeyRecorder rec(geom, make_kv_cache(geom, full));
-  std::vector<float> logits;
-  for (size_t i = 0; i < ids.size(); i += a.chunk) {
-    const int n = (int)std::min<size_t>(a.chunk, ids.size() - i);
-    model->forward({ForwardItem{&rec, ids.data() + i, n, (int64_t)i, false}}, logits);
-  }
+  auto recorder = std::make_unique<KeyRecorder>(geom, make_kv_cache(geom, KvOptions("full")));
+  const KeyRecorder& rec = *recorder;
+  SequenceRequest req;
+  req.cache = std::move(recorder);
+  req.feed = ids;
+  req.ctx = (int64_t)ids.size() + 1;
+  req.prefill_chunk = a.chunk;
+  const SequenceResult fed = run_one(*model, std::move(req));  // holds the recorder
 
   nlohmann::json layers = nlohmann::json::array();
   std::printf("%s: %zu tokens; global layers (window 0), key matrix [tokens x n_kv*head_dim]\n", a.file.c_str(),

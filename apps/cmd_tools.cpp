@@ -15,6 +15,7 @@
 #include "model/model.h"
 #include "runtime/chat_template.h"
 #include "runtime/perplexity.h"
+#include "runtime/scheduler.h"
 #include "util/error.h"
 
 namespace shadowkv::cli {
@@ -139,28 +140,29 @@ void register_logits(CLI::App& app) {
       throw Error("--prompt-tokens must be between 0 and the number of tokens");
     const size_t prompt = a->prompt_tokens > 0 ? (size_t)a->prompt_tokens : ids.size();
     auto model = Model::load(resolve_model(a->model));
-    auto cache = make_kv_cache(model->kv_geometry((int64_t)ids.size() + 1, a->chunk), a->kv);
     std::ofstream out(a->out, std::ios::binary);
     if (!out) throw Error("cannot write " + a->out);
-    std::vector<float> logits;
-    for (size_t i = 0; i < ids.size();) {
-      const int n = i < prompt ? (int)std::min<size_t>(a->chunk, prompt - i) : 1;
-      const bool last = i + n == ids.size();
-      // With --prompt-tokens: the prompt's last position and every decode step are written.
-      const bool write = a->all || last || (a->prompt_tokens > 0 && i + n >= prompt);
-      model->forward({ForwardItem{cache.get(), ids.data() + i, n, (int64_t)i, a->all}}, logits);
-      if (write && a->argmax_only) {  // long teacher-forced decodes: full rows would be n_vocab floats each
-        const size_t n_vocab = (size_t)model->config().n_vocab;
-        for (size_t r = 0; r + n_vocab <= logits.size(); r += n_vocab) {
-          const int32_t best = (int32_t)(std::max_element(&logits[r], &logits[r] + n_vocab) - &logits[r]);
-          out.write(reinterpret_cast<const char*>(&best), sizeof best);
-        }
-      } else if (write) {
-        out.write(reinterpret_cast<const char*>(logits.data()), sizeof(float) * logits.size());
+    const int64_t n_vocab = model->config().n_vocab;
+    // The prompt is fed in chunks, the rest as decode steps (forced tokens). Rows written: every row with --all,
+    // else the prompt's last row and one per decode step.
+    SequenceRequest req;
+    req.feed.assign(ids.begin(), ids.begin() + (int64_t)prompt);
+    req.forced.assign(ids.begin() + (int64_t)prompt, ids.end());
+    req.forced.push_back(0);  // a placeholder choice after the last token, so that the last token is fed too
+    req.stop_at_eos = false;
+    req.kv = a->kv;
+    req.ctx = (int64_t)ids.size() + 2;
+    req.prefill_chunk = a->chunk;
+    if (a->all) req.observe_from = 0;
+    req.on_logits = [&](int64_t, const float* row) {
+      if (a->argmax_only) {  // long teacher-forced decodes: full rows would be n_vocab floats each
+        const int32_t best = (int32_t)(std::max_element(row, row + n_vocab) - row);
+        out.write(reinterpret_cast<const char*>(&best), sizeof best);
+      } else {
+        out.write(reinterpret_cast<const char*>(row), sizeof(float) * n_vocab);
       }
-      i += n;
-      if (i == prompt) cache->end_prefill();
-    }
+    };
+    run_one(*model, std::move(req));
     if (!out) throw Error("write failed: " + a->out);
   });
 }

@@ -421,17 +421,17 @@ TEST(EvalFidelity, FullAgreesWithItselfAndTruncationDiverges) {
   const Sample s = make_sample("austen_ppl", 96, 3, 0, -1, env);
   KvOptions full;
   Prefilled a = prefill(m, s.tokens, full, 128, 32);
-  const GreedyOutput ref = greedy_decode(m, *a.cache, a.logits, 4, 4);
+  const GreedyOutput ref = greedy_decode(m, a.cache, a.logits, 4, 4);
   ASSERT_EQ(ref.log_probs.size(), ref.path.size());
   Prefilled b = prefill(m, s.tokens, full, 128, 32);  // same policy and chunking: identical numerics
-  const Fidelity same = teacher_forced(m, *b.cache, b.logits, ref);
+  const Fidelity same = teacher_forced(m, b.cache, b.logits, ref);
   EXPECT_EQ(same.steps, (int)ref.path.size());
   EXPECT_LT(same.kl_mean, 1e-6);
   EXPECT_DOUBLE_EQ(same.top1, 1.0);
   KvOptions trunc;
   trunc.policy = "truncate:4";
   Prefilled c = prefill(m, s.tokens, trunc, 128, 32);
-  const Fidelity diff = teacher_forced(m, *c.cache, c.logits, ref);
+  const Fidelity diff = teacher_forced(m, c.cache, c.logits, ref);
   EXPECT_GT(diff.kl_mean, 0.05);
   // The log-softmax rows are normalised.
   double z = 0;

@@ -15,14 +15,14 @@
 #include "eval/svg.h"
 #include "eval/tasks.h"
 #include "runtime/sampler.h"
+#include "runtime/scheduler.h"
+#include "util/clock.h"
 #include "util/error.h"
 
 namespace shadowkv::eval {
 namespace {
 
 using nlohmann::json;
-
-double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 
 int64_t status_kb(const char* key) {
   std::ifstream in("/proc/self/status");
@@ -68,7 +68,6 @@ std::string run_bench(const Model& model, const BenchConfig& c) {
     if (b < 1) throw Error("batch sizes must be >= 1");
   for (const PolicySpec& p : c.policies) make_eval_kv_cache(model.kv_geometry(64, 16), p.options);
   std::filesystem::create_directories(c.out_dir);
-  const int V = model.config().n_vocab;
   TaskEnv env{&model.tokenizer(), false, 0};
   json runs = json::array();
 
@@ -84,7 +83,6 @@ std::string run_bench(const Model& model, const BenchConfig& c) {
       Prefilled pf = c.share_prefill ? shared_prefill(model, shared, p.options, max_ctx, c.prefill_chunk)
                                      : prefill(model, doc.tokens, p.options, max_ctx, c.prefill_chunk);
       const int64_t prefill_peak = peak_rss_bytes();
-      const int32_t first = argmax(pf.logits.data(), V);
       for (int B : c.batches) {
         std::fprintf(stderr, "bench: length %lld, %s, batch %d ...\n", (long long)L, p.label.c_str(), B);
         reset_peak_rss();
@@ -92,17 +90,24 @@ std::string run_bench(const Model& model, const BenchConfig& c) {
         std::vector<std::unique_ptr<KvCache>> caches;
         for (int b = 0; b < B; ++b) caches.push_back(pf.cache->clone());
         const double clone_s = now_s() - tc;
-        std::vector<int32_t> next(B, first);
-        std::vector<float> logits;
-        std::vector<ForwardItem> items(B);
-        const double t0 = now_s();
-        for (int step = 0; step < c.decode_tokens; ++step) {
-          for (int b = 0; b < B; ++b)
-            items[b] = ForwardItem{caches[b].get(), &next[b], 1, caches[b]->n_tokens(), false};
-          model.forward(items, logits);
-          for (int b = 0; b < B; ++b) next[b] = argmax(&logits[(size_t)b * V], V);
+        // B sequences decode decode_tokens steps together through the engine loop (the first token comes from the
+        // prefill's logits, so decode_tokens + 1 tokens are generated; EOS does not stop a measurement).
+        SchedulerOptions so;
+        so.max_batch = B;
+        Scheduler sched(model, so);
+        std::vector<SequenceRequest> reqs(B);
+        for (int b = 0; b < B; ++b) {
+          reqs[b].cache = std::move(caches[b]);
+          reqs[b].first_logits = pf.logits;
+          reqs[b].n_predict = c.decode_tokens + 1;
+          reqs[b].sampling.temperature = 0;
+          reqs[b].stop_at_eos = false;
+          reqs[b].ctx = max_ctx;
         }
+        const double t0 = now_s();
+        std::vector<SequenceResult> done = sched.run(std::move(reqs));
         const double dt = now_s() - t0;
+        for (int b = 0; b < B; ++b) caches[b] = std::move(done[b].cache);
         const KvMemory mem = caches[0]->memory();
         json parts = json::object();
         for (const auto& [n, v] : mem.parts) parts[n] = v;
@@ -112,8 +117,8 @@ std::string run_bench(const Model& model, const BenchConfig& c) {
           counters[n] = v;
           if (n == "value_hit_rate") hit_rate = v;
         }
-        const int64_t full_bytes =
-            full_kv_bytes(model.kv_geometry(max_ctx, c.prefill_chunk), caches[0]->n_tokens(), full_equivalent_f16(p.options));
+        const int64_t full_bytes = full_kv_bytes(model.kv_geometry(max_ctx, c.prefill_chunk), caches[0]->n_tokens(),
+                                                 full_equivalent_f16(p.options));
         json r = {{"length", L},
                   {"policy", p.label},
                   {"policy_args", p.args},

@@ -99,7 +99,7 @@ json tail_record(const Model& m, TailDoc& d, const PolicySpec& p, bool is_ref, c
   TailFidelity fid;
   const bool compare = !is_ref && !d.ref_rows.empty();
   const TailPerplexity tp =
-      score_tail(m, *pf.cache, pf.logits, tokens, tail, c.ppl_chunk, [&](int64_t i, const std::vector<float>& lp) {
+      score_tail(m, pf.cache, pf.logits, tokens, tail, c.ppl_chunk, [&](int64_t i, const std::vector<float>& lp) {
         if (is_ref) d.ref_rows.push_back(lp);
         if (compare) fid.add(d.ref_rows.at(i), lp);
       });
@@ -206,7 +206,7 @@ std::string run_eval(const Model& model, const std::string& model_path, const Ev
           Prefilled pf = shared_prefill(model, prompt, ref->options, max_ctx, c.prefill_chunk);
           RefRun r;
           r.prefill_s = pf.seconds;
-          r.out = greedy_decode(model, *pf.cache, pf.logits, smp.max_new, c.fidelity_steps);
+          r.out = greedy_decode(model, pf.cache, pf.logits, smp.max_new, c.fidelity_steps);
           r.stats = cache_stats(*pf.cache, model, max_ctx, c.prefill_chunk, full_equivalent_f16(ref->options));
           ref_run = std::move(r);
         };
@@ -232,10 +232,10 @@ std::string run_eval(const Model& model, const std::string& model_path, const Ev
               Prefilled pf = shared_prefill(model, prompt, p->options, max_ctx, c.prefill_chunk);
               prefill_s = pf.seconds;
               std::unique_ptr<KvCache> forced = ref ? pf.cache->clone() : nullptr;
-              out = greedy_decode(model, *pf.cache, pf.logits, smp.max_new, 0);
+              out = greedy_decode(model, pf.cache, pf.logits, smp.max_new, 0);
               stats = cache_stats(*pf.cache, model, max_ctx, c.prefill_chunk, full_equivalent_f16(p->options));
               if (ref) {
-                const Fidelity f = teacher_forced(model, *forced, pf.logits, ref_run->out);
+                const Fidelity f = teacher_forced(model, forced, pf.logits, ref_run->out);
                 fid = {{"steps", f.steps},
                        {"kl_mean", f.kl_mean},
                        {"kl_first", f.kl_first},

@@ -1,22 +1,16 @@
 #include "eval/inference.h"
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 
 #include "eval/kv_policies.h"
-#include "runtime/generator.h"
 #include "runtime/sampler.h"
+#include "runtime/scheduler.h"
 #include "tokenizer/tokenizer.h"
+#include "util/clock.h"
 #include "util/error.h"
 
 namespace shadowkv::eval {
-namespace {
-
-double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
-
-}  // namespace
-
 void log_softmax(const float* x, int n, std::vector<float>& out) {
   float mx = x[0];
   for (int i = 1; i < n; ++i) mx = std::max(mx, x[i]);
@@ -36,8 +30,15 @@ Prefilled prefill(const Model& m, const std::vector<int32_t>& tokens, const KvOp
   if ((int64_t)tokens.size() > max_ctx) throw Error("prompt longer than the context");
   Prefilled p;
   const double t0 = now_s();
-  p.cache = make_eval_kv_cache(m.kv_geometry(max_ctx, chunk), kv);
-  prefill_cache(m, *p.cache, tokens, chunk, p.logits, end);
+  SequenceRequest r;
+  r.cache = make_eval_kv_cache(m.kv_geometry(max_ctx, chunk), kv);
+  r.feed = tokens;
+  r.ctx = max_ctx;
+  r.prefill_chunk = chunk;
+  r.end_prefill = end;
+  const int V = m.config().n_vocab;
+  r.on_logits = [&p, V](int64_t, const float* row) { p.logits.assign(row, row + V); };
+  p.cache = run_one(m, std::move(r)).cache;
   p.seconds = now_s() - t0;
   return p;
 }
@@ -70,48 +71,49 @@ Prefilled shared_prefill(const Model& m, SharedPrefill& d, const KvOptions& o, i
   return {std::move(c), p.logits, now_s() - t0};
 }
 
-GreedyOutput greedy_decode(const Model& m, KvCache& cache, const std::vector<float>& first_logits, int n_predict,
-                           int keep_rows) {
-  const Tokenizer& tok = m.tokenizer();
+GreedyOutput greedy_decode(const Model& m, std::unique_ptr<KvCache>& cache, const std::vector<float>& first_logits,
+                           int n_predict, int keep_rows) {
   const int V = m.config().n_vocab;
   GreedyOutput g;
-  std::vector<float> logits = first_logits;
-  StreamDecoder dec(tok);
   const double t0 = now_s();
-  while ((int)g.tokens.size() < n_predict) {
+  SequenceRequest r;
+  r.cache = std::move(cache);
+  r.first_logits = first_logits;
+  r.n_predict = n_predict;
+  r.sampling.temperature = 0;
+  r.on_logits = [&](int64_t, const float* row) {  // every row a token is chosen from
     if ((int)g.log_probs.size() < keep_rows) {
       g.log_probs.emplace_back();
-      log_softmax(logits.data(), V, g.log_probs.back());
+      log_softmax(row, V, g.log_probs.back());
     }
-    const int32_t t = argmax(logits.data(), V);
-    g.path.push_back(t);
-    if (tok.is_stop(t)) {
-      g.stop_reason = "eos";
-      break;
-    }
-    g.tokens.push_back(t);
-    g.text += dec.push(t);
-    if ((int)g.tokens.size() >= n_predict) break;
-    m.forward({ForwardItem{&cache, &g.tokens.back(), 1, cache.n_tokens(), false}}, logits);
-    ++g.steps;
-  }
-  if (g.stop_reason.empty()) g.stop_reason = "length";
-  g.text += dec.flush();
+    g.path.push_back(argmax(row, V));
+  };
+  SequenceResult res = run_one(m, std::move(r));
+  cache = std::move(res.cache);
+  g.tokens = std::move(res.tokens);
+  g.text = std::move(res.text);
+  g.stop_reason = res.stop_reason == "eos" ? "eos" : "length";
+  g.steps = res.stats.decode_steps;
   g.seconds = now_s() - t0;
   return g;
 }
 
-Fidelity teacher_forced(const Model& m, KvCache& cache, const std::vector<float>& first_logits,
+Fidelity teacher_forced(const Model& m, std::unique_ptr<KvCache>& cache, const std::vector<float>& first_logits,
                         const GreedyOutput& ref) {
   const int V = m.config().n_vocab;
   Fidelity f;
-  std::vector<float> logits = first_logits, lp;
-  double kl_sum = 0;
-  int agree = 0;
   const int steps = (int)std::min(ref.log_probs.size(), ref.path.size());
-  for (int i = 0; i < steps; ++i) {
-    if (i > 0) m.forward({ForwardItem{&cache, &ref.path[i - 1], 1, cache.n_tokens(), false}}, logits);
-    log_softmax(logits.data(), V, lp);
+  if (steps == 0) return f;
+  std::vector<float> lp;
+  double kl_sum = 0;
+  int agree = 0, i = 0;
+  SequenceRequest r;
+  r.cache = std::move(cache);
+  r.first_logits = first_logits;
+  r.forced.assign(ref.path.begin(), ref.path.begin() + steps);  // full's path, stop token included
+  r.stop_at_eos = false;
+  r.on_logits = [&](int64_t, const float* row) {
+    log_softmax(row, V, lp);
     const std::vector<float>& p = ref.log_probs[i];
     double kl = 0;
     for (int j = 0; j < V; ++j) {
@@ -121,27 +123,27 @@ Fidelity teacher_forced(const Model& m, KvCache& cache, const std::vector<float>
     kl = std::max(0.0, kl);
     if (i == 0) f.kl_first = kl;
     kl_sum += kl;
-    agree += argmax(logits.data(), V) == ref.path[i];
-  }
-  f.steps = steps;
-  if (steps > 0) {
-    f.kl_mean = kl_sum / steps;
-    f.top1 = (double)agree / steps;
-  }
+    agree += argmax(row, V) == ref.path[i];
+    ++i;
+  };
+  cache = run_one(m, std::move(r)).cache;
+  f.steps = i;
+  f.kl_mean = kl_sum / std::max(1, i);
+  f.top1 = (double)agree / std::max(1, i);
   return f;
 }
 
-TailPerplexity score_tail(const Model& m, KvCache& cache, const std::vector<float>& first_logits,
+TailPerplexity score_tail(const Model& m, std::unique_ptr<KvCache>& cache, const std::vector<float>& first_logits,
                           const std::vector<int32_t>& tokens, int tail, int chunk, const RowObserver& on_row) {
   const int64_t n = (int64_t)tokens.size();
   if (tail < 1 || tail >= n) throw Error("perplexity tail must be between 1 and the document length - 1");
   if (chunk < 1) throw Error("perplexity chunk must be positive");
-  if (cache.n_tokens() != n - tail) throw Error("score_tail: the cache does not hold the document's head");
+  if (cache->n_tokens() != n - tail) throw Error("score_tail: the cache does not hold the document's head");
   const int V = m.config().n_vocab;
   const double t0 = now_s();
   TailPerplexity r;
   double nll = 0;
-  std::vector<float> lp, logits;
+  std::vector<float> lp;
   auto score = [&](const float* row, int32_t next) {
     log_softmax(row, V, lp);
     nll -= lp[next];
@@ -150,10 +152,15 @@ TailPerplexity score_tail(const Model& m, KvCache& cache, const std::vector<floa
   };
   // Row 0 (the prefill's last logits) predicts tokens[n - tail]; then each fed token predicts the next one.
   score(first_logits.data(), tokens[n - tail]);
-  for (int64_t i = n - tail; i + 1 < n; i += chunk) {
-    const int c = (int)std::min<int64_t>(chunk, n - 1 - i);
-    m.forward({ForwardItem{&cache, tokens.data() + i, c, i, true}}, logits);
-    for (int t = 0; t < c; ++t) score(&logits[(size_t)t * V], tokens[i + t + 1]);
+  if (tail > 1) {
+    SequenceRequest q;
+    q.cache = std::move(cache);
+    q.feed.assign(tokens.begin() + (n - tail), tokens.end() - 1);
+    q.prefill_chunk = chunk;
+    q.end_prefill = false;
+    q.observe_from = 0;
+    q.on_logits = [&](int64_t pos, const float* row) { score(row, tokens[pos + 1]); };
+    cache = run_one(m, std::move(q)).cache;
   }
   r.mean_nll = nll / r.scored;
   r.perplexity = std::exp(r.mean_nll);

@@ -1,6 +1,6 @@
-// The harness's own prefill / greedy decode / teacher-forced comparison loops over Model::forward. They mirror
-// runtime/generator.cpp but take the cache from make_eval_kv_cache, so test-only policies (truncate:N) and any
-// policy of make_kv_cache run through the same code.
+// The harness's prefill, greedy decode, teacher-forced comparison and tail scoring, as clients of the engine loop
+// (runtime/scheduler.h). Caches come from make_eval_kv_cache, so the test-only truncate:N runs through the same code.
+// Functions that continue a cache take it by unique_ptr& and hand it back when done.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -46,8 +46,8 @@ struct GreedyOutput {
 };
 
 // Greedy decoding from the prefill logits, at most n_predict tokens, stopping at the tokenizer's stop tokens.
-GreedyOutput greedy_decode(const Model& m, KvCache& cache, const std::vector<float>& first_logits, int n_predict,
-                           int keep_rows);
+GreedyOutput greedy_decode(const Model& m, std::unique_ptr<KvCache>& cache, const std::vector<float>& first_logits,
+                           int n_predict, int keep_rows);
 
 struct Fidelity {
   int steps = 0;
@@ -58,7 +58,7 @@ struct Fidelity {
 
 // Feeds full's greedy path into `cache` (already prefilled, whose last logits are first_logits) and compares the
 // policy's next-token distribution with full's at each of ref.log_probs.size() steps.
-Fidelity teacher_forced(const Model& m, KvCache& cache, const std::vector<float>& first_logits,
+Fidelity teacher_forced(const Model& m, std::unique_ptr<KvCache>& cache, const std::vector<float>& first_logits,
                         const GreedyOutput& ref);
 
 // log-softmax of one row of logits, in place into out.
@@ -76,7 +76,7 @@ using RowObserver = std::function<void(int64_t row, const std::vector<float>& lo
 // `cache` holds tokens[0, n - tail) (prefill ended, so a compressing policy has compressed that prefix) and
 // first_logits are its last position's. Feeds the tail `chunk` tokens at a time (1 = decode steps) and scores
 // each tail token.
-TailPerplexity score_tail(const Model& m, KvCache& cache, const std::vector<float>& first_logits,
+TailPerplexity score_tail(const Model& m, std::unique_ptr<KvCache>& cache, const std::vector<float>& first_logits,
                           const std::vector<int32_t>& tokens, int tail, int chunk, const RowObserver& on_row = nullptr);
 
 // Per-row agreement of a policy's tail distributions with the reference's.

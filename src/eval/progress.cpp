@@ -3,15 +3,12 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 
+#include "util/clock.h"
+
 namespace shadowkv::eval {
-namespace {
-
-double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
-
-}  // namespace
+namespace {}  // namespace
 
 std::string format_duration(double s) {
   if (s < 0 || s > 1e7) return "?";

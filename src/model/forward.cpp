@@ -43,6 +43,14 @@ void Model::forward(const std::vector<ForwardItem>& items, std::vector<float>& l
     R += it.n;
     out_rows += it.all_logits ? it.n : 1;
   }
+  // Each item's rows go through the matrix products as a batch of their own (matmul_spans), so a sequence's
+  // results do not depend on what else is in the batch.
+  std::vector<RowSpan> body, head;
+  for (int64_t r = 0, o = 0, i = 0; i < (int64_t)items.size(); r += items[i].n, ++i) {
+    body.push_back({r, items[i].n});
+    head.push_back({o, items[i].all_logits ? items[i].n : 1});
+    o += head.back().n;
+  }
   std::vector<int64_t> pos(R);
   std::vector<float> x(R * E), xn(R * E), q(R * qw), k(R * kvw), k_pre(R * kvw), v(R * kvw), att(R * qw);
   std::vector<float> gate(R * c.n_ff), up(R * c.n_ff);
@@ -67,9 +75,9 @@ void Model::forward(const std::vector<ForwardItem>& items, std::vector<float>& l
 
     // 2. Attention block: projections, (gemma) per-head q/k norm, RoPE, then each sequence's cache attends.
     rmsnorm_rows(x.data(), L.attn_norm, xn.data(), R, E, c.rms_eps);
-    matmul(L.wq, xn.data(), R, q.data());
-    matmul(L.wk, xn.data(), R, k.data());
-    matmul(L.wv, xn.data(), R, v.data());
+    matmul_spans(L.wq, xn.data(), body, q.data());
+    matmul_spans(L.wk, xn.data(), body, k.data());
+    matmul_spans(L.wv, xn.data(), body, v.data());
     add_bias(q.data(), L.bq, R, qw);
     add_bias(k.data(), L.bk, R, kvw);
     add_bias(v.data(), L.bv, R, kvw);
@@ -87,17 +95,17 @@ void Model::forward(const std::vector<ForwardItem>& items, std::vector<float>& l
       items[i].cache->attend(l, items[i].pos0, items[i].n, &q[r * qw], &k_pre[r * kvw], &k[r * kvw], &v[r * kvw],
                              &att[r * qw]);
     }
-    matmul(L.wo, att.data(), R, xn.data());
+    matmul_spans(L.wo, att.data(), body, xn.data());
     if (gemma) rmsnorm_rows(xn.data(), L.post_attn_norm, xn.data(), R, E, c.rms_eps);
     for (int64_t i = 0; i < R * E; ++i) x[i] += xn[i];
 
     // 3. Feed-forward block: GeGLU (gemma) or SwiGLU (llama, qwen2).
     rmsnorm_rows(x.data(), L.ffn_norm, xn.data(), R, E, c.rms_eps);
-    matmul(L.gate, xn.data(), R, gate.data());
-    matmul(L.up, xn.data(), R, up.data());
+    matmul_spans(L.gate, xn.data(), body, gate.data());
+    matmul_spans(L.up, xn.data(), body, up.data());
 #pragma omp parallel for if (R > 4)
     for (int64_t i = 0; i < R * c.n_ff; ++i) gate[i] = (gemma ? gelu_tanh(gate[i]) : silu(gate[i])) * up[i];
-    matmul(L.down, gate.data(), R, xn.data());
+    matmul_spans(L.down, gate.data(), body, xn.data());
     if (gemma) rmsnorm_rows(xn.data(), L.post_ffw_norm, xn.data(), R, E, c.rms_eps);
     for (int64_t i = 0; i < R * E; ++i) x[i] += xn[i];
   }
@@ -110,7 +118,7 @@ void Model::forward(const std::vector<ForwardItem>& items, std::vector<float>& l
       rmsnorm(&x[(r + t) * E], weights_.output_norm, &h[o * E], E, c.rms_eps);
   }
   logits.resize(out_rows * (int64_t)c.n_vocab);
-  matmul(weights_.output, h.data(), out_rows, logits.data());
+  matmul_spans(weights_.output, h.data(), head, logits.data());
 }
 
 }  // namespace shadowkv

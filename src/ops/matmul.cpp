@@ -87,4 +87,23 @@ void matmul(const QMatrix& W, const float* X, int64_t n_rows, float* Y) {
     matmul_gemm(W, X, n_rows, Y);
 }
 
+void matmul_spans(const QMatrix& W, const float* X, const std::vector<RowSpan>& spans, float* Y) {
+  int64_t total = 0;
+  for (const RowSpan& s : spans) total += s.n;
+  check(W, X, total, Y);
+  for (size_t i = 0; i < spans.size();) {
+    const RowSpan& s = spans[i];
+    if (s.n >= kGemmMinRows) {
+      matmul_gemm(W, X + s.begin * W.n_in, s.n, Y + s.begin * W.n_out);
+      ++i;
+      continue;
+    }
+    size_t j = i;  // a run of consecutive small spans: one pass of the dot kernels
+    int64_t rows = 0;
+    while (j < spans.size() && spans[j].n < kGemmMinRows && spans[j].begin == s.begin + rows) rows += spans[j++].n;
+    if (rows > 0) matmul_dot(W, X + s.begin * W.n_in, rows, Y + s.begin * W.n_out);
+    i = std::max(j, i + 1);
+  }
+}
+
 }  // namespace shadowkv

@@ -1,6 +1,7 @@
 // Matrix products of a (possibly quantised) weight matrix with a batch of activation rows.
 #pragma once
 #include <cstdint>
+#include <vector>
 
 #include "ops/ggml_type.h"
 
@@ -19,5 +20,17 @@ struct QMatrix {
 // row-major f32. Uses all OpenMP threads. Small n_rows (decode) streams the weights once with SIMD dot
 // kernels; large n_rows (prefill) dequantises weight tiles and runs an SGEMM.
 void matmul(const QMatrix& W, const float* X, int64_t n_rows, float* Y);
+
+// Rows [begin, begin + n) of X, computed as matmul() computes a batch of exactly those rows.
+struct RowSpan {
+  int64_t begin = 0;
+  int64_t n = 0;
+};
+
+// The rows of consecutive spans (covering X in order) through matmul, each span's rows exactly as matmul(span)
+// would give them whatever the other spans are: spans with fewer rows than the GEMM threshold share one pass of
+// the weights (the dot kernels compute every row on its own), larger spans get their own GEMM. The model uses this
+// so that a sequence's logits do not depend on what else is in the batch.
+void matmul_spans(const QMatrix& W, const float* X, const std::vector<RowSpan>& spans, float* Y);
 
 }  // namespace shadowkv

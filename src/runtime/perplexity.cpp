@@ -1,10 +1,11 @@
 // Windowed perplexity with llama.cpp's layout: BOS per window where the model wants it, second half scored.
 #include "runtime/perplexity.h"
 
-#include <chrono>
 #include <cmath>
 
+#include "runtime/scheduler.h"
 #include "tokenizer/tokenizer.h"
+#include "util/clock.h"
 #include "util/error.h"
 
 namespace shadowkv {
@@ -36,34 +37,42 @@ PerplexityResult perplexity(const Model& model, const std::vector<int32_t>& toke
   if ((int64_t)tokens.size() < n_ctx)
     throw Error("the text has " + std::to_string(tokens.size()) + " tokens, fewer than one window of " +
                 std::to_string(n_ctx) + " (lower -c)");
-  const auto t0 = std::chrono::steady_clock::now();
+  const double t0 = now_s();
   const Tokenizer& tok = model.tokenizer();
   const int32_t bos = tok.add_bos_default() && tok.bos() >= 0 ? tok.bos() : -1;
   const int V = model.config().n_vocab;
   const int first = perplexity_first_scored(n_ctx);
-  PerplexityResult r;
-  double nll = 0;
-  std::vector<float> logits;
   const int n_windows = (int)(tokens.size() / n_ctx);
+  // Windows run as sequences of the engine loop, a few at a time; each scores its own rows.
+  SchedulerOptions so;
+  so.max_batch = 4;
+  so.prefill_chunk = chunk;
+  Scheduler sched(model, so);
+  std::vector<double> nll(n_windows, 0.0);
+  std::vector<int64_t> scored(n_windows, 0);
+  std::vector<SequenceRequest> reqs(n_windows);
   for (int win = 0; win < n_windows; ++win) {
-    const std::vector<int32_t> w = perplexity_window(tokens, win, n_ctx, bos);
-    auto cache = make_kv_cache(model.kv_geometry(n_ctx, chunk), kv);
-    for (int i = 0; i < n_ctx; i += chunk) {
-      const int n = std::min(chunk, n_ctx - i);
-      const bool scored = i + n > first;  // this chunk holds positions >= first
-      model.forward({ForwardItem{cache.get(), w.data() + i, n, i, scored}}, logits);
-      if (!scored) continue;
-      // Row t is position i+t; positions [first, n_ctx-2] predict the next token of the window.
-      for (int t = std::max(0, first - i); t < n && i + t <= n_ctx - 2; ++t) {
-        nll += nll_of(&logits[(size_t)t * V], V, w[i + t + 1]);
-        ++r.scored_tokens;
-      }
-    }
-    ++r.windows;
+    SequenceRequest& r = reqs[win];
+    r.feed = perplexity_window(tokens, win, n_ctx, bos);
+    r.kv = kv;
+    r.ctx = n_ctx;
+    r.end_prefill = false;  // nothing is generated: a compressing policy would compress for nothing
+    r.observe_from = first;
+    // Row `pos` predicts the window's next token; positions [first, n_ctx-2] are scored.
+    r.on_logits = [&, win, w = r.feed](int64_t pos, const float* row) {
+      if (pos > n_ctx - 2) return;
+      nll[win] += nll_of(row, V, w[pos + 1]);
+      ++scored[win];
+    };
   }
-  r.mean_nll = nll / std::max<int64_t>(1, r.scored_tokens);
+  sched.run(std::move(reqs));
+  PerplexityResult r;
+  double total = 0;
+  for (int win = 0; win < n_windows; ++win) total += nll[win], r.scored_tokens += scored[win];
+  r.windows = n_windows;
+  r.mean_nll = total / std::max<int64_t>(1, r.scored_tokens);
   r.perplexity = std::exp(r.mean_nll);
-  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  r.seconds = now_s() - t0;
   return r;
 }
 

@@ -43,8 +43,8 @@ def logits(ids, prompt, kv, out, scalar=False, argmax=False):
 
 
 SKV = ["--kv", "shadowkv"]
-# Key width of Gemma 3 270M is 1 x 256; f32 factors so that only float reassociation remains.
-EXACT = SKV + ["--rank", "256", "--budget", "100%", "--outliers", "0", "--factor-dtype", "f32"]
+# Key width of Gemma 3 270M is 1 x 256; f32 factors and values so that only float reassociation remains.
+EXACT = SKV + ["--rank", "256", "--budget", "100%", "--outliers", "0", "--factor-dtype", "f32", "--value-dtype", "f32"]
 # An explicit budget always compresses (the default budget of 2048 tokens would keep a 512-token prompt whole), and a
 # short dense tail makes generated tokens fold into compressed blocks within the test's 2000 steps.
 SPARSE = SKV + ["--budget", "256"]

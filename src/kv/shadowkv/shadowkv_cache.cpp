@@ -273,7 +273,7 @@ void ShadowKvCache::select_and_fetch(GlobalLayer& g, const float* q) {
 
 void ShadowKvCache::decode_attend(GlobalLayer& g, int64_t pos, const float* q, float* out) {
   const LayerGeometry& lg = geom_.layers[g.layer];
-  const int hd = lg.head_dim, n_kv = lg.n_kv_head, group = lg.n_head / n_kv, chunk = cfg_.chunk;
+  const int hd = lg.head_dim, n_kv = lg.n_kv_head, group = lg.n_head / n_kv;
   select_and_fetch(g, q);
   // Exact attention over outliers + selected + dense tail (local window and generated tokens).
   std::vector<KeyValueRows> sets((size_t)n_kv * 3);
