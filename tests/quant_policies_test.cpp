@@ -1,0 +1,221 @@
+// The survey's quantisation and query-aware policies (q8, q4, kivi, quest) against reference implementations of
+// their formats and selection, and against `full` on the synthetic inputs of kv_test_util.h.
+#include <gtest/gtest.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <map>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "kv/decoded_attention.h"
+#include "kv/dense_layer_store.h"
+#include "kv/full_kv_cache.h"
+#include "kv/quantized_kv_cache.h"
+#include "kv_test_util.h"
+#include "ops/f16.h"
+#include "ops/quant.h"
+#include "ops/quantize.h"
+#include "util/error.h"
+
+namespace shadowkv {
+namespace {
+using namespace kvtest;
+
+constexpr int kGlobal[] = {0, 2};  // layers of make_geometry() that follow the policy (global index 0, 1)
+
+KvOptions opts(const std::string& policy, const std::map<std::string, std::string>& settings = {}) {
+  KvOptions o(policy);
+  for (const auto& [k, v] : settings) o.set(k, v);
+  return o;
+}
+
+float max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
+  float m = 0;
+  for (size_t i = 0; i < a.size(); ++i) m = std::max(m, std::fabs(a[i] - b[i]));
+  return m;
+}
+
+// ---- Plain reference of ggml's Q8_0 / Q4_0 blocks (34 / 18 bytes: f16 d, then the codes). ----
+
+std::vector<uint8_t> ref_quantize(GgmlType t, const float* x, int n) {
+  const int bb = t == GgmlType::Q8_0 ? 34 : 18;
+  std::vector<uint8_t> out((size_t)n / 32 * bb);
+  for (int b = 0; b < n / 32; ++b) {
+    const float* xb = x + b * 32;
+    uint8_t* ob = &out[(size_t)b * bb];
+    float amax = 0, signed_max = 0;
+    for (int j = 0; j < 32; ++j)
+      if (std::fabs(xb[j]) > amax) amax = std::fabs(xb[j]), signed_max = xb[j];
+    const float d = t == GgmlType::Q8_0 ? amax / 127 : signed_max / -8;
+    const float id = d == 0 ? 0 : 1 / d;
+    const uint16_t dh = f32_to_f16(d);
+    std::memcpy(ob, &dh, 2);
+    for (int j = 0; j < 32; ++j) {
+      if (t == GgmlType::Q8_0) {
+        ob[2 + j] = (uint8_t)(int8_t)std::round(xb[j] * id);
+      } else {
+        const int qv = std::min(15, (int)(xb[j] * id + 8.5f));
+        ob[2 + j % 16] |= (uint8_t)(qv << (j < 16 ? 0 : 4));
+      }
+    }
+  }
+  return out;
+}
+
+std::vector<float> ref_dequantize(GgmlType t, const uint8_t* bytes, int n) {
+  const int bb = t == GgmlType::Q8_0 ? 34 : 18;
+  std::vector<float> y(n);
+  for (int b = 0; b < n / 32; ++b) {
+    const uint8_t* ib = bytes + (size_t)b * bb;
+    uint16_t dh;
+    std::memcpy(&dh, ib, 2);
+    const float d = f16_to_f32(dh);
+    for (int j = 0; j < 32; ++j) {
+      const int qv = t == GgmlType::Q8_0 ? (int)(int8_t)ib[2 + j] : ((ib[2 + j % 16] >> (j < 16 ? 0 : 4)) & 15) - 8;
+      y[b * 32 + j] = d * (float)qv;
+    }
+  }
+  return y;
+}
+
+// Inputs whose global-layer keys and values are replaced by their reference quantise->dequantise round trip.
+Inputs ref_rounded(const KvGeometry& g, Inputs in, GgmlType t) {
+  for (int l : kGlobal)
+    for (int64_t p = 0; p < in.n; ++p)
+      for (int h = 0; h < kKv; ++h)
+        for (std::vector<float>* m : {&in.k[l], &in.v[l]}) {
+          float* row = &(*m)[p * kW + h * kHd];
+          const std::vector<float> y = ref_dequantize(t, ref_quantize(t, row, kHd).data(), kHd);
+          std::copy(y.begin(), y.end(), row);
+        }
+  return in;
+}
+
+TEST(BlockQuant, MatchesReferenceFormatAndOpsDequantisation) {
+  std::mt19937 rng(1);
+  std::normal_distribution<float> nd(0, 1);
+  for (GgmlType t : {GgmlType::Q8_0, GgmlType::Q4_0}) {
+    for (int trial = 0; trial < 50; ++trial) {
+      std::vector<float> x(256);
+      const float gain = std::pow(10.0f, (float)(trial % 7) - 3);
+      for (float& v : x) v = gain * nd(rng);
+      if (trial == 0) std::fill(x.begin(), x.begin() + 32, 0.0f);  // an all-zero block
+      if (trial == 1) x[5] = -40 * gain;                           // a negative extreme
+      std::vector<uint8_t> q(row_bytes(t, 256));
+      quantize_row(t, x.data(), q.data(), 256);
+      ASSERT_EQ(q, ref_quantize(t, x.data(), 256)) << traits(t).name << " trial " << trial;
+      std::vector<float> y(256);
+      dequantize_row(t, q.data(), y.data(), 256);  // ops/quant (SIMD or scalar), the policy's read path
+      ASSERT_EQ(max_abs_diff(y, ref_dequantize(t, q.data(), 256)), 0.0f);
+      for (int b = 0; b < 8; ++b) {  // round trip within one step (q8: half a step) plus the f16 scale's rounding
+        float amax = 0;
+        for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[b * 32 + j]));
+        const float step = t == GgmlType::Q8_0 ? amax / 127 : amax / 8;
+        for (int j = 0; j < 32; ++j)
+          EXPECT_LE(std::fabs(y[b * 32 + j] - x[b * 32 + j]),
+                    (t == GgmlType::Q8_0 ? 0.5f : 1.0f) * step + 2e-3f * amax);
+      }
+    }
+  }
+  std::vector<float> x(40);
+  std::vector<uint8_t> q(64);
+  EXPECT_THROW(quantize_row(GgmlType::Q8_0, x.data(), q.data(), 40), Error);
+  EXPECT_THROW(quantize_row(GgmlType::Q4_1, x.data(), q.data(), 32), Error);
+}
+
+void check_block_policy(const char* name, GgmlType t, double max_rel) {
+  const KvGeometry g = make_geometry();
+  const int64_t prompt = 300, total = 340;
+  Inputs in(g, total + 1, 0, 1.0f, 31);  // one more position to replay on a clone
+  FullKvCache full(g, KvOptions{});
+  QuantizedKvCache qc(g, t);
+  std::unique_ptr<KvCache> made = make_kv_cache(g, opts(name));
+  EXPECT_STREQ(made->policy(), name);
+  Inputs rounded = ref_rounded(g, in, t);
+  FullKvCache ref(g, KvOptions{});  // exact attention over the reference-dequantised rows
+  auto fo = feed(full, in, 0, prompt, 128), qo = feed(qc, in, 0, prompt, 128), ro = feed(ref, rounded, 0, prompt, 128);
+  const auto mo = feed(*made, in, 0, prompt, 128);
+  full.end_prefill(), qc.end_prefill(), ref.end_prefill(), made->end_prefill();
+  const auto fd = feed(full, in, prompt, total, 1), qd = feed(qc, in, prompt, total, 1);
+  const auto rd = feed(ref, rounded, prompt, total, 1);
+  EXPECT_EQ(compare(qo, ro).max_abs, 0.0f);  // prefill (tiled kernel)
+  EXPECT_EQ(compare(qd, rd).max_abs, 0.0f);  // decode (row blocks)
+  EXPECT_EQ(compare(mo, qo).max_abs, 0.0f);
+  const Diff dp = compare(qo, fo), dd = compare(qd, fd);
+  EXPECT_LT(dp.rel, max_rel) << name;
+  EXPECT_LT(dd.rel, max_rel) << name;
+  EXPECT_GT(dd.max_abs, 0.0f);
+  printf("%s rel err vs full: prefill %.2e, decode %.2e\n", name, dp.rel, dd.rel);
+  EXPECT_EQ(max_abs_diff(qo[1], fo[1]), 0.0f);  // the sliding layer is exact
+  EXPECT_EQ(max_abs_diff(qd[1], fd[1]), 0.0f);
+  // Stored bytes are the reference's block bytes of the input rows.
+  for (int gi = 0; gi < 2; ++gi)
+    for (int64_t p : {int64_t{0}, int64_t{129}, total - 1}) {
+      const std::vector<uint8_t> rk = ref_quantize(t, &in.k[kGlobal[gi]][p * kW + kHd], kHd);
+      ASSERT_EQ(std::memcmp(qc.key_bytes(gi, 1, p), rk.data(), rk.size()), 0);
+      const std::vector<uint8_t> rv = ref_quantize(t, &in.v[kGlobal[gi]][p * kW + kHd], kHd);
+      ASSERT_EQ(std::memcmp(qc.value_bytes(gi, 1, p), rv.data(), rv.size()), 0);
+    }
+  // Clone continues identically.
+  std::unique_ptr<KvCache> copy = qc.clone();
+  EXPECT_EQ(compare(feed(*copy, in, total, total + 1, 1), feed(qc, in, total, total + 1, 1)).max_abs, 0.0f);
+}
+
+TEST(QuantPolicies, Q8IsCloseToFullAndExactOverItsRoundedRows) { check_block_policy("q8", GgmlType::Q8_0, 0.01); }
+
+TEST(QuantPolicies, Q4IsCloseToFullAndExactOverItsRoundedRows) { check_block_policy("q4", GgmlType::Q4_0, 0.10); }
+
+// ---- decoded attention (shared by q8/q4 and kivi) ----
+
+// Serves f32 rows, standing in for a policy's compact rows.
+class PlainRows : public RowDecoder {
+ public:
+  PlainRows(const std::vector<float>& k, const std::vector<float>& v, int n_kv, int hd)
+      : k_(k), v_(v), n_kv_(n_kv), hd_(hd) {}
+  void decode(int h, int64_t begin, int64_t n, float* k, float* v) const override {
+    for (int64_t t = begin; t < begin + n; ++t) {
+      std::copy_n(&k_[(t * n_kv_ + h) * hd_], hd_, k + (t - begin) * hd_);
+      std::copy_n(&v_[(t * n_kv_ + h) * hd_], hd_, v + (t - begin) * hd_);
+    }
+  }
+
+ private:
+  const std::vector<float>&k_, &v_;
+  int n_kv_, hd_;
+};
+
+TEST(DecodedAttention, MatchesDenseStoreIncludingSplitLongRows) {
+  LayerGeometry g = make_geometry().layers[0];
+  g.n_kv_head = 1, g.n_head = 3;  // one KV head (as Gemma 3 270M): a long step is split over threads
+  const int64_t n = 5000;
+  std::mt19937 rng(7);
+  std::normal_distribution<float> nd(0, 1);
+  std::vector<float> k(n * kHd), v(n * kHd), q(n * 3 * kHd);
+  for (std::vector<float>* x : {&k, &v, &q})
+    for (float& e : *x) e = nd(rng);
+  DenseLayerStore dense(g, false);
+  const int threads = omp_get_max_threads();
+  omp_set_num_threads(2);
+  const PlainRows rows(k, v, 1, kHd);
+  std::vector<float> a(3 * kHd * 200), b(3 * kHd * 200);
+  for (int64_t p = 0; p < n;) {
+    const int m = p < n - 3 ? (int)std::min<int64_t>(200, n - 3 - p) : 1;  // chunks, then three single steps
+    dense.append_and_attend(p, m, &q[p * 3 * kHd], &k[p * kHd], &v[p * kHd], a.data());
+    attend_decoded(g, rows, p, m, &q[p * 3 * kHd], b.data());
+    a.resize(m * 3 * kHd), b.resize(m * 3 * kHd);
+    if (m > 1)
+      ASSERT_EQ(max_abs_diff(a, b), 0.0f) << "chunk at " << p;
+    else
+      ASSERT_LT(max_abs_diff(a, b), 1e-5f) << "step at " << p;  // split parts merge in another order
+    a.resize(3 * kHd * 200), b.resize(3 * kHd * 200);
+    p += m;
+  }
+  omp_set_num_threads(threads);
+}
+
+}  // namespace
+}  // namespace shadowkv
