@@ -14,6 +14,7 @@
 #include "kv/decoded_attention.h"
 #include "kv/dense_layer_store.h"
 #include "kv/full_kv_cache.h"
+#include "kv/kivi_kv_cache.h"
 #include "kv/quantized_kv_cache.h"
 #include "kv_test_util.h"
 #include "ops/f16.h"
@@ -31,6 +32,11 @@ KvOptions opts(const std::string& policy, const std::map<std::string, std::strin
   KvOptions o(policy);
   for (const auto& [k, v] : settings) o.set(k, v);
   return o;
+}
+
+std::map<std::string, double> counter_map(const KvCache& c) {
+  const auto v = c.counters();
+  return {v.begin(), v.end()};
 }
 
 float max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
@@ -168,6 +174,105 @@ void check_block_policy(const char* name, GgmlType t, double max_rel) {
 TEST(QuantPolicies, Q8IsCloseToFullAndExactOverItsRoundedRows) { check_block_policy("q8", GgmlType::Q8_0, 0.01); }
 
 TEST(QuantPolicies, Q4IsCloseToFullAndExactOverItsRoundedRows) { check_block_policy("q4", GgmlType::Q4_0, 0.10); }
+
+// ---- kivi ----
+
+// Reference KIVI quantiser: f16 scale (max-min)/(2^bits-1) and zero min, codes against the rounded parameters.
+float ref_kivi(float x, float lo, float hi, int bits) {
+  const float s = f16_to_f32(f32_to_f16((hi - lo) / (float)((1 << bits) - 1))), mn = f16_to_f32(f32_to_f16(lo));
+  float c = s > 0 ? std::nearbyint((x - mn) / s) : 0.0f;
+  c = std::clamp(c, 0.0f, (float)((1 << bits) - 1));
+  return mn + c * s;
+}
+
+void check_kivi_rows(int bits, int group, int residual) {
+  const KvGeometry g = make_geometry();
+  const int64_t prompt = 300, total = 337;
+  Inputs in(g, total, 0, 1.0f, 41);
+  KiviKvCache kc(g, opts("kivi", {{"bits", std::to_string(bits)},
+                                  {"group", std::to_string(group)},
+                                  {"residual", std::to_string(residual)}}));
+  feed(kc, in, 0, prompt, 128);
+  kc.end_prefill();
+  feed(kc, in, prompt, total, 1);
+  for (int gi = 0; gi < 2; ++gi) {
+    const int64_t kq = kc.quantized_keys(gi), vq = kc.quantized_values(gi);
+    EXPECT_EQ(kq, std::max<int64_t>(0, (total - residual) / group) * group);
+    EXPECT_EQ(vq, std::max<int64_t>(0, total - residual));
+    const std::vector<float>&K = in.k[kGlobal[gi]], &V = in.v[kGlobal[gi]];
+    for (int h = 0; h < kKv; ++h) {
+      std::vector<float> k(total * kHd), v(total * kHd);
+      kc.decode_rows(gi, h, 0, total, k.data(), v.data());
+      for (int64_t t = 0; t < total; ++t)
+        for (int c = 0; c < kHd; ++c) {
+          const float x = K[t * kW + h * kHd + c], y = V[t * kW + h * kHd + c];
+          float want_k = x, want_v = y;
+          if (t < kq) {  // per channel over the key group
+            const int64_t g0 = t / group * group;
+            float lo = x, hi = x;
+            for (int64_t u = g0; u < g0 + group; ++u) {
+              lo = std::min(lo, K[u * kW + h * kHd + c]);
+              hi = std::max(hi, K[u * kW + h * kHd + c]);
+            }
+            want_k = ref_kivi(x, lo, hi, bits);
+          }
+          if (t < vq) {  // per token over the channel group
+            const int c0 = c / group * group, c1 = std::min(kHd, c0 + group);
+            float lo = y, hi = y;
+            for (int u = c0; u < c1; ++u) {
+              lo = std::min(lo, V[t * kW + h * kHd + u]);
+              hi = std::max(hi, V[t * kW + h * kHd + u]);
+            }
+            want_v = ref_kivi(y, lo, hi, bits);
+          }
+          // Exact rows are bit-exact; quantised ones equal the reference up to float rounding.
+          ASSERT_NEAR(k[t * kHd + c], want_k, t < kq ? 1e-5f : 0.0f) << "key t " << t << " c " << c;
+          ASSERT_NEAR(v[t * kHd + c], want_v, t < vq ? 1e-5f : 0.0f) << "value t " << t << " c " << c;
+        }
+    }
+  }
+}
+
+TEST(KiviPolicy, KeptRowsExactQuantisedRowsMatchReference) {
+  check_kivi_rows(2, 32, 128);
+  check_kivi_rows(4, 32, 64);
+  check_kivi_rows(2, 24, 0);   // channel groups 24 + 8; every value quantised
+  check_kivi_rows(4, 16, 17);  // residual not a multiple of the group
+}
+
+TEST(KiviPolicy, ResidualCoveringEverythingEqualsFull) {
+  const KvGeometry g = make_geometry();
+  const int64_t prompt = 300, total = 360;
+  Inputs in(g, total, 0, 1.0f, 42);
+  FullKvCache full(g, KvOptions{});
+  std::unique_ptr<KvCache> kc = make_kv_cache(g, opts("kivi", {{"residual", "360"}}));
+  EXPECT_EQ(compare(feed(*kc, in, 0, prompt, 128), feed(full, in, 0, prompt, 128)).max_abs, 0.0f);
+  kc->end_prefill();
+  EXPECT_EQ(compare(feed(*kc, in, prompt, total, 1), feed(full, in, prompt, total, 1)).max_abs, 0.0f);
+  EXPECT_EQ(counter_map(*kc)["values_quantized"], 0.0);
+}
+
+TEST(KiviPolicy, CloseToFullAndFourBitsCloserThanTwo) {
+  const KvGeometry g = make_geometry();
+  const int64_t prompt = 300, total = 400;
+  Inputs in(g, total, 0, 1.0f, 43);
+  FullKvCache full(g, KvOptions{});
+  KiviKvCache k2(g, opts("kivi", {{"residual", "32"}})), k4(g, opts("kivi", {{"bits", "4"}, {"residual", "32"}}));
+  feed(full, in, 0, prompt, 128), feed(k2, in, 0, prompt, 128), feed(k4, in, 0, prompt, 128);
+  full.end_prefill(), k2.end_prefill(), k4.end_prefill();
+  const auto f = feed(full, in, prompt, total, 1), o2 = feed(k2, in, prompt, total, 1),
+             o4 = feed(k4, in, prompt, total, 1);
+  const Diff d2 = compare(o2, f), d4 = compare(o4, f);
+  printf("kivi rel err vs full: 2 bits %.3f, 4 bits %.3f\n", d2.rel, d4.rel);
+  EXPECT_TRUE(d2.finite && d4.finite);
+  EXPECT_LT(d2.rel, 0.5);
+  EXPECT_LT(d4.rel, 0.1);
+  EXPECT_LT(d4.rel, 0.5 * d2.rel);
+  EXPECT_EQ(max_abs_diff(o2[1], f[1]), 0.0f);  // the sliding layer is exact
+  const std::unique_ptr<KvCache> copy = k2.clone();
+  EXPECT_EQ(counter_map(*copy)["keys_quantized"], counter_map(k2)["keys_quantized"]);
+  EXPECT_GT(counter_map(k2)["keys_quantized"], 0.8);
+}
 
 // ---- decoded attention (shared by q8/q4 and kivi) ----
 
