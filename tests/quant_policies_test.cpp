@@ -16,6 +16,7 @@
 #include "kv/full_kv_cache.h"
 #include "kv/kivi_kv_cache.h"
 #include "kv/quantized_kv_cache.h"
+#include "kv/quest_kv_cache.h"
 #include "kv_test_util.h"
 #include "ops/f16.h"
 #include "ops/quant.h"
@@ -274,6 +275,155 @@ TEST(KiviPolicy, CloseToFullAndFourBitsCloserThanTwo) {
   EXPECT_GT(counter_map(k2)["keys_quantized"], 0.8);
 }
 
+// ---- quest ----
+
+// Brute force: f16-rounded keys of the input, page min/max, the bound per head, max over the group.
+std::vector<float> ref_page_scores(const Inputs& in, int layer, int h, int64_t n, int page, const float* qg) {
+  std::vector<float> scores;
+  for (int64_t p0 = 0; p0 < n; p0 += page) {
+    std::vector<float> lo(kHd, INFINITY), hi(kHd, -INFINITY);
+    for (int64_t t = p0; t < std::min(n, p0 + page); ++t)
+      for (int c = 0; c < kHd; ++c) {
+        const float x = f16_to_f32(f32_to_f16(in.k[layer][t * kW + h * kHd + c]));
+        lo[c] = std::min(lo[c], x), hi[c] = std::max(hi[c], x);
+      }
+    float best = -INFINITY;
+    for (int j = 0; j < kHeads / kKv; ++j) {
+      float b = 0;
+      for (int c = 0; c < kHd; ++c) b += std::max(qg[j * kHd + c] * lo[c], qg[j * kHd + c] * hi[c]);
+      best = std::max(best, b);
+    }
+    scores.push_back(best);
+  }
+  return scores;
+}
+
+TEST(QuestPolicy, BudgetCoveringEverythingEqualsFullF16) {
+  const KvGeometry g = make_geometry();
+  const int64_t prompt = 300, total = 360;
+  Inputs in(g, total, 0, 1.0f, 51);
+  FullKvCache f16(g, opts("full", {{"kv-f16", "true"}})), f32(g, KvOptions{});
+  std::unique_ptr<KvCache> qc = make_kv_cache(g, opts("quest", {{"budget", "360"}, {"page", "16"}}));
+  auto a = feed(*qc, in, 0, prompt, 128), b = feed(f16, in, 0, prompt, 128), c = feed(f32, in, 0, prompt, 128);
+  qc->end_prefill(), f16.end_prefill(), f32.end_prefill();
+  auto ad = feed(*qc, in, prompt, total, 1), bd = feed(f16, in, prompt, total, 1), cd = feed(f32, in, prompt, total, 1);
+  for (int l : kGlobal) {
+    EXPECT_EQ(max_abs_diff(a[l], b[l]), 0.0f);
+    EXPECT_EQ(max_abs_diff(ad[l], bd[l]), 0.0f);
+  }
+  EXPECT_EQ(max_abs_diff(a[1], c[1]), 0.0f);  // the sliding layer stays exact f32
+  EXPECT_EQ(max_abs_diff(ad[1], cd[1]), 0.0f);
+  EXPECT_EQ(counter_map(*qc)["pages_selected_fraction"], 1.0);
+}
+
+TEST(QuestPolicy, SelectionMatchesBruteForceAndAttendsExactlyOverIt) {
+  const KvGeometry g = make_geometry();
+  const int64_t prompt = 203, total = 230;
+  const int page = 8;
+  Inputs in(g, total, 4, 2.0f, 52);
+  QuestKvCache qc(g, opts("quest", {{"budget", "64"}, {"page", std::to_string(page)}}));
+  EXPECT_EQ(qc.pages_per_step(), 8);
+  feed(qc, in, 0, prompt, 128);
+  qc.end_prefill();
+  for (int64_t pos = prompt; pos < total; ++pos) {
+    const auto out = feed(qc, in, pos, pos + 1, 1);
+    const int64_t n = pos + 1, n_pages = (n + page - 1) / page;
+    for (int gi = 0; gi < 2; ++gi) {
+      const int l = kGlobal[gi];
+      for (int h = 0; h < kKv; ++h) {
+        const float* qg = &in.q[l][pos * kQw + h * 2 * kHd];
+        const std::vector<float> ref = ref_page_scores(in, l, h, n, page, qg);
+        ASSERT_EQ(qc.page_scores(gi, h, qg), ref);
+        std::vector<int64_t> want;  // top 7 by (score, lower index), plus the last page
+        for (int64_t p = 0; p + 1 < n_pages; ++p) want.push_back(p);
+        std::sort(want.begin(), want.end(),
+                  [&](int64_t a, int64_t b) { return ref[a] > ref[b] || (ref[a] == ref[b] && a < b); });
+        want.resize(7);
+        std::sort(want.begin(), want.end());
+        want.push_back(n_pages - 1);
+        const std::vector<int64_t> sel = qc.select_pages(gi, h, qg);
+        ASSERT_EQ(sel, want) << "pos " << pos;
+        // The step's output is exact softmax attention (double) over the selected pages' f16 rows.
+        for (int j = 0; j < 2; ++j) {
+          std::vector<double> w, acc(kHd, 0.0);
+          std::vector<int64_t> toks;
+          for (int64_t p : sel)
+            for (int64_t t = p * page; t < std::min(n, (p + 1) * page); ++t) toks.push_back(t);
+          double m = -INFINITY, z = 0;
+          for (int64_t t : toks) {
+            double s = 0;
+            for (int c = 0; c < kHd; ++c)
+              s += (double)qg[j * kHd + c] * f16_to_f32(f32_to_f16(in.k[l][t * kW + h * kHd + c]));
+            w.push_back(s * g.layers[l].scale);
+            m = std::max(m, w.back());
+          }
+          for (size_t i = 0; i < toks.size(); ++i) {
+            const double e = std::exp(w[i] - m);
+            z += e;
+            for (int c = 0; c < kHd; ++c) acc[c] += e * f16_to_f32(f32_to_f16(in.v[l][toks[i] * kW + h * kHd + c]));
+          }
+          for (int c = 0; c < kHd; ++c) ASSERT_NEAR(out[l][(h * 2 + j) * kHd + c], acc[c] / z, 1e-4);
+        }
+      }
+    }
+  }
+  const double frac = counter_map(qc)["pages_selected_fraction"];
+  EXPECT_GT(frac, 8.0 / 29);
+  EXPECT_LT(frac, 8.0 / 26);
+}
+
+TEST(QuestPolicy, BoundIsAnUpperBoundOfEveryScoreInThePage) {
+  const KvGeometry g = make_geometry();
+  const int64_t n = 157;
+  Inputs in(g, n, 0, 1.0f, 53);
+  for (int page : {1, 5, 16}) {
+    QuestKvCache qc(g, opts("quest", {{"page", std::to_string(page)}}));
+    feed(qc, in, 0, n, 64);
+    std::mt19937 rng(page);
+    std::normal_distribution<float> nd(0, 1);
+    for (int trial = 0; trial < 20; ++trial) {
+      std::vector<float> qg(2 * kHd);
+      for (float& x : qg) x = nd(rng) * (trial % 2 ? 10.0f : 0.1f);
+      for (int gi = 0; gi < 2; ++gi)
+        for (int h = 0; h < kKv; ++h) {
+          const std::vector<float> sc = qc.page_scores(gi, h, qg.data());
+          ASSERT_EQ((int64_t)sc.size(), (n + page - 1) / page);
+          for (int64_t t = 0; t < n; ++t)
+            for (int j = 0; j < 2; ++j) {
+              double s = 0;
+              for (int c = 0; c < kHd; ++c)
+                s += (double)qg[j * kHd + c] * f16_to_f32(f32_to_f16(in.k[kGlobal[gi]][t * kW + h * kHd + c]));
+              ASSERT_LE(s, sc[t / page] + 1e-5 * (1 + std::fabs(s))) << "page " << page << " t " << t;
+            }
+        }
+    }
+  }
+}
+
+TEST(QuestPolicy, SmallBudgetIsApproximateAndForksAcrossBudgets) {
+  const KvGeometry g = make_geometry();
+  const int64_t prompt = 300, total = 360;
+  Inputs in(g, total, 4, 2.0f, 54);
+  FullKvCache full(g, opts("full", {{"kv-f16", "true"}}));
+  QuestKvCache base(g, opts("quest", {{"budget", "4096"}}));
+  std::unique_ptr<KvCache> fresh = make_kv_cache(g, opts("quest", {{"budget", "96"}}));
+  feed(full, in, 0, prompt, 128), feed(base, in, 0, prompt, 128), feed(*fresh, in, 0, prompt, 128);
+  std::unique_ptr<KvCache> forked = base.fork(opts("quest", {{"budget", "96"}}));
+  ASSERT_NE(forked, nullptr);
+  EXPECT_EQ(base.fork(opts("quest", {{"page", "8"}})), nullptr);
+  EXPECT_EQ(base.fork(opts("q8")), nullptr);
+  const auto f = feed(full, in, prompt, total, 1), a = feed(*fresh, in, prompt, total, 1);
+  EXPECT_EQ(compare(feed(*forked, in, prompt, total, 1), a).max_abs, 0.0f);
+  const Diff d = compare(std::vector<std::vector<float>>{a[0], a[2]}, {f[0], f[2]});
+  printf("quest budget 96 rel err vs full f16: %.3f\n", d.rel);
+  EXPECT_TRUE(d.finite);
+  EXPECT_GT(d.max_abs, 0.0f);
+  EXPECT_LT(d.rel, 0.5);
+  const double frac = counter_map(*fresh)["pages_selected_fraction"];
+  EXPECT_GT(frac, 6.0 / 23 - 1e-9);  // 6 of 19..23 pages per step
+  EXPECT_LT(frac, 6.0 / 19 + 1e-9);
+}
+
 // ---- decoded attention (shared by q8/q4 and kivi) ----
 
 // Serves f32 rows, standing in for a policy's compact rows.
@@ -320,6 +470,61 @@ TEST(DecodedAttention, MatchesDenseStoreIncludingSplitLongRows) {
     p += m;
   }
   omp_set_num_threads(threads);
+}
+
+// ---- all four ----
+
+TEST(QuantPolicies, HoldFewerBytesThanFull) {
+  const KvGeometry g = make_geometry();
+  const int64_t prompt = 300;
+  Inputs in(g, prompt, 0, 1.0f, 61);
+  FullKvCache full(g, KvOptions{});
+  feed(full, in, 0, prompt, 128);
+  const int64_t full_bytes = full.memory().total();
+  EXPECT_EQ(full_bytes, full_kv_bytes(g, prompt, false));
+  std::map<std::string, int64_t> bytes;
+  for (const char* name : {"q8", "q4", "kivi", "quest"}) {
+    std::unique_ptr<KvCache> c = make_kv_cache(g, opts(name));
+    feed(*c, in, 0, prompt, 128);
+    c->end_prefill();
+    const KvMemory m = c->memory();
+    int64_t sum = 0;
+    for (const auto& p : m.parts) sum += p.second;
+    EXPECT_EQ(sum, m.total()) << name;
+    EXPECT_LT(m.total(), full_bytes) << name;
+    bytes[name] = m.total();
+  }
+  const int64_t sliding = full_kv_bytes(g, prompt, false) - 2 * prompt * kW * 4 * 2;
+  EXPECT_EQ(bytes["q8"] - sliding, 2 * prompt * kKv * 34 * 2);  // one 34-byte block per row of 32
+  EXPECT_EQ(bytes["q4"] - sliding, 2 * prompt * kKv * 18 * 2);
+  EXPECT_EQ(bytes["quest"] - sliding, 2 * (prompt * kW * 2 * 2 + 19 * kKv * kHd * 2 * 2));  // f16 + 19 pages min/max
+  printf("KV bytes at %lld tokens: full %lld, q8 %lld, q4 %lld, kivi %lld, quest %lld\n", (long long)prompt,
+         (long long)full_bytes, (long long)bytes["q8"], (long long)bytes["q4"], (long long)bytes["kivi"],
+         (long long)bytes["quest"]);
+}
+
+TEST(QuantPolicies, BadSettingsAndGeometryThrow) {
+  const KvGeometry g = make_geometry();
+  EXPECT_THROW(make_kv_cache(g, opts("kivi", {{"bits", "3"}})), Error);
+  EXPECT_THROW(make_kv_cache(g, opts("kivi", {{"bits", "8"}})), Error);
+  EXPECT_THROW(make_kv_cache(g, opts("kivi", {{"group", "0"}})), Error);
+  EXPECT_THROW(make_kv_cache(g, opts("kivi", {{"residual", "-1"}})), Error);
+  EXPECT_THROW(make_kv_cache(g, opts("quest", {{"page", "0"}})), Error);
+  EXPECT_THROW(make_kv_cache(g, opts("quest", {{"budget", "-16"}})), Error);
+  EXPECT_THROW(make_kv_cache(g, opts("q8", {{"budget", "16"}})), Error);  // q8 has no settings
+  EXPECT_NO_THROW(make_kv_cache(g, opts("quest", {{"budget", "0"}})));
+  KvGeometry odd = g;
+  for (LayerGeometry& l : odd.layers) l.head_dim = 48, l.rope = RopeSpec::make(RopeSpec::Style::Neox, 48, 10000.0f);
+  for (const char* name : {"q8", "q4"}) {
+    try {
+      make_kv_cache(odd, opts(name));
+      ADD_FAILURE() << name << " accepted head_dim 48";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("multiple of 32"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_NO_THROW(make_kv_cache(odd, opts("kivi")));
+  EXPECT_NO_THROW(make_kv_cache(odd, opts("quest")));
 }
 
 }  // namespace
