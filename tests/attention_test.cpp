@@ -1,5 +1,6 @@
 // Attention kernels: attend_group against a double-precision softmax reference, and the prefill tile kernel
-// (attend_tile) equal to per-query attend_group, for f32/f16 rows, append-only and ring (windowed) sets.
+// (attend_tile) equal to per-query attend_group, for f32/f16 rows, append-only and ring (windowed) sets, and sink
+// sets that ignore the window.
 #include "ops/attention.h"
 
 #include <gtest/gtest.h>
@@ -48,16 +49,26 @@ Rows random_rows(int64_t n, int hd, std::mt19937& rng) {
   return r;
 }
 
-// Softmax attention in double over rows visible to q_pos (pos <= q_pos, within the window).
+// Rows [b, e) of r.
+Rows slice(const Rows& r, int64_t b, int64_t e, int hd) {
+  Rows s;
+  s.kf.assign(r.kf.begin() + b * hd, r.kf.begin() + e * hd), s.vf.assign(r.vf.begin() + b * hd, r.vf.begin() + e * hd);
+  s.kh.assign(r.kh.begin() + b * hd, r.kh.begin() + e * hd), s.vh.assign(r.vh.begin() + b * hd, r.vh.begin() + e * hd);
+  s.pos.assign(r.pos.begin() + b, r.pos.begin() + e);
+  return s;
+}
+
+// Softmax attention in double over rows visible to q_pos (pos <= q_pos, within the window; rows before index
+// sink_rows ignore the window).
 std::vector<double> reference(const float* q, int n_q, int hd, float scale, const Rows& r, KvDType dt, int64_t q_pos,
-                              int window) {
+                              int window, int64_t sink_rows = 0) {
   std::vector<double> out((size_t)n_q * hd, 0.0);
   for (int h = 0; h < n_q; ++h) {
     std::vector<double> s;
     std::vector<int64_t> ids;
     for (int64_t i = 0; i < (int64_t)r.pos.size(); ++i) {
       const int64_t p = r.pos[i];
-      if (p < 0 || p > q_pos || (window > 0 && q_pos - p >= window)) continue;
+      if (p < 0 || p > q_pos || (window > 0 && i >= sink_rows && q_pos - p >= window)) continue;
       double d = 0;
       for (int k = 0; k < hd; ++k) d += (double)q[h * hd + k] * r.key(dt, i, k, hd);
       s.push_back(scale * d);
@@ -138,6 +149,33 @@ TEST(Attention, TileEqualsPerQueryAppendOnlyF32) { check_tile_matches_group(KvDT
 TEST(Attention, TileEqualsPerQueryAppendOnlyF16) { check_tile_matches_group(KvDType::F16, false, 0); }
 TEST(Attention, TileEqualsPerQueryRingWindowF16) { check_tile_matches_group(KvDType::F16, true, 64); }
 TEST(Attention, TileEqualsPerQueryRingWindowF32) { check_tile_matches_group(KvDType::F32, true, 64); }
+
+// Sink rows stay visible outside the window, in attend_group and attend_tile alike; the other set keeps its window.
+TEST(Attention, SinkSetIgnoresTheWindow) {
+  std::mt19937 rng(12);
+  const int hd = 32, n_q = 2, n_tok = 20, window = 32;
+  const float scale = 0.2f;
+  for (KvDType dt : {KvDType::F32, KvDType::F16}) {
+    Rows all = random_rows(4 + 80, hd, rng);  // rows 0..3: sinks at positions 0..3; then positions 180..259
+    for (int64_t i = 4; i < 84; ++i) all.pos[i] = 176 + i;
+    const Rows sinks = slice(all, 0, 4, hd), recent = slice(all, 4, 84, hd);
+    KeyValueRows sets[2] = {sinks.view(dt, true), recent.view(dt, true)};
+    sets[0].sink = true;
+    std::vector<float> q((size_t)n_tok * n_q * hd), tile((size_t)n_tok * n_q * hd), one((size_t)n_q * hd);
+    for (auto& x : q) x = std::normal_distribution<float>(0, 1)(rng);
+    const int64_t q_pos0 = 240;
+    attend_tile(q.data(), n_q * hd, n_tok, n_q, hd, scale, sets, 2, q_pos0, window, tile.data(), n_q * hd);
+    for (int t = 0; t < n_tok; ++t) {
+      const float* qt = q.data() + (size_t)t * n_q * hd;
+      attend_group(qt, n_q, hd, scale, sets, 2, q_pos0 + t, window, one.data());
+      const auto ref = reference(qt, n_q, hd, scale, all, dt, q_pos0 + t, window, 4);
+      for (int i = 0; i < n_q * hd; ++i) {
+        ASSERT_NEAR(one[i], ref[i], 2e-5) << "token " << t;
+        ASSERT_NEAR(tile[(size_t)t * n_q * hd + i], ref[i], 2e-5) << "token " << t;
+      }
+    }
+  }
+}
 
 }  // namespace
 }  // namespace shadowkv

@@ -32,6 +32,7 @@ inline void row_axpy(float w, const KeyValueRows& kv, int64_t i, int hd, float* 
 // Rows [begin, end) of one set.
 void attend_range(const float* q, int n_q, int hd, float scale, const KeyValueRows& kv, int64_t begin, int64_t end,
                   int64_t q_pos, int window, SoftmaxAcc* st) {
+  if (kv.sink) window = 0;
   int64_t idx[kBlock];
   float s[kBlock];
   for (int64_t b0 = begin; b0 < end; b0 += kBlock) {
@@ -93,6 +94,7 @@ void attend_tile(const float* q, int64_t q_stride, int n_tok, int n_q, int head_
   const int64_t q_last = q_pos0 + n_tok - 1;
   for (int si = 0; si < n_sets; ++si) {
     const KeyValueRows& kv = sets[si];
+    const int window_kv = kv.sink ? 0 : window;
     const int64_t n = kv.pos ? kv.n : std::clamp<int64_t>(q_last + 1 - kv.pos0, 0, kv.n);
     for (int64_t b0 = 0; b0 < n; b0 += kKeyBlock) {
       const int B = (int)std::min<int64_t>(kKeyBlock, n - b0);
@@ -101,7 +103,7 @@ void attend_tile(const float* q, int64_t q_stride, int n_tok, int n_q, int head_
       for (int j = 0; j < B; ++j) {
         pos[j] = row_pos(kv, b0 + j);
         // Visible to some query of the tile: not after the last one, and inside the first one's window.
-        any = any || (visible(pos[j], q_last, 0) && (window == 0 || q_pos0 - pos[j] < window));
+        any = any || (visible(pos[j], q_last, 0) && (window_kv == 0 || q_pos0 - pos[j] < window_kv));
       }
       if (!any) continue;
       const float *K, *V;
@@ -122,7 +124,7 @@ void attend_tile(const float* q, int64_t q_stride, int n_tok, int n_q, int head_
         float* sr = &S[(size_t)r * B];
         float bmax = -std::numeric_limits<float>::infinity();
         for (int j = 0; j < B; ++j) {
-          if (!visible(pos[j], q_pos, window)) sr[j] = -std::numeric_limits<float>::infinity();
+          if (!visible(pos[j], q_pos, window_kv)) sr[j] = -std::numeric_limits<float>::infinity();
           bmax = std::max(bmax, sr[j]);
         }
         if (bmax == -std::numeric_limits<float>::infinity()) {  // nothing visible to this query in the block

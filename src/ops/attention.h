@@ -16,6 +16,9 @@ struct KeyValueRows {
   // attend_group, and row i is at position pos0 + i for attend_tile's causal mask.
   const int64_t* pos = nullptr;
   int64_t pos0 = 0;
+  // Sink rows ignore the window: visible to every query at or after their position (e.g. the first tokens of a
+  // windowed cache that stay attended forever).
+  bool sink = false;
 };
 
 // Running softmax state of one query head: max score m, normaliser l, unnormalised output acc[head_dim].
@@ -26,7 +29,7 @@ struct SoftmaxAcc {
 };
 
 // Folds the visible rows of kv into the running state of n_q query heads (q: [n_q][head_dim]).
-// A row with pos p is visible to q_pos iff p <= q_pos and (window == 0 or q_pos - p < window).
+// A row with pos p is visible to q_pos iff p <= q_pos and (window == 0 or kv.sink or q_pos - p < window).
 void attend_rows(const float* q, int n_q, int head_dim, float scale, const KeyValueRows& kv, int64_t q_pos, int window,
                  SoftmaxAcc* state);
 
