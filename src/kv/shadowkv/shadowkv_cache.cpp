@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <string>
 
@@ -141,7 +142,6 @@ std::unique_ptr<KvCache> ShadowKvCache::fork(const KvOptions& options) const {
   c->sliding_ = sliding_;
   for (size_t i = 0; i < globals_.size(); ++i) {
     c->globals_[i].tail = globals_[i].tail;
-    c->globals_[i].tail_kpre = globals_[i].tail_kpre;
     c->globals_[i].last_q = globals_[i].last_q;
   }
   return c;
@@ -164,7 +164,6 @@ void ShadowKvCache::attend(int layer, int64_t pos0, int n, const float* q, const
   const LayerGeometry& lg = geom_.layers[layer];
   const int64_t kv_w = (int64_t)lg.n_kv_head * lg.head_dim, q_w = (int64_t)lg.n_head * lg.head_dim;
   if (g.segments.empty()) {  // nothing compressed (prefill, or a prompt within the budget): exact, tiled
-    g.tail_kpre.insert(g.tail_kpre.end(), k_pre, k_pre + n * kv_w);
     g.tail.append_and_attend(pos0, n, q, k, v, out);
     if (!prefill_done_) g.last_q.assign(q + (n - 1) * q_w, q + n * q_w);
     maybe_fold(g, pos0 + n);
@@ -196,11 +195,21 @@ void ShadowKvCache::ingest(int layer, int64_t pos0, int n, const float* k_pre, c
   lens_[layer] += n;
 }
 
-void ShadowKvCache::append_tail(GlobalLayer& g, int64_t pos, int n, const float* k_pre, const float* k,
-                                const float* v) {
-  const LayerGeometry& lg = geom_.layers[g.layer];
-  g.tail_kpre.insert(g.tail_kpre.end(), k_pre, k_pre + (size_t)n * lg.n_kv_head * lg.head_dim);
+void ShadowKvCache::append_tail(GlobalLayer& g, int64_t pos, int n, const float*, const float* k, const float* v) {
   g.tail.append(pos, n, k, v);
+}
+
+std::vector<float> ShadowKvCache::pre_rope_keys(const GlobalLayer& g, int64_t n_tok) const {
+  const LayerGeometry& lg = geom_.layers[g.layer];
+  const int hd = lg.head_dim, n_kv = lg.n_kv_head, width = n_kv * hd;
+  std::vector<float> kpre((size_t)n_tok * width);
+#pragma omp parallel for if (n_tok > 256)
+  for (int64_t t = 0; t < n_tok; ++t) {
+    for (int h = 0; h < n_kv; ++h)
+      std::memcpy(&kpre[(size_t)t * width + h * hd], g.tail.key_row(h, g.comp_end + t), sizeof(float) * hd);
+    apply_rope(lg.rope, &kpre[(size_t)t * width], n_kv, hd, -(g.comp_end + t));  // rotation back by its angle
+  }
+  return kpre;
 }
 
 void ShadowKvCache::maybe_fold(GlobalLayer& g, int64_t len) {
@@ -301,9 +310,10 @@ void ShadowKvCache::end_prefill() {
   // always compresses (so `--rank <width> --budget 100%` exercises the whole path).
   const bool compress = prompt_chunks > 0 && (cfg_.budget_value >= 0 || prompt_chunks * cfg_.chunk > budget_tokens_);
   for (GlobalLayer& g : globals_) {
-    if (!compress) continue;
-    compress_block(g, prompt_chunks, n_outliers_);
-    if (!g.last_q.empty()) select_and_fetch(g, g.last_q.data());  // the authors seed the buffer like this
+    if (compress) {
+      compress_block(g, prompt_chunks, n_outliers_);
+      if (!g.last_q.empty()) select_and_fetch(g, g.last_q.data());  // the authors seed the buffer like this
+    }
     std::vector<float>().swap(g.last_q);
   }
 }
@@ -316,13 +326,12 @@ void ShadowKvCache::compress_block(GlobalLayer& g, int64_t n_chunks, int64_t n_o
   ValueStore& store = *stores_[global_of_[g.layer]];
 
   // This block's own basis; U rows are shared by all heads (kept even where a head holds the chunk as an outlier).
-  const KeyBasis basis = fit_key_basis(g.tail_kpre.data(), n_tok, width, g.rank, KeyFactorMethod::kGramEig);
+  const std::vector<float> kpre = pre_rope_keys(g, n_tok);
+  const KeyBasis basis = fit_key_basis(kpre.data(), n_tok, width, g.rank, KeyFactorMethod::kGramEig);
   g.segments.push_back({g.comp_end, g.comp_end + n_tok, split_basis_by_head(basis, n_kv, hd)});
   std::vector<float> coef((size_t)n_tok * g.rank);
-  project_keys(basis, g.tail_kpre.data(), n_tok, coef.data());
+  project_keys(basis, kpre.data(), n_tok, coef.data());
   g.coef.append(coef.data(), n_tok);
-  g.tail_kpre.erase(g.tail_kpre.begin(), g.tail_kpre.begin() + n_tok * width);
-  if (g.tail_kpre.capacity() > 2 * g.tail_kpre.size() + 4096) g.tail_kpre.shrink_to_fit();  // the prompt's memory
 
   std::vector<float> lm((size_t)n_chunks * hd), score(n_chunks);
   const int64_t ce = (int64_t)chunk * hd;
@@ -384,7 +393,7 @@ KvMemory ShadowKvCache::memory() const {
     const GlobalLayer& g = globals_[i];
     u += g.coef.bytes();
     for (const Segment& s : g.segments) svt += (int64_t)s.svt.size() * 4;
-    tail += (int64_t)g.tail_kpre.size() * 4 + g.tail.bytes() + (int64_t)g.last_q.size() * 4;
+    tail += g.tail.bytes() + (int64_t)g.last_q.size() * 4;
     for (const Head& h : g.heads) {
       lms += h.landmarks.bytes() + (int64_t)h.cand_chunk.size() * 8;
       outl += (int64_t)(h.out_k.size() + h.out_v.size()) * 4;

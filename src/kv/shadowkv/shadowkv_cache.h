@@ -70,9 +70,8 @@ class ShadowKvCache : public KvCache {
   struct GlobalLayer {
     int layer = 0;  // index in the geometry
     int rank = 0;
-    int64_t comp_end = 0;          // positions [0, comp_end) are compressed; the dense tail holds the rest
-    DenseLayerStore tail;          // exact post-RoPE K, V of [comp_end, len)
-    std::vector<float> tail_kpre;  // pre-RoPE keys of [comp_end, len) [n][n_kv*head_dim]
+    int64_t comp_end = 0;  // positions [0, comp_end) are compressed; the dense tail holds the rest
+    DenseLayerStore tail;  // exact post-RoPE K, V of [comp_end, len)
     std::vector<Segment> segments;
     FactorRows coef;            // U rows [comp_end][rank]
     std::vector<float> last_q;  // query of the last token attended before end_prefill (seeds the hot buffer)
@@ -88,6 +87,9 @@ class ShadowKvCache : public KvCache {
   // Compresses the first n_chunks chunks of the dense tail as one segment with its own basis; each head keeps its
   // n_outliers worst-summarised chunks of the block dense.
   void compress_block(GlobalLayer& g, int64_t n_chunks, int64_t n_outliers);
+  // Pre-RoPE keys of the next n_tok tail tokens, rotated back from the stored post-RoPE keys (RoPE is a rotation:
+  // no separate pre-RoPE copy of the dense tail is kept).
+  std::vector<float> pre_rope_keys(const GlobalLayer& g, int64_t n_tok) const;
   // Compresses the oldest block of the dense tail while it is longer than the local window + dense_tail.
   void maybe_fold(GlobalLayer& g, int64_t pos);
   int64_t budget_chunks(const GlobalLayer& g) const;
