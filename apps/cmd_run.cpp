@@ -8,6 +8,7 @@
 #include "model/model.h"
 #include "runtime/chat_template.h"
 #include "runtime/generator.h"
+#include "runtime/kv_stats_json.h"
 #include "util/error.h"
 
 namespace shadowkv::cli {
@@ -57,20 +58,15 @@ std::vector<std::string> read_batch_file(const std::string& path) {
 }
 
 nlohmann::json stats_json(const GenerationStats& s) {
-  nlohmann::json j = {{"prompt_tokens", s.prompt_tokens},
-                      {"generated_tokens", s.generated_tokens},
-                      {"prefill_tok_s", s.prefill_tok_s()},
-                      {"decode_tok_s", s.decode_tok_s()},
-                      {"prefill_seconds", s.prefill_seconds},
-                      {"decode_seconds", s.decode_seconds},
-                      {"kv_bytes", s.kv.total()},
-                      {"kv_hot_bytes", s.kv.hot},
-                      {"kv_cold_bytes", s.kv.cold},
-                      {"kv_full_bytes", s.kv_full_bytes}};
-  nlohmann::json parts = nlohmann::json::object();
-  for (const auto& [name, bytes] : s.kv.parts) parts[name] = bytes;
-  j["kv_parts"] = parts;
-  for (const auto& [name, value] : s.counters) j[name] = value;
+  nlohmann::json j = kv_memory_json(s.kv);
+  j.update({{"prompt_tokens", s.prompt_tokens},
+            {"generated_tokens", s.generated_tokens},
+            {"prefill_tok_s", s.prefill_tok_s()},
+            {"decode_tok_s", s.decode_tok_s()},
+            {"prefill_seconds", s.prefill_seconds},
+            {"decode_seconds", s.decode_seconds},
+            {"kv_full_bytes", s.kv_full_bytes}});
+  j.update(counters_json(s.counters));
   return j;
 }
 

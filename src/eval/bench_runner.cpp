@@ -14,6 +14,7 @@
 #include "eval/kv_policies.h"
 #include "eval/svg.h"
 #include "eval/tasks.h"
+#include "runtime/kv_stats_json.h"
 #include "runtime/sampler.h"
 #include "runtime/scheduler.h"
 #include "util/clock.h"
@@ -109,14 +110,9 @@ std::string run_bench(const Model& model, const BenchConfig& c) {
         const double dt = now_s() - t0;
         for (int b = 0; b < B; ++b) caches[b] = std::move(done[b].cache);
         const KvMemory mem = caches[0]->memory();
-        json parts = json::object();
-        for (const auto& [n, v] : mem.parts) parts[n] = v;
-        json counters = json::object();
-        double hit_rate = NAN;
-        for (const auto& [n, v] : caches[0]->counters()) {
-          counters[n] = v;
-          if (n == "value_hit_rate") hit_rate = v;
-        }
+        const json counters = counters_json(caches[0]->counters());
+        const json parts = kv_memory_json(mem)["kv_parts"];
+        const double hit_rate = counters.value("value_hit_rate", NAN);
         const int64_t full_bytes = full_kv_bytes(model.kv_geometry(max_ctx, c.prefill_chunk), caches[0]->n_tokens(),
                                                  full_equivalent_f16(p.options));
         json r = {{"length", L},

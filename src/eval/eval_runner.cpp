@@ -17,6 +17,7 @@
 #include "eval/scoring.h"
 #include "eval/tasks.h"
 #include "kv/kv_policy.h"
+#include "runtime/kv_stats_json.h"
 #include "util/error.h"
 
 namespace shadowkv::eval {
@@ -65,17 +66,10 @@ json policy_json(const PolicySpec& p) {
 }
 
 json cache_stats(const KvCache& cache, const Model& m, int64_t max_ctx, int chunk, bool f16) {
-  const KvMemory mem = cache.memory();
-  json parts = json::object();
-  for (const auto& [n, b] : mem.parts) parts[n] = b;
-  json counters = json::object();
-  for (const auto& [n, v] : cache.counters()) counters[n] = v;
-  return {{"kv_bytes", mem.total()},
-          {"kv_hot_bytes", mem.hot},
-          {"kv_cold_bytes", mem.cold},
-          {"kv_parts", parts},
-          {"kv_full_bytes", full_kv_bytes(m.kv_geometry(max_ctx, chunk), cache.n_tokens(), f16)},
-          {"counters", counters}};
+  json j = kv_memory_json(cache.memory());
+  j["kv_full_bytes"] = full_kv_bytes(m.kv_geometry(max_ctx, chunk), cache.n_tokens(), f16);
+  j["counters"] = counters_json(cache.counters());
+  return j;
 }
 
 struct RefRun {

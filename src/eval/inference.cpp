@@ -11,16 +11,6 @@
 #include "util/error.h"
 
 namespace shadowkv::eval {
-void log_softmax(const float* x, int n, std::vector<float>& out) {
-  float mx = x[0];
-  for (int i = 1; i < n; ++i) mx = std::max(mx, x[i]);
-  double sum = 0;
-  for (int i = 0; i < n; ++i) sum += std::exp((double)x[i] - mx);
-  const float lse = mx + (float)std::log(sum);
-  out.resize(n);
-  for (int i = 0; i < n; ++i) out[i] = x[i] - lse;
-}
-
 Prefilled prefill(const Model& m, const std::vector<int32_t>& tokens, const KvOptions& kv, int64_t max_ctx, int chunk,
                   bool end) {
   if (tokens.empty()) throw Error("empty prompt");

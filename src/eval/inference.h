@@ -61,8 +61,6 @@ struct Fidelity {
 Fidelity teacher_forced(const Model& m, std::unique_ptr<KvCache>& cache, const std::vector<float>& first_logits,
                         const GreedyOutput& ref);
 
-// log-softmax of one row of logits, in place into out.
-void log_softmax(const float* logits, int n, std::vector<float>& out);
 
 struct TailPerplexity {
   double perplexity = 0, mean_nll = 0;

@@ -3,6 +3,7 @@
 
 #include <cmath>
 
+#include "runtime/sampler.h"
 #include "runtime/scheduler.h"
 #include "tokenizer/tokenizer.h"
 #include "util/clock.h"
@@ -17,19 +18,6 @@ std::vector<int32_t> perplexity_window(const std::vector<int32_t>& tokens, int w
   if (bos >= 0) w[0] = bos;
   return w;
 }
-
-namespace {
-
-// -log softmax(row)[target], in double.
-double nll_of(const float* row, int n_vocab, int32_t target) {
-  float mx = row[0];
-  for (int j = 1; j < n_vocab; ++j) mx = std::max(mx, row[j]);
-  double sum = 0;
-  for (int j = 0; j < n_vocab; ++j) sum += std::exp((double)row[j] - mx);
-  return -((double)row[target] - mx - std::log(sum));
-}
-
-}  // namespace
 
 PerplexityResult perplexity(const Model& model, const std::vector<int32_t>& tokens, int n_ctx, const KvOptions& kv,
                             int chunk) {
@@ -61,7 +49,7 @@ PerplexityResult perplexity(const Model& model, const std::vector<int32_t>& toke
     // Row `pos` predicts the window's next token; positions [first, n_ctx-2] are scored.
     r.on_logits = [&, win, w = r.feed](int64_t pos, const float* row) {
       if (pos > n_ctx - 2) return;
-      nll[win] += nll_of(row, V, w[pos + 1]);
+      nll[win] += log_sum_exp(row, V) - row[w[pos + 1]];
       ++scored[win];
     };
   }

@@ -54,4 +54,18 @@ int32_t Sampler::sample(const float* logits, int n) {
   return cand_[keep - 1].second;
 }
 
+double log_sum_exp(const float* x, int n) {
+  float mx = x[0];
+  for (int i = 1; i < n; ++i) mx = std::max(mx, x[i]);
+  double sum = 0;
+  for (int i = 0; i < n; ++i) sum += std::exp((double)x[i] - mx);
+  return mx + std::log(sum);
+}
+
+void log_softmax(const float* x, int n, std::vector<float>& out) {
+  const float lse = (float)log_sum_exp(x, n);
+  out.resize(n);
+  for (int i = 0; i < n; ++i) out[i] = x[i] - lse;
+}
+
 }  // namespace shadowkv

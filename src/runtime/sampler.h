@@ -27,4 +27,10 @@ class Sampler {
 // Index of the largest logit (lowest index on ties).
 int32_t argmax(const float* logits, int n);
 
+// log(sum(exp(x))) of one row, in double (max-shifted).
+double log_sum_exp(const float* x, int n);
+
+// log-softmax of one row of logits into out (resized to n).
+void log_softmax(const float* logits, int n, std::vector<float>& out);
+
 }  // namespace shadowkv
