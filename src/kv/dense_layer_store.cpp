@@ -1,11 +1,10 @@
 #include "kv/dense_layer_store.h"
 
-#include <cblas.h>
-
 #include <algorithm>
 #include <cstring>
 #include <string>
 
+#include "kv/head_rows.h"
 #include "ops/vec.h"
 #include "util/error.h"
 
@@ -93,8 +92,7 @@ const float* DenseLayerStore::value_row(int kv_head, int64_t pos) const {
 
 void DenseLayerStore::append_and_attend(int64_t pos0, int n, const float* q, const float* k, const float* v,
                                         float* out) {
-  const int hd = g_.head_dim, group = g_.n_head / g_.n_kv_head, width = g_.n_kv_head * hd;
-  const int64_t qstride = (int64_t)g_.n_head * hd;
+  const int hd = g_.head_dim, width = g_.n_kv_head * hd;
   // Append-only stores take the new rows first; a ring attends over itself plus the new rows held aside (in the
   // store's dtype, so a token is seen with the same rounding before and after it enters the ring).
   std::vector<std::vector<uint8_t>> new_k, new_v;
@@ -120,37 +118,16 @@ void DenseLayerStore::append_and_attend(int64_t pos0, int n, const float* q, con
       }
     }
   }
-  // One job per (tile of query tokens, KV head): a tile reads each key block once for all its queries.
-  auto sets_for = [&](int h, KeyValueRows* sets) {
-    sets[0] = rows(h);
-    if (!is_ring()) return 1;  // append-only: rows are at their index, the tile masks causally
-    sets[1] = {new_k[h].data(), new_v[h].data(), sets[0].dtype, n, new_pos.data()};
-    return 2;
-  };
-  if (n == 1) {  // decode: one query; attend_group splits a long row set over threads when heads do not
-#pragma omp parallel for if (g_.n_kv_head > 1)
-    for (int h = 0; h < g_.n_kv_head; ++h) {
-      KeyValueRows sets[2];
-      const int n_sets = sets_for(h, sets);
-      if (!is_ring()) sets[0].n = pos0 + 1 - origin_;
-      attend_group(q + (int64_t)h * group * hd, group, hd, g_.scale, sets, n_sets, pos0, g_.window,
-                   out + (int64_t)h * group * hd);
-    }
-  } else {
-    constexpr int kTile = 16;
-    const int n_tiles = (n + kTile - 1) / kTile, n_jobs = n_tiles * g_.n_kv_head;
-    const int blas_threads = openblas_get_num_threads();
-    openblas_set_num_threads(1);  // our OpenMP threads cover the cores; each tile's GEMMs run on one
-#pragma omp parallel for schedule(dynamic, 1)
-    for (int j = 0; j < n_jobs; ++j) {
-      const int t0 = (j / g_.n_kv_head) * kTile, h = j % g_.n_kv_head, nt = std::min(kTile, n - t0);
-      KeyValueRows sets[2];
-      const int n_sets = sets_for(h, sets);
-      const int64_t off = t0 * qstride + (int64_t)h * group * hd;
-      attend_tile(q + off, qstride, nt, group, hd, g_.scale, sets, n_sets, pos0 + t0, g_.window, out + off, qstride);
-    }
-    openblas_set_num_threads(blas_threads);
-  }
+  // Decode: one query per KV head; prefill: tiles of query tokens, each reading a key block once (attend_layer).
+  attend_layer(
+      g_, pos0, n, q, g_.window,
+      [&](int h, KeyValueRows* sets) {
+        sets[0] = rows(h);
+        if (!is_ring()) return 1;  // append-only: rows are at their index, the tile masks causally
+        sets[1] = {new_k[h].data(), new_v[h].data(), sets[0].dtype, n, new_pos.data()};
+        return 2;
+      },
+      out);
   if (is_ring()) append(pos0, n, k, v);
 }
 
