@@ -42,8 +42,8 @@ def check(name, ok, detail=""):
 class Server:
     """A `shadowkv serve` process; its stderr lines are collected in self.lines."""
 
-    def __init__(self, *args):
-        self.proc = subprocess.Popen([BIN, "serve", "-m", MODEL, "--host", "127.0.0.1", "--port", "0", *args],
+    def __init__(self, *args, model=None):
+        self.proc = subprocess.Popen([BIN, "serve", "-m", model or MODEL, "--host", "127.0.0.1", "--port", "0", *args],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         self.lines, self.port = [], None
         ready = threading.Event()
