@@ -2,6 +2,7 @@
 #include "server/metrics.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 
 #include "util/clock.h"
@@ -47,8 +48,8 @@ struct Writer {
     out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
   }
   void value(const std::string& series, double v) {
-    char buf[64];
-    std::snprintf(buf, sizeof buf, " %.17g\n", v);
+    char buf[64];  // counts exactly, fractions to 9 digits
+    std::snprintf(buf, sizeof buf, v == std::floor(v) && std::fabs(v) < 9e15 ? " %.0f\n" : " %.9g\n", v);
     out += series + buf;
   }
   void one(const char* name, const char* type, const char* help, double v) {
