@@ -160,7 +160,12 @@ uint64_t Server::submit(SequenceRequest r) {
                    "the server is busy (" + std::to_string(o_.max_batch) + " sequences running, " +
                        std::to_string(o_.max_queue) + " waiting); try again later",
                    "", "queue_full", "server_error");
-  const uint64_t id = sched_.submit(std::move(r));  // Error (bad prompt or KV options) → 400 in guarded()
+  uint64_t id = 0;
+  try {
+    id = sched_.submit(std::move(r));
+  } catch (const Error& e) {  // the prompt and context are checked before: what is left is the KV cache's
+    throw ApiError(400, e.what(), "kv", "invalid_kv_options");
+  }
   inflight_.insert(id);
   return id;
 }
