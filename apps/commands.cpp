@@ -10,6 +10,7 @@ void register_commands(CLI::App& app) {
   register_demo(app);
   register_analyze(app);
   register_policies(app);
+  register_serve(app);
 }
 
 }  // namespace shadowkv::cli

@@ -12,5 +12,6 @@ void register_bench(CLI::App& app);
 void register_demo(CLI::App& app);
 void register_analyze(CLI::App& app);  // analyze-keys: key spectra for choosing the shadowkv rank
 void register_policies(CLI::App& app);
+void register_serve(CLI::App& app);  // the OpenAI-compatible HTTP server
 
 }  // namespace shadowkv::cli

@@ -12,8 +12,8 @@ export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}"
 export PIP_ROOT_USER_ACTION=ignore PIP_BREAK_SYSTEM_PACKAGES=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
 
 APT_PACKAGES=(build-essential cmake pkg-config python3 python3-pip libopenblas-dev liblapacke-dev libpcre2-dev zlib1g-dev
-  nlohmann-json3-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev r-cran-janeaustenr wamerican)
-PY_PACKAGES=(numpy==1.26.4 gguf==0.17.1 sentencepiece==0.2.3 protobuf==7.36.2 tokenizers==0.23.3)
+  nlohmann-json3-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev libcpp-httplib-dev r-cran-janeaustenr wamerican)
+PY_PACKAGES=(numpy==1.26.4 gguf==0.17.1 sentencepiece==0.2.3 protobuf==7.36.2 tokenizers==0.23.3 openai==1.109.1)
 
 log() { echo "[shadowkv] $*" >&2; }
 

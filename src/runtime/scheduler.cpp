@@ -277,8 +277,28 @@ void Scheduler::retire() {
     if (s->done) finished.push_back(std::move(s));
   live_.erase(std::remove(live_.begin(), live_.end(), nullptr), live_.end());
   n_live_ = (int)live_.size();
+  if (o_.track_live_kv) update_live_kv();
   for (auto& s : finished)
     if (s->req.on_done) s->req.on_done(std::move(s->result));
+}
+
+void Scheduler::update_live_kv() {
+  LiveKvStats t;
+  for (const auto& s : live_) {
+    if (!s->cache) continue;
+    const KvMemory m = s->cache->memory();
+    t.sequences += 1;
+    t.hot_bytes += m.hot;
+    t.cold_bytes += m.cold;
+    for (const auto& [name, value] : s->cache->counters()) t.counters[name] += value;
+  }
+  std::lock_guard<std::mutex> lock(kv_mu_);
+  live_kv_ = std::move(t);
+}
+
+LiveKvStats Scheduler::live_kv() const {
+  std::lock_guard<std::mutex> lock(kv_mu_);
+  return live_kv_;
 }
 
 void Scheduler::run_until_idle() {

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -82,6 +83,16 @@ struct SchedulerOptions {
   int prefill_tokens_per_step = 512;  // most feed tokens in one step over all prefilling sequences
   // Called after every step with (sequences in the step, feed tokens, decode tokens, seconds): the step log.
   std::function<void(int n_seqs, int64_t feed_tokens, int decode_tokens, double seconds)> on_step;
+  // After every step, sum the KV memory and counters of the live sequences (for live_kv(); costs one memory() and
+  // counters() call per live sequence and step).
+  bool track_live_kv = false;
+};
+
+// The live sequences' KV caches, summed after the last step (SchedulerOptions::track_live_kv).
+struct LiveKvStats {
+  int sequences = 0;
+  int64_t hot_bytes = 0, cold_bytes = 0;
+  std::map<std::string, double> counters;  // counters() summed by name (counts add up; rates do not)
 };
 
 class Scheduler {
@@ -108,8 +119,9 @@ class Scheduler {
   bool wait_for_work();
   void stop_waiting();
 
-  int live() const;    // admitted, not finished
-  int queued() const;  // submitted, not admitted
+  int live() const;             // admitted, not finished
+  int queued() const;           // submitted, not admitted
+  LiveKvStats live_kv() const;  // zero unless SchedulerOptions::track_live_kv
   const Model& model() const { return model_; }
 
  private:
@@ -121,6 +133,7 @@ class Scheduler {
   void next_token(Seq& s, const float* logits);
   void finish(Seq& s, const std::string& reason);
   void retire();
+  void update_live_kv();
 
   const Model& model_;
   SchedulerOptions o_;
@@ -133,6 +146,8 @@ class Scheduler {
   bool stop_ = false;
   uint64_t next_id_ = 1;
   std::vector<float> logits_;
+  mutable std::mutex kv_mu_;  // guards live_kv_
+  LiveKvStats live_kv_;
 };
 
 // One sequence through a scheduler of its own (for commands that feed or score a single sequence).

@@ -20,6 +20,8 @@ Checks
      the GGUF's template, and the template is rendered with jinja2 too when that package is importable).
   4. Greedy answers (`run --temp 0`, chat template applied as for every instruction-tuned model): the capital of
      France is "Paris"; asked for a Python add(a, b) function it writes `def add(a, b):` and `return a + b`.
+  5. `serve`: multi-turn conversations (with and without a system message) on /v1/chat/completions get the prompt
+     Qwen's own Jinja template renders (same prompt tokens and greedy text as its token ids on /v1/completions).
 Env: SHADOWKV_BIN, SHADOWKV_QWEN_MODEL, SHADOWKV_SOURCE_DIR; numpy, gguf, tokenizers from PYTHONPATH or
 $SHADOWKV_PYDEPS. Prints one line per check and "N passed, M failed"; exits non-zero on any failure.
 """
@@ -130,6 +132,43 @@ def chat_template_checks(res, model_path, hf):
               f"{len(want)} tokens" if got == want else f"engine {got or err} vs {want}"[:400])
 
 
+def server_chat_checks(res, model_path, hf):
+    """`serve`'s chat endpoint renders multi-turn conversations as Qwen's Jinja template does: the same conversation
+    sent as messages and as the template's rendering (token ids through /v1/completions, no BOS) gives the same prompt
+    length and the same greedy text."""
+    import test_server as ts
+    try:
+        import jinja2
+    except ImportError:
+        res.check("jinja2 importable (server chat rendering)", False)
+        return
+    template = gguf.GGUFReader(model_path).fields["tokenizer.chat_template"].contents()
+    hf.encode_special_tokens = False
+    srv = ts.Server("-c", "2048", model=model_path)
+    res.check("serve starts on Qwen", srv.port is not None, "\n".join(srv.lines[-3:]))
+    conversations = {
+        "no system": [{"role": "user", "content": "Name a prime number."}, {"role": "assistant", "content": "7"},
+                      {"role": "user", "content": "Another one?"}],
+        "system": [{"role": "system", "content": "You answer in French."}, {"role": "user", "content": "Hello!"}]}
+    for name, msgs in conversations.items():
+        if not srv.port:
+            break
+        rendered = jinja2.Environment().from_string(template).render(messages=msgs, add_generation_prompt=True,
+                                                                     tools=None)
+        ids = hf.encode(rendered, add_special_tokens=False).ids
+        _, chat, _ = ts.request(srv.port, "POST", "/v1/chat/completions",
+                                {"messages": msgs, "max_tokens": 12, "temperature": 0})
+        _, raw, _ = ts.request(srv.port, "POST", "/v1/completions", {"prompt": ids, "max_tokens": 12, "temperature": 0})
+        try:
+            ok = (chat["usage"]["prompt_tokens"] == len(ids) == raw["usage"]["prompt_tokens"] and
+                  chat["choices"][0]["message"]["content"] == raw["choices"][0]["text"])
+        except (KeyError, TypeError):
+            ok = False
+        res.check(f"serve chat ({name}) == Jinja rendering", ok, f"{len(ids)} tokens; {str(chat)[:160]}")
+    rc = srv.stop()
+    res.check("serve stops on SIGTERM", rc == 0, f"rc={rc}")
+
+
 def run_greedy(model_path, prompt, n):
     p = subprocess.run([os.environ["SHADOWKV_BIN"], "run", "-m", model_path, "-p", prompt, "-n", str(n), "--temp", "0"],
                        capture_output=True, text=True, timeout=600)
@@ -160,6 +199,7 @@ def main():
         hf = tokenizer_checks(res, model_path)
         chat_template_checks(res, model_path, hf)
         greedy_checks(res, model_path)
+        server_chat_checks(res, model_path, hf)
     print(f"{res.passed} passed, {res.failed} failed")
     return 1 if res.failed else 0
 
