@@ -45,7 +45,9 @@ void matmul_dot(const QMatrix& W, const float* X, int64_t n_rows, float* Y) {
   }
 }
 
-void matmul_gemm(const QMatrix& W, const float* X, int64_t n_rows, float* Y) {
+// One SGEMM per span and weight tile; each tile is dequantised once for all spans. A span's rows come out exactly
+// as a call with that span alone would give them.
+void matmul_gemm(const QMatrix& W, const float* X, const RowSpan* spans, size_t n_spans, float* Y) {
   const simd::QuantOps& ops = simd::quant_ops();
   const int64_t n_in = W.n_in, n_tiles = (W.n_out + kTileRows - 1) / kTileRows;
   const bool direct = W.type == GgmlType::F32 && W.row_stride % 4 == 0;
@@ -69,8 +71,10 @@ void matmul_gemm(const QMatrix& W, const float* X, int64_t n_rows, float* Y) {
         wt = tile.data();
         ldw = n_in;
       }
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n_rows, (int)rows, (int)n_in, 1.0f, X, (int)n_in, wt,
-                  (int)ldw, 0.0f, Y + o0, (int)W.n_out);
+      for (size_t sp = 0; sp < n_spans; ++sp)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)spans[sp].n, (int)rows, (int)n_in, 1.0f,
+                    X + spans[sp].begin * n_in, (int)n_in, wt, (int)ldw, 0.0f, Y + spans[sp].begin * W.n_out + o0,
+                    (int)W.n_out);
     }
   }
   openblas_set_num_threads(blas_threads);
@@ -84,26 +88,27 @@ void matmul(const QMatrix& W, const float* X, int64_t n_rows, float* Y) {
   if (n_rows < kGemmMinRows)
     matmul_dot(W, X, n_rows, Y);
   else
-    matmul_gemm(W, X, n_rows, Y);
+    matmul_gemm(W, X, std::vector<RowSpan>{{0, n_rows}}.data(), 1, Y);
 }
 
 void matmul_spans(const QMatrix& W, const float* X, const std::vector<RowSpan>& spans, float* Y) {
   int64_t total = 0;
   for (const RowSpan& s : spans) total += s.n;
   check(W, X, total, Y);
+  std::vector<RowSpan> big;
   for (size_t i = 0; i < spans.size();) {
-    const RowSpan& s = spans[i];
-    if (s.n >= kGemmMinRows) {
-      matmul_gemm(W, X + s.begin * W.n_in, s.n, Y + s.begin * W.n_out);
-      ++i;
+    if (spans[i].n >= kGemmMinRows) {
+      big.push_back(spans[i++]);
       continue;
     }
     size_t j = i;  // a run of consecutive small spans: one pass of the dot kernels
     int64_t rows = 0;
-    while (j < spans.size() && spans[j].n < kGemmMinRows && spans[j].begin == s.begin + rows) rows += spans[j++].n;
-    if (rows > 0) matmul_dot(W, X + s.begin * W.n_in, rows, Y + s.begin * W.n_out);
+    while (j < spans.size() && spans[j].n < kGemmMinRows && spans[j].begin == spans[i].begin + rows)
+      rows += spans[j++].n;
+    if (rows > 0) matmul_dot(W, X + spans[i].begin * W.n_in, rows, Y + spans[i].begin * W.n_out);
     i = std::max(j, i + 1);
   }
+  if (!big.empty()) matmul_gemm(W, X, big.data(), big.size(), Y);
 }
 
 }  // namespace shadowkv

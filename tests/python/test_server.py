@@ -323,7 +323,8 @@ def load_run(port):
     ok = [r for r in out if r[0] == 200]
     # The deadline only stops starting requests (a slow build, e.g. sanitizers); every request started must succeed.
     check("load: up to 64 requests from 16 threads, none lost", len(out) >= n_threads and len(ok) == len(out),
-          f"{len(ok)}/{len(out)} ok in {dt:.1f}s, statuses {sorted(set(r[0] for r in out), key=str)}")
+          f"{len(ok)}/{len(out)} ok in {dt:.1f}s, statuses {sorted(set(r[0] for r in out), key=str)}; "
+          f"failures: {[r[1] for r in out if r[0] != 200][:3]}")
     prompt = sum(r[1]["usage"]["prompt_tokens"] for r in ok)
     completion = sum(r[1]["usage"]["completion_tokens"] for r in ok)
     after = metrics(port)
