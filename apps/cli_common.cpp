@@ -62,6 +62,11 @@ std::string read_file(const std::string& path) {
 
 void set_threads(int threads) {
   if (threads < 0) throw Error("-t must be >= 1 (0 = all cores)");
+  // More threads than a few per core only adds contention (each OpenMP region would start them all).
+  const int limit = 4 * omp_get_num_procs();
+  if (threads > limit)
+    throw Error("-t " + std::to_string(threads) + " is more than 4 threads per core of this machine (at most " +
+                std::to_string(limit) + "; 0 = all cores)");
   if (threads > 0) omp_set_num_threads(threads);
 }
 

@@ -16,19 +16,16 @@ namespace {
 // Rows decoded per step; a multiple of attention.cpp's 64-row softmax block, so a decoded step folds the rows in
 // exactly the blocks attend_group would.
 constexpr int64_t kRowBlock = 256;
-// Like attend_group: split one head's rows over threads only from this many rows on.
-constexpr int64_t kSplitRows = 4096;
 
 void attend_step(const LayerGeometry& g, const RowDecoder& rows, int64_t pos, const float* q, float* out) {
   const int hd = g.head_dim, group = g.n_head / g.n_kv_head, n_kv = g.n_kv_head;
   const int64_t total = pos + 1;
-  const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
-  const int parts = total >= kSplitRows ? std::max(1, (threads + n_kv - 1) / n_kv) : 1;
+  const int parts = attention_parts(total);  // by row count, not threads: the same result with any -t
   const int n_jobs = n_kv * parts;
   std::vector<float> acc((size_t)n_jobs * group * hd, 0.0f);
   std::vector<SoftmaxAcc> st((size_t)n_jobs * group);
   for (size_t i = 0; i < st.size(); ++i) st[i] = {-std::numeric_limits<float>::infinity(), 0.0f, &acc[i * hd]};
-#pragma omp parallel for schedule(static, 1) if (n_jobs > 1)
+#pragma omp parallel for schedule(dynamic, 1) if (n_jobs > 1 && !omp_in_parallel())
   for (int job = 0; job < n_jobs; ++job) {
     const int h = job / parts, part = job % parts;
     // Part boundaries on block multiples: one part alone folds exactly attend_group's blocks.

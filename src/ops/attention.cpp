@@ -182,12 +182,18 @@ void finish_acc(const SoftmaxAcc* state, int n_q, int head_dim, float* out, int6
   }
 }
 
+int attention_parts(int64_t rows) {
+  constexpr int64_t kSplitRows = 4096, kRowsPerPart = 2048;
+  return rows < kSplitRows ? 1 : (int)std::min<int64_t>(32, (rows + kRowsPerPart - 1) / kRowsPerPart);
+}
+
 void attend_group(const float* q, int n_q, int head_dim, float scale, const KeyValueRows* sets, int n_sets,
                   int64_t q_pos, int window, float* out) {
   int64_t total = 0;
   for (int s = 0; s < n_sets; ++s) total += sets[s].n;
-  // Split the keys over threads only for long rows and only when not already inside a parallel region.
-  const int n_parts = (total >= 4096 && !omp_in_parallel()) ? std::max(1, omp_get_max_threads()) : 1;
+  // Long row sets are split into parts (by row count only, so any thread count gives the same result); the parts
+  // run on threads unless already inside a parallel region.
+  const int n_parts = attention_parts(total);
   std::vector<float> acc_buf((size_t)n_parts * n_q * head_dim, 0.0f);
   std::vector<SoftmaxAcc> st((size_t)n_parts * n_q);
   for (int p = 0; p < n_parts; ++p)
@@ -206,7 +212,7 @@ void attend_group(const float* q, int n_q, int head_dim, float scale, const KeyV
     }
   };
   if (n_parts > 1) {
-#pragma omp parallel for num_threads(n_parts) schedule(static, 1)
+#pragma omp parallel for schedule(dynamic, 1) if (!omp_in_parallel())
     for (int p = 0; p < n_parts; ++p) run_part(p);
     for (int p = 1; p < n_parts; ++p)
       for (int h = 0; h < n_q; ++h) merge_acc(st[h], st[(size_t)p * n_q + h], head_dim);

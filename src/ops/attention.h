@@ -33,6 +33,10 @@ struct SoftmaxAcc {
 void attend_rows(const float* q, int n_q, int head_dim, float scale, const KeyValueRows& kv, int64_t q_pos, int window,
                  SoftmaxAcc* state);
 
+// Parts a decode row set of `rows` keys is split into (each folded on its own, then merged in order): a function of
+// the row count only, never of the thread count, so results are the same with any -t.
+int attention_parts(int64_t rows);
+
 // Merges state b into a (split-K reduction).
 void merge_acc(SoftmaxAcc& a, const SoftmaxAcc& b, int head_dim);
 

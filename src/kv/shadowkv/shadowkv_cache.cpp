@@ -25,13 +25,14 @@ namespace {
 // split into parts so that even a single KV head (Gemma 3 270M) uses both cores; parts are merged per head.
 void attend_sets_split(const float* q, int n_kv, int group, int hd, float scale, const KeyValueRows* sets, int64_t pos,
                        bool parallel, float* out) {
-  const int n_threads = parallel ? omp_get_max_threads() : 1;
-  const int parts = std::max(1, (n_threads + n_kv - 1) / n_kv);
+  int64_t most = 0;  // parts per head by row count (attention_parts), so any thread count gives the same result
+  for (int h = 0; h < n_kv; ++h) most = std::max(most, sets[h * 3].n + sets[h * 3 + 1].n + sets[h * 3 + 2].n);
+  const int parts = std::max(attention_parts(most), most >= 1024 ? 2 : 1);  // 2+: one KV head still uses 2 cores
   const int n_jobs = n_kv * parts;
   std::vector<float> acc((size_t)n_jobs * group * hd, 0.0f);
   std::vector<SoftmaxAcc> st((size_t)n_jobs * group);
   for (size_t i = 0; i < st.size(); ++i) st[i] = {-std::numeric_limits<float>::infinity(), 0.0f, &acc[i * hd]};
-#pragma omp parallel for schedule(static, 1) if (n_jobs > 1 && parallel)
+#pragma omp parallel for schedule(dynamic, 1) if (n_jobs > 1 && parallel)
   for (int job = 0; job < n_jobs; ++job) {
     const int h = job / parts, part = job % parts;
     const KeyValueRows* hs = sets + h * 3;
