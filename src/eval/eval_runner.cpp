@@ -16,7 +16,6 @@
 #include "eval/result_store.h"
 #include "eval/scoring.h"
 #include "eval/tasks.h"
-#include "kv/kv_policy.h"
 #include "runtime/kv_stats_json.h"
 #include "util/error.h"
 
@@ -60,8 +59,7 @@ void check_run_config(const std::string& dir, const json& now) {
 
 json policy_json(const PolicySpec& p) {
   json settings = json::object();
-  if (p.options.policy.rfind("truncate:", 0) != 0)
-    for (const auto& [name, value] : resolved_settings(p.options)) settings[name] = value;
+  for (const auto& [name, value] : policy_settings(p.options)) settings[name] = value;
   return {{"policy", p.options.policy}, {"args", p.args}, {"settings", settings}};
 }
 

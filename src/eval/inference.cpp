@@ -13,12 +13,7 @@
 namespace shadowkv::eval {
 Prefilled prefill(const Model& m, const std::vector<int32_t>& tokens, const KvOptions& kv, int64_t max_ctx, int chunk,
                   bool end) {
-  if (tokens.empty()) throw Error("empty prompt");
-  if (max_ctx > m.config().n_ctx_train)
-    throw Error("a context of " + std::to_string(max_ctx) + " tokens is more than the model's " +
-                std::to_string(m.config().n_ctx_train));
-  if ((int64_t)tokens.size() > max_ctx) throw Error("prompt longer than the context");
-  Prefilled p;
+  Prefilled p;  // an empty prompt, a context over the model's or a prompt over the context: Error from submit()
   const double t0 = now_s();
   SequenceRequest r;
   r.cache = make_eval_kv_cache(m.kv_geometry(max_ctx, chunk), kv);

@@ -29,6 +29,10 @@ void apply_kv_args(const std::string& args, KvOptions& o) {
 
 bool full_equivalent_f16(const KvOptions& o) { return !is_truncate(o) && o.flag_if_declared("kv-f16"); }
 
+std::vector<std::pair<std::string, std::string>> policy_settings(const KvOptions& o) {
+  return is_truncate(o) ? std::vector<std::pair<std::string, std::string>>{} : resolved_settings(o);
+}
+
 std::vector<PolicySpec> parse_policies(const std::string& list, const std::vector<std::string>& kv_args) {
   std::vector<PolicySpec> out;
   std::stringstream ss(list);
@@ -64,7 +68,7 @@ std::vector<PolicySpec> parse_policies(const std::string& list, const std::vecto
 
 std::unique_ptr<KvCache> make_eval_kv_cache(const KvGeometry& geometry, const KvOptions& options) {
   const std::string& p = options.policy;
-  if (p.rfind("truncate:", 0) == 0) {
+  if (is_truncate(options)) {
     const std::string n = p.substr(9);
     if (n.empty() || n.find_first_not_of("0123456789") != std::string::npos || n.size() > 9)
       throw Error("truncate:N needs a positive token count, got '" + p + "'");

@@ -4,6 +4,7 @@
 #pragma once
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "kv/kv_cache.h"
@@ -21,6 +22,9 @@ void apply_kv_args(const std::string& args, KvOptions& o);
 
 // Whether the `full` cache this policy is compared with stores f16 (its --kv-f16, if it has one).
 bool full_equivalent_f16(const KvOptions& o);
+
+// Every declared setting with its effective value (resolved_settings), none for truncate:N.
+std::vector<std::pair<std::string, std::string>> policy_settings(const KvOptions& o);
 
 // Splits the comma list and applies each "label:args" entry of kv_args (a label may appear once).
 std::vector<PolicySpec> parse_policies(const std::string& list, const std::vector<std::string>& kv_args);

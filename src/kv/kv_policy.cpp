@@ -48,12 +48,17 @@ std::string setting_list(const KvPolicyDecl& d) {
   return s.empty() ? "none" : s;
 }
 
-// The value of a declared setting as text, checked against its type.
-std::string checked_value(const KvOptions& o, const std::string& name, SettingType want) {
-  const KvPolicyDecl& d = kv_policy(o.policy);
+// The declaration of setting `name` of policy d; Error naming the policy's settings if it has none.
+const KvSetting& declared(const KvPolicyDecl& d, const std::string& name) {
   const KvSetting* s = find_setting(d, name);
   if (!s)
-    throw Error("KV policy '" + o.policy + "' has no setting --" + name + " (its settings: " + setting_list(d) + ")");
+    throw Error("KV policy '" + d.name + "' has no setting --" + name + " (its settings: " + setting_list(d) + ")");
+  return *s;
+}
+
+// The value of a declared setting as text, checked against its type.
+std::string checked_value(const KvOptions& o, const std::string& name, SettingType want) {
+  const KvSetting* s = &declared(kv_policy(o.policy), name);
   if (s->type != want)
     throw Error("internal: setting --" + name + " of '" + o.policy + "' read as " + setting_type_name(want));
   const auto it = o.settings.find(name);
@@ -127,12 +132,7 @@ const char* setting_type_name(SettingType t) {
 
 void validate_kv_options(const KvOptions& o) {
   const KvPolicyDecl& d = kv_policy(o.policy);
-  for (const auto& [name, value] : o.settings) {
-    const KvSetting* s = find_setting(d, name);
-    if (!s)
-      throw Error("KV policy '" + o.policy + "' has no setting --" + name + " (its settings: " + setting_list(d) + ")");
-    check_type(o.policy, *s, value);
-  }
+  for (const auto& [name, value] : o.settings) check_type(o.policy, declared(d, name), value);
 }
 
 std::vector<std::pair<std::string, std::string>> resolved_settings(const KvOptions& o) {

@@ -85,10 +85,11 @@ void matmul_gemm(const QMatrix& W, const float* X, const RowSpan* spans, size_t 
 void matmul(const QMatrix& W, const float* X, int64_t n_rows, float* Y) {
   check(W, X, n_rows, Y);
   if (n_rows == 0) return;
+  const RowSpan all{0, n_rows};
   if (n_rows < kGemmMinRows)
     matmul_dot(W, X, n_rows, Y);
   else
-    matmul_gemm(W, X, std::vector<RowSpan>{{0, n_rows}}.data(), 1, Y);
+    matmul_gemm(W, X, &all, 1, Y);
 }
 
 void matmul_spans(const QMatrix& W, const float* X, const std::vector<RowSpan>& spans, float* Y) {

@@ -46,10 +46,12 @@ PerplexityResult perplexity(const Model& model, const std::vector<int32_t>& toke
     r.ctx = n_ctx;
     r.end_prefill = false;  // nothing is generated: a compressing policy would compress for nothing
     r.observe_from = first;
-    // Row `pos` predicts the window's next token; positions [first, n_ctx-2] are scored.
-    r.on_logits = [&, win, w = r.feed](int64_t pos, const float* row) {
+    // Row `pos` predicts the window's next token; positions [first, n_ctx-2] are scored (their targets are the
+    // text's own tokens: only a window's first token is replaced by BOS).
+    const int64_t base = (int64_t)win * n_ctx;
+    r.on_logits = [&, win, base](int64_t pos, const float* row) {
       if (pos > n_ctx - 2) return;
-      nll[win] += log_sum_exp(row, V) - row[w[pos + 1]];
+      nll[win] += log_sum_exp(row, V) - row[tokens[base + pos + 1]];
       ++scored[win];
     };
   }

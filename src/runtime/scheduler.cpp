@@ -215,7 +215,7 @@ namespace {
 size_t stop_holdback(const std::string& text, const std::vector<std::string>& stop) {
   size_t hold = 0;
   for (const std::string& st : stop)
-    for (size_t n = std::min(st.size() - 1, text.size()); n > hold; --n)
+    for (size_t n = st.empty() ? 0 : std::min(st.size() - 1, text.size()); n > hold; --n)
       if (text.compare(text.size() - n, n, st, 0, n) == 0) {
         hold = n;
         break;
