@@ -10,11 +10,13 @@
 #include "util/error.h"
 
 int main(int argc, char** argv) {
-  // OpenMP threads that spin while waiting lose whole time slices when the cores are shared, which made decode
-  // 6x slower under load in our measurements; passive waiting costs nothing measurable on an idle machine.
-  // libgomp reads the policy once at start-up, so set it and re-execute once (unless the user chose one).
-  if (!std::getenv("OMP_WAIT_POLICY")) {
-    setenv("OMP_WAIT_POLICY", "passive", 1);
+  // OpenMP threads that wait for work spin a bounded while and then sleep. Pure spinning (OMP_WAIT_POLICY=active)
+  // loses whole time slices when the cores are shared (decode 2-10x slower next to two busy processes here); pure
+  // sleeping (passive) pays a futex wake-up at each of the ~100 parallel regions of a decode step (-15% on an idle
+  // machine). A short spin keeps most of both; see README "Threads". libgomp reads this once at start-up, so set
+  // it and re-execute once, unless the user chose a policy or a spin count.
+  if (!std::getenv("OMP_WAIT_POLICY") && !std::getenv("GOMP_SPINCOUNT")) {
+    setenv("GOMP_SPINCOUNT", "1000", 1);
     execv("/proc/self/exe", argv);  // returns only on failure, and then we simply run as we are
   }
   CLI::App app{"shadowkv: long-context LLM inference with the KV cache in shadows"};

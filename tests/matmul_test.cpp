@@ -173,6 +173,41 @@ TEST(Matmul, PaddedRowStrideAndOddOutputCount) {
   check_matmul({GgmlType::Q6_K, 256, 129}, 33, 2, 11);
 }
 
+TEST(Matmul, SeveralMatricesInOnePassEqualEachAlone) {
+  // q/k/v-style: three matrices of different types and widths over the same rows, spans mixing decode-sized runs
+  // (dot kernels, kMaxDotRows at a time) and prefill-sized ones (GEMM). Every output must be bit-identical to the
+  // matrix computed alone, and each span's rows to that span computed alone.
+  std::mt19937 rng(21);
+  const int64_t n_in = 512;
+  const Case cases[] = {{GgmlType::Q5_0, n_in, 96}, {GgmlType::Q8_0, n_in, 40}, {GgmlType::Q4_K, n_in, 33}};
+  std::vector<std::vector<uint8_t>> w;
+  std::vector<QMatrix> W;
+  for (const Case& c : cases) w.push_back(random_weights(c.type, c.n_in, c.n_out, row_bytes(c.type, c.n_in), rng));
+  for (size_t j = 0; j < 3; ++j)
+    W.push_back({cases[j].type, w[j].data(), n_in, cases[j].n_out, row_bytes(cases[j].type, n_in)});
+  const std::vector<RowSpan> spans = {{0, 1}, {1, 3}, {4, 1}, {5, 14}, {19, 2}, {21, 1}, {22, 5}};
+  const int64_t R = 27;
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  std::vector<float> X(R * n_in);
+  for (float& v : X) v = nd(rng);
+  for (simd::Backend b : backends()) {
+    BackendGuard g(b);
+    std::vector<std::vector<float>> together(3), alone(3);
+    std::vector<MatOut> jobs;
+    for (size_t j = 0; j < 3; ++j) {
+      together[j].assign(R * W[j].n_out, NAN);
+      alone[j].assign(R * W[j].n_out, NAN);
+      jobs.push_back({&W[j], together[j].data()});
+    }
+    matmul_spans(jobs, X.data(), spans);
+    for (size_t j = 0; j < 3; ++j)
+      for (const RowSpan& sp : spans) matmul(W[j], &X[sp.begin * n_in], sp.n, &alone[j][sp.begin * W[j].n_out]);
+    for (size_t j = 0; j < 3; ++j)
+      EXPECT_EQ(std::memcmp(together[j].data(), alone[j].data(), 4 * together[j].size()), 0)
+          << traits(W[j].type).name << " on " << simd_backend();
+  }
+}
+
 TEST(Matmul, RejectsBadInput) {
   std::vector<uint8_t> w(4096);
   std::vector<float> x(256), y(64);

@@ -170,6 +170,40 @@ TEST(QuantDot, IntegerKernelsAreCloseOnTypicalData) {
   }
 }
 
+TEST(QuantDot, RowsKernelsEqualOneRowDotBitForBit) {
+  // dot_rows shares a weight row's unpacking across up to kMaxDotRows activation rows; each row must come out
+  // exactly as dot() gives it alone (batching must not change a sequence's logits), on every backend.
+  std::mt19937 rng(13);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  constexpr int kRows = simd::kMaxDotRows;
+  for (GgmlType t : kAllTypes) {
+    const Fixture fx = load_fixture(t);
+    std::vector<float> x(kRows * kFixtureElems);
+    for (float& v : x) v = nd(rng);
+    for (simd::Backend b : backends()) {
+      BackendGuard g(b);
+      const simd::QuantOps& ops = simd::quant_ops();
+      const simd::ActKind kind = ops.act_kind(t);
+      const int64_t ab = simd::act_bytes(kind, kFixtureElems);
+      std::vector<uint8_t> act(ab * kRows + 1);
+      for (int r = 0; r < kRows; ++r) ops.quantize_act(kind, &x[r * kFixtureElems], act.data() + r * ab, kFixtureElems);
+      const int64_t rb = row_bytes(t, kFixtureElems);
+      for (int nr = 1; nr <= kRows; ++nr) {
+        std::vector<float> y(kRows * fx.rows, NAN);
+        ops.dot_rows(t, fx.raw.data(), rb, fx.rows, x.data(), act.data(), ab, nr, kFixtureElems, y.data(), fx.rows);
+        for (int64_t o = 0; o < fx.rows; ++o)
+          for (int r = 0; r < nr; ++r) {
+            const float one =
+                ops.dot(t, fx.raw.data() + o * rb, &x[r * kFixtureElems], act.data() + r * ab, kFixtureElems);
+            EXPECT_EQ(std::memcmp(&y[r * fx.rows + o], &one, 4), 0)
+                << traits(t).name << " nr=" << nr << " [" << r << "," << o << "]: " << y[r * fx.rows + o] << " vs "
+                << one << " on " << simd_backend();
+          }
+      }
+    }
+  }
+}
+
 TEST(QuantErrors, RejectsUnsupportedTypesAndBadLengths) {
   std::vector<uint8_t> buf(4096);
   std::vector<float> out(512), x(512);

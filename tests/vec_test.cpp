@@ -134,5 +134,31 @@ TEST(Vec, RmsNorm) {
   }
 }
 
+TEST(Vec, GatedActivationsMatchDoubleReference) {
+  // GELU (tanh form, as Gemma's GeGLU) and SiLU against double-precision formulas, over ordinary values and the
+  // tails where a vector exp must clamp (|u| up to 100 and infinities would give NaN if it overflowed).
+  std::mt19937 rng(8);
+  std::vector<float> u = randv(1003, rng);
+  for (float& v : u) v *= 4.0f;
+  for (float v : {-100.0f, -30.0f, -9.0f, 0.0f, 9.0f, 30.0f, 100.0f, 1e-30f, -1e-30f}) u.push_back(v);
+  const std::vector<float> up = randv((int64_t)u.size(), rng);
+  for (simd::Backend b : backends()) {
+    BackendGuard g(b);
+    for (bool gelu : {true, false}) {
+      std::vector<float> g_out = u;
+      glu_f32(gelu, g_out.data(), up.data(), (int64_t)u.size());
+      for (size_t i = 0; i < u.size(); ++i) {
+        const double x = u[i];
+        const double act = gelu ? 0.5 * x * (1.0 + std::tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)))
+                                : x / (1.0 + std::exp(-x));
+        const double want = act * up[i];
+        ASSERT_TRUE(std::isfinite(g_out[i])) << u[i] << " " << simd::backend_name(b);
+        EXPECT_NEAR(g_out[i], want, 2e-6 * std::fabs(want) + 1e-7 * std::fabs(x * up[i]) + 1e-30)
+            << (gelu ? "gelu(" : "silu(") << u[i] << ") on " << simd::backend_name(b);
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace shadowkv

@@ -24,11 +24,6 @@ void add_bias(float* x, const float* b, int64_t rows, int64_t n) {
     for (int64_t i = 0; i < n; ++i) x[r * n + i] += b[i];
 }
 
-inline float gelu_tanh(float u) {
-  return 0.5f * u * (1.0f + std::tanh(0.7978845608028654f * (u + 0.044715f * u * u * u)));
-}
-inline float silu(float u) { return u / (1.0f + std::exp(-u)); }
-
 }  // namespace
 
 void Model::forward(const std::vector<ForwardItem>& items, std::vector<float>& logits) const {
@@ -75,9 +70,7 @@ void Model::forward(const std::vector<ForwardItem>& items, std::vector<float>& l
 
     // 2. Attention block: projections, (gemma) per-head q/k norm, RoPE, then each sequence's cache attends.
     rmsnorm_rows(x.data(), L.attn_norm, xn.data(), R, E, c.rms_eps);
-    matmul_spans(L.wq, xn.data(), body, q.data());
-    matmul_spans(L.wk, xn.data(), body, k.data());
-    matmul_spans(L.wv, xn.data(), body, v.data());
+    matmul_spans({{&L.wq, q.data()}, {&L.wk, k.data()}, {&L.wv, v.data()}}, xn.data(), body);
     add_bias(q.data(), L.bq, R, qw);
     add_bias(k.data(), L.bk, R, kvw);
     add_bias(v.data(), L.bv, R, kvw);
@@ -101,10 +94,9 @@ void Model::forward(const std::vector<ForwardItem>& items, std::vector<float>& l
 
     // 3. Feed-forward block: GeGLU (gemma) or SwiGLU (llama, qwen2).
     rmsnorm_rows(x.data(), L.ffn_norm, xn.data(), R, E, c.rms_eps);
-    matmul_spans(L.gate, xn.data(), body, gate.data());
-    matmul_spans(L.up, xn.data(), body, up.data());
+    matmul_spans({{&L.gate, gate.data()}, {&L.up, up.data()}}, xn.data(), body);
 #pragma omp parallel for if (R > 4)
-    for (int64_t i = 0; i < R * c.n_ff; ++i) gate[i] = (gemma ? gelu_tanh(gate[i]) : silu(gate[i])) * up[i];
+    for (int64_t r = 0; r < R; ++r) glu_f32(gemma, &gate[r * c.n_ff], &up[r * c.n_ff], c.n_ff);
     matmul_spans(L.down, gate.data(), body, xn.data());
     if (gemma) rmsnorm_rows(xn.data(), L.post_ffw_norm, xn.data(), R, E, c.rms_eps);
     for (int64_t i = 0; i < R * E; ++i) x[i] += xn[i];

@@ -28,44 +28,92 @@ void check(const QMatrix& W, const float* X, int64_t n_rows, const float* Y) {
   if (!W.data || (n_rows > 0 && (!X || !Y))) throw Error("matmul: null data");
 }
 
-void matmul_dot(const QMatrix& W, const float* X, int64_t n_rows, float* Y) {
+// Activation rows quantised once per kind for all matrices that read them (e.g. q, k and v).
+struct PreparedRows {
+  const float* x;
+  int64_t rows, n_in;
+  std::vector<uint8_t> act[3];  // by ActKind
+
+  const uint8_t* get(simd::ActKind kind) {
+    std::vector<uint8_t>& a = act[(int)kind];
+    const int64_t ab = simd::act_bytes(kind, n_in);
+    if (kind != simd::ActKind::kNone && a.empty()) {
+      a.resize(ab * rows);
+      for (int64_t b = 0; b < rows; ++b) simd::quant_ops().quantize_act(kind, x + b * n_in, a.data() + b * ab, n_in);
+    }
+    return a.data();
+  }
+};
+
+// A run of output rows [o0, o1) of one matrix.
+struct RowRange {
+  size_t job;
+  int64_t o0, o1;
+};
+
+// Splits every matrix's outputs into ranges of at most `per` rows and at most max_bytes of weights (so a range
+// stays in L2 while every group of activation rows passes over it), for dynamic scheduling over both cores.
+std::vector<RowRange> split_outputs(const MatOut* jobs, size_t n_jobs, int64_t per, int64_t max_bytes) {
+  std::vector<RowRange> ranges;
+  for (size_t j = 0; j < n_jobs; ++j) {
+    const int64_t step = std::max<int64_t>(1, std::min(per, max_bytes / jobs[j].W->row_stride));
+    for (int64_t o = 0; o < jobs[j].W->n_out; o += step) ranges.push_back({j, o, std::min(o + step, jobs[j].W->n_out)});
+  }
+  return ranges;
+}
+
+// Rows [r0, r0 + rows) of X through every matrix with the dot kernels, in one parallel region. A range of weight
+// rows (tens of KB) stays in L2 while it meets every group of kMaxDotRows activation rows.
+void matmul_dot(const MatOut* jobs, size_t n_jobs, const float* X, int64_t r0, int64_t rows) {
   const simd::QuantOps& ops = simd::quant_ops();
-  const simd::ActKind kind = ops.act_kind(W.type);
-  const int64_t ab = simd::act_bytes(kind, W.n_in);
-  std::vector<uint8_t> act(ab * n_rows);
-  for (int64_t b = 0; b < n_rows; ++b) ops.quantize_act(kind, X + b * W.n_in, act.data() + b * ab, W.n_in);
-  // Each weight row is read from memory once and stays in L1 while it meets every activation row. Dynamic chunks
-  // keep both cores busy when one of them is briefly taken by another process.
-  const int64_t chunk = std::max<int64_t>(16, W.n_out / (8 * omp_get_max_threads()));
-#pragma omp parallel for schedule(dynamic, chunk)
-  for (int64_t o = 0; o < W.n_out; ++o) {
-    const uint8_t* row = W.data + o * W.row_stride;
-    for (int64_t b = 0; b < n_rows; ++b)
-      Y[b * W.n_out + o] = ops.dot(W.type, row, X + b * W.n_in, act.data() + b * ab, W.n_in);
+  const int64_t n_in = jobs[0].W->n_in;
+  PreparedRows prep{X + r0 * n_in, rows, n_in, {}};
+  std::vector<const uint8_t*> act(n_jobs);
+  int64_t total = 0;
+  for (size_t j = 0; j < n_jobs; ++j) {
+    act[j] = prep.get(ops.act_kind(jobs[j].W->type));
+    total += jobs[j].W->n_out;
+  }
+  const int64_t per = std::max<int64_t>(16, total / (8 * omp_get_max_threads()));
+  const std::vector<RowRange> ranges =
+      split_outputs(jobs, n_jobs, per, rows > simd::kMaxDotRows ? 128 << 10 : INT64_MAX);
+#pragma omp parallel for schedule(dynamic, 1)
+  for (size_t t = 0; t < ranges.size(); ++t) {
+    const QMatrix& W = *jobs[ranges[t].job].W;
+    float* Y = jobs[ranges[t].job].Y + r0 * W.n_out;
+    const int64_t ab = simd::act_bytes(ops.act_kind(W.type), n_in);
+    const int64_t o0 = ranges[t].o0;
+    for (int64_t b = 0; b < rows; b += simd::kMaxDotRows)
+      ops.dot_rows(W.type, W.data + o0 * W.row_stride, W.row_stride, ranges[t].o1 - o0, prep.x + b * n_in,
+                   act[ranges[t].job] + b * ab, ab, (int)std::min<int64_t>(simd::kMaxDotRows, rows - b), n_in,
+                   Y + b * W.n_out + o0, W.n_out);
   }
 }
 
-// One SGEMM per span and weight tile; each tile is dequantised once for all spans. A span's rows come out exactly
-// as a call with that span alone would give them.
-void matmul_gemm(const QMatrix& W, const float* X, const RowSpan* spans, size_t n_spans, float* Y) {
+// One SGEMM per span and weight tile; each tile is dequantised once for all spans, and the tiles of every matrix
+// share one parallel region. A span's rows come out exactly as a call with that span alone would give them.
+void matmul_gemm(const MatOut* jobs, size_t n_jobs, const float* X, const RowSpan* spans, size_t n_spans) {
   const simd::QuantOps& ops = simd::quant_ops();
-  const int64_t n_in = W.n_in, n_tiles = (W.n_out + kTileRows - 1) / kTileRows;
-  const bool direct = W.type == GgmlType::F32 && W.row_stride % 4 == 0;
+  const int64_t n_in = jobs[0].W->n_in;
+  const std::vector<RowRange> tiles = split_outputs(jobs, n_jobs, kTileRows, INT64_MAX);
   // Our OpenMP threads already cover the cores: each SGEMM call runs single-threaded inside them.
   const int blas_threads = openblas_get_num_threads();
   openblas_set_num_threads(1);
 #pragma omp parallel
   {
-    std::vector<float> tile(direct ? 0 : kTileRows * n_in);
+    std::vector<float> tile;
 #pragma omp for schedule(dynamic, 1)
-    for (int64_t t = 0; t < n_tiles; ++t) {
-      const int64_t o0 = t * kTileRows, rows = std::min(kTileRows, W.n_out - o0);
+    for (size_t t = 0; t < tiles.size(); ++t) {
+      const QMatrix& W = *jobs[tiles[t].job].W;
+      float* Y = jobs[tiles[t].job].Y;
+      const int64_t o0 = tiles[t].o0, rows = tiles[t].o1 - o0;
       const float* wt;
       int64_t ldw;
-      if (direct) {
+      if (W.type == GgmlType::F32 && W.row_stride % 4 == 0) {
         wt = (const float*)(W.data + o0 * W.row_stride);
         ldw = W.row_stride / 4;
       } else {
+        tile.resize(kTileRows * n_in);
         for (int64_t r = 0; r < rows; ++r)
           ops.dequantize(W.type, W.data + (o0 + r) * W.row_stride, &tile[r * n_in], n_in);
         wt = tile.data();
@@ -85,17 +133,22 @@ void matmul_gemm(const QMatrix& W, const float* X, const RowSpan* spans, size_t 
 void matmul(const QMatrix& W, const float* X, int64_t n_rows, float* Y) {
   check(W, X, n_rows, Y);
   if (n_rows == 0) return;
+  const MatOut job{&W, Y};
   const RowSpan all{0, n_rows};
   if (n_rows < kGemmMinRows)
-    matmul_dot(W, X, n_rows, Y);
+    matmul_dot(&job, 1, X, 0, n_rows);
   else
-    matmul_gemm(W, X, &all, 1, Y);
+    matmul_gemm(&job, 1, X, &all, 1);
 }
 
-void matmul_spans(const QMatrix& W, const float* X, const std::vector<RowSpan>& spans, float* Y) {
+void matmul_spans(const std::vector<MatOut>& jobs, const float* X, const std::vector<RowSpan>& spans) {
   int64_t total = 0;
   for (const RowSpan& s : spans) total += s.n;
-  check(W, X, total, Y);
+  if (jobs.empty()) return;
+  for (const MatOut& j : jobs) {
+    check(*j.W, X, total, j.Y);
+    if (j.W->n_in != jobs[0].W->n_in) throw Error("matmul: matrices of one call must share n_in");
+  }
   std::vector<RowSpan> big;
   for (size_t i = 0; i < spans.size();) {
     if (spans[i].n >= kGemmMinRows) {
@@ -106,10 +159,14 @@ void matmul_spans(const QMatrix& W, const float* X, const std::vector<RowSpan>& 
     int64_t rows = 0;
     while (j < spans.size() && spans[j].n < kGemmMinRows && spans[j].begin == spans[i].begin + rows)
       rows += spans[j++].n;
-    if (rows > 0) matmul_dot(W, X + spans[i].begin * W.n_in, rows, Y + spans[i].begin * W.n_out);
+    if (rows > 0) matmul_dot(jobs.data(), jobs.size(), X, spans[i].begin, rows);
     i = std::max(j, i + 1);
   }
-  if (!big.empty()) matmul_gemm(W, X, big.data(), big.size(), Y);
+  if (!big.empty()) matmul_gemm(jobs.data(), jobs.size(), X, big.data(), big.size());
+}
+
+void matmul_spans(const QMatrix& W, const float* X, const std::vector<RowSpan>& spans, float* Y) {
+  matmul_spans({{&W, Y}}, X, spans);
 }
 
 }  // namespace shadowkv

@@ -33,4 +33,14 @@ struct RowSpan {
 // so that a sequence's logits do not depend on what else is in the batch.
 void matmul_spans(const QMatrix& W, const float* X, const std::vector<RowSpan>& spans, float* Y);
 
+// One weight matrix and where its outputs go ([rows, W->n_out], row-major).
+struct MatOut {
+  const QMatrix* W;
+  float* Y;
+};
+
+// Several matrices with the same n_in applied to the same rows (q, k and v; gate and up), in one parallel region
+// and with the activations quantised once: each Y exactly as matmul_spans(*W, X, spans, Y) gives it.
+void matmul_spans(const std::vector<MatOut>& jobs, const float* X, const std::vector<RowSpan>& spans);
+
 }  // namespace shadowkv

@@ -51,8 +51,7 @@ bool supported(Backend b) {
     case Backend::kScalar:
       return true;
     case Backend::kAvx2: {
-      static const bool ok =
-          __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c();
+      static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c();
       return ok;
     }
     case Backend::kAvx512:

@@ -256,76 +256,128 @@ void quantize_act(ActKind k, const float* x, void* act, int64_t n) {
 }
 
 // ---- dot products ----
+//
+// Each kernel takes one weight row and NR (1..kMaxDotRows) activation rows: the weight blocks are loaded and
+// unpacked once for all NR rows, and every row's arithmetic is exactly what the NR = 1 kernel does, so a row's
+// result does not depend on how many rows share the pass.
 
-float dot_q8_0(const uint8_t* w, const ActQ8x32* a, int64_t nb) {
-  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+template <class A>
+inline const A* act_row(const void* act, int64_t stride, int r) {
+  return (const A*)((const uint8_t*)act + r * stride);
+}
+
+template <int NR>
+void dot_q8_0(const uint8_t* w, const void* act, int64_t as, int64_t nb, float* out) {
+  const ActQ8x32* a[NR];
+  __m256 acc0[NR], acc1[NR];
+  for (int r = 0; r < NR; ++r) {
+    a[r] = act_row<ActQ8x32>(act, as, r);
+    acc0[r] = acc1[r] = _mm256_setzero_ps();
+  }
   int64_t i = 0;
   for (; i + 2 <= nb; i += 2) {
     const uint8_t* w0 = w + 34 * i;
-    const __m256i p0 = dot_i8(loadu(w0 + 2), loadu(a[i].qs));
-    const __m256i p1 = dot_i8(loadu(w0 + 36), loadu(a[i + 1].qs));
-    acc0 = _mm256_fmadd_ps(_mm256_set1_ps(half(w0) * a[i].d), _mm256_cvtepi32_ps(p0), acc0);
-    acc1 = _mm256_fmadd_ps(_mm256_set1_ps(half(w0 + 34) * a[i + 1].d), _mm256_cvtepi32_ps(p1), acc1);
+    const __m256i q0 = loadu(w0 + 2), q1 = loadu(w0 + 36);
+    const __m256i u0 = _mm256_sign_epi8(q0, q0), u1 = _mm256_sign_epi8(q1, q1);
+    const float d0 = half(w0), d1 = half(w0 + 34);
+#pragma GCC unroll 4
+    for (int r = 0; r < NR; ++r) {
+      const __m256i p0 =
+          _mm256_madd_epi16(_mm256_maddubs_epi16(u0, _mm256_sign_epi8(loadu(a[r][i].qs), q0)), _mm256_set1_epi16(1));
+      const __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(u1, _mm256_sign_epi8(loadu(a[r][i + 1].qs), q1)),
+                                           _mm256_set1_epi16(1));
+      acc0[r] = _mm256_fmadd_ps(_mm256_set1_ps(d0 * a[r][i].d), _mm256_cvtepi32_ps(p0), acc0[r]);
+      acc1[r] = _mm256_fmadd_ps(_mm256_set1_ps(d1 * a[r][i + 1].d), _mm256_cvtepi32_ps(p1), acc1[r]);
+    }
   }
   for (; i < nb; ++i) {
-    const __m256i p = dot_i8(loadu(w + 34 * i + 2), loadu(a[i].qs));
-    acc0 = _mm256_fmadd_ps(_mm256_set1_ps(half(w + 34 * i) * a[i].d), _mm256_cvtepi32_ps(p), acc0);
+    const __m256i q = loadu(w + 34 * i + 2);
+    const float d = half(w + 34 * i);
+    for (int r = 0; r < NR; ++r)
+      acc0[r] =
+          _mm256_fmadd_ps(_mm256_set1_ps(d * a[r][i].d), _mm256_cvtepi32_ps(dot_i8(q, loadu(a[r][i].qs))), acc0[r]);
   }
-  return hsum_ps(_mm256_add_ps(acc0, acc1));
+  for (int r = 0; r < NR; ++r) out[r] = hsum_ps(_mm256_add_ps(acc0[r], acc1[r]));
 }
 
 // Q4_0/Q5_0 are handled as unsigned 4/5-bit values with a min of -8d/-16d, like Q4_1/Q5_1: u8 x s8 maddubs needs
 // no sign fix-ups, and the offset is applied once per block through s = d_x * sum(x_q).
 template <GgmlType T>
-inline __m256i block_dot32(const uint8_t* w, __m256i x) {
-  if constexpr (T == GgmlType::Q4_0) return dot_u8(unpack_nibbles16(w + 2), x);
-  if constexpr (T == GgmlType::Q4_1) return dot_u8(unpack_nibbles16(w + 4), x);
+inline __m256i block_u8(const uint8_t* w) {
+  if constexpr (T == GgmlType::Q4_0) return unpack_nibbles16(w + 2);
+  if constexpr (T == GgmlType::Q4_1) return unpack_nibbles16(w + 4);
   const int qh = T == GgmlType::Q5_0 ? 2 : 4;
   const __m256i hi = _mm256_and_si256(bits_to_bytes(w + qh), _mm256_set1_epi8(0x10));
-  return dot_u8(_mm256_or_si256(unpack_nibbles16(w + qh + 4), hi), x);
+  return _mm256_or_si256(unpack_nibbles16(w + qh + 4), hi);
 }
 
+// The block's min times d_x * sum(x_q) is m * a.s, with m = -8d, -16d or the stored min.
 template <GgmlType T>
-inline float block_min32(const uint8_t* w, const ActQ8x32& a) {
-  if constexpr (T == GgmlType::Q4_0) return -8.0f * half(w) * a.s;
-  if constexpr (T == GgmlType::Q5_0) return -16.0f * half(w) * a.s;
-  return half(w + 2) * a.s;
+inline float block_min(const uint8_t* w) {
+  if constexpr (T == GgmlType::Q4_0) return -8.0f * half(w);
+  if constexpr (T == GgmlType::Q5_0) return -16.0f * half(w);
+  return half(w + 2);
 }
 
-template <GgmlType T>
-float dot_q32(const uint8_t* w, const ActQ8x32* a, int64_t nb) {
+template <GgmlType T, int NR>
+void dot_q32(const uint8_t* w, const void* act, int64_t as, int64_t nb, float* out) {
   constexpr int kBytes = T == GgmlType::Q4_0 ? 18 : T == GgmlType::Q4_1 ? 20 : T == GgmlType::Q5_0 ? 22 : 24;
-  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-  float mins = 0.0f;
+  const ActQ8x32* a[NR];
+  __m256 acc0[NR], acc1[NR];
+  float mins[NR];
+  for (int r = 0; r < NR; ++r) {
+    a[r] = act_row<ActQ8x32>(act, as, r);
+    acc0[r] = acc1[r] = _mm256_setzero_ps();
+    mins[r] = 0.0f;
+  }
   int64_t i = 0;
   for (; i + 2 <= nb; i += 2, w += 2 * kBytes) {  // two independent accumulators hide the FMA latency
-    const __m256i p0 = block_dot32<T>(w, loadu(a[i].qs)), p1 = block_dot32<T>(w + kBytes, loadu(a[i + 1].qs));
-    acc0 = _mm256_fmadd_ps(_mm256_set1_ps(half(w) * a[i].d), _mm256_cvtepi32_ps(p0), acc0);
-    acc1 = _mm256_fmadd_ps(_mm256_set1_ps(half(w + kBytes) * a[i + 1].d), _mm256_cvtepi32_ps(p1), acc1);
-    mins += block_min32<T>(w, a[i]) + block_min32<T>(w + kBytes, a[i + 1]);
+    const __m256i u0 = block_u8<T>(w), u1 = block_u8<T>(w + kBytes);
+    const float d0 = half(w), d1 = half(w + kBytes), m0 = block_min<T>(w), m1 = block_min<T>(w + kBytes);
+#pragma GCC unroll 4
+    for (int r = 0; r < NR; ++r) {
+      const __m256i p0 = dot_u8(u0, loadu(a[r][i].qs)), p1 = dot_u8(u1, loadu(a[r][i + 1].qs));
+      acc0[r] = _mm256_fmadd_ps(_mm256_set1_ps(d0 * a[r][i].d), _mm256_cvtepi32_ps(p0), acc0[r]);
+      acc1[r] = _mm256_fmadd_ps(_mm256_set1_ps(d1 * a[r][i + 1].d), _mm256_cvtepi32_ps(p1), acc1[r]);
+      mins[r] += m0 * a[r][i].s + m1 * a[r][i + 1].s;
+    }
   }
   for (; i < nb; ++i, w += kBytes) {
-    const __m256i p = block_dot32<T>(w, loadu(a[i].qs));
-    acc0 = _mm256_fmadd_ps(_mm256_set1_ps(half(w) * a[i].d), _mm256_cvtepi32_ps(p), acc0);
-    mins += block_min32<T>(w, a[i]);
+    const __m256i u = block_u8<T>(w);
+    const float d = half(w), m = block_min<T>(w);
+    for (int r = 0; r < NR; ++r) {
+      acc0[r] =
+          _mm256_fmadd_ps(_mm256_set1_ps(d * a[r][i].d), _mm256_cvtepi32_ps(dot_u8(u, loadu(a[r][i].qs))), acc0[r]);
+      mins[r] += m * a[r][i].s;
+    }
   }
-  return hsum_ps(_mm256_add_ps(acc0, acc1)) + mins;
+  for (int r = 0; r < NR; ++r) out[r] = hsum_ps(_mm256_add_ps(acc0[r], acc1[r])) + mins[r];
 }
 
 // Q4_K (qh == false) and Q5_K (qh == true).
-template <bool kHasQh>
-float dot_k45(const uint8_t* w, const ActQ8x256* a, int64_t nb) {
+template <bool kHasQh, int NR>
+void dot_k45(const uint8_t* w, const void* act, int64_t as, int64_t nb, float* out) {
   constexpr int kBytes = kHasQh ? 176 : 144, kQs = kHasQh ? 48 : 16;
   const __m256i m4 = _mm256_set1_epi8(0x0F);
-  __m256 acc = _mm256_setzero_ps();
-  float mins = 0.0f;
+  const ActQ8x256* a[NR];
+  __m256 acc[NR];
+  float mins[NR];
+  for (int r = 0; r < NR; ++r) {
+    a[r] = act_row<ActQ8x256>(act, as, r);
+    acc[r] = _mm256_setzero_ps();
+    mins[r] = 0.0f;
+  }
   for (int64_t i = 0; i < nb; ++i, w += kBytes) {
     uint8_t sc[8], mn[8];
     kscales(w + 4, sc, mn);
-    int msum = 0;
-    for (int s = 0; s < 8; ++s) msum += mn[s] * (a[i].bsums[2 * s] + a[i].bsums[2 * s + 1]);
-    mins += half(w + 2) * a[i].d * (float)msum;
-    __m256i isum = _mm256_setzero_si256();
+    const float d = half(w), dmin = half(w + 2);
+    __m256i isum[NR];
+    for (int r = 0; r < NR; ++r) {
+      int msum = 0;
+      for (int s = 0; s < 8; ++s) msum += mn[s] * (a[r][i].bsums[2 * s] + a[r][i].bsums[2 * s + 1]);
+      mins[r] += dmin * a[r][i].d * (float)msum;
+      isum[r] = _mm256_setzero_si256();
+    }
     __m256i qh = kHasQh ? loadu(w + 16) : _mm256_setzero_si256();
     for (int c = 0; c < 4; ++c) {
       const __m256i q = loadu(w + kQs + 32 * c);
@@ -336,65 +388,112 @@ float dot_k45(const uint8_t* w, const ActQ8x256* a, int64_t nb) {
         hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 1), one), 4));
         qh = _mm256_srli_epi16(qh, 2);
       }
-      const __m256i plo =
-          _mm256_madd_epi16(_mm256_maddubs_epi16(lo, loadu(a[i].qs + 64 * c)), _mm256_set1_epi16(sc[2 * c]));
-      const __m256i phi =
-          _mm256_madd_epi16(_mm256_maddubs_epi16(hi, loadu(a[i].qs + 64 * c + 32)), _mm256_set1_epi16(sc[2 * c + 1]));
-      isum = _mm256_add_epi32(isum, _mm256_add_epi32(plo, phi));
+      const __m256i slo = _mm256_set1_epi16(sc[2 * c]), shi = _mm256_set1_epi16(sc[2 * c + 1]);
+#pragma GCC unroll 4
+      for (int r = 0; r < NR; ++r) {
+        const __m256i plo = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, loadu(a[r][i].qs + 64 * c)), slo);
+        const __m256i phi = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, loadu(a[r][i].qs + 64 * c + 32)), shi);
+        isum[r] = _mm256_add_epi32(isum[r], _mm256_add_epi32(plo, phi));
+      }
     }
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(half(w) * a[i].d), _mm256_cvtepi32_ps(isum), acc);
+    for (int r = 0; r < NR; ++r)
+      acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d * a[r][i].d), _mm256_cvtepi32_ps(isum[r]), acc[r]);
   }
-  return hsum_ps(acc) - mins;
+  for (int r = 0; r < NR; ++r) out[r] = hsum_ps(acc[r]) - mins[r];
 }
 
-float dot_q6_k(const uint8_t* w, const ActQ8x256* a, int64_t nb) {
-  __m256 acc = _mm256_setzero_ps();
+template <int NR>
+void dot_q6_k(const uint8_t* w, const void* act, int64_t as, int64_t nb, float* out) {
+  const ActQ8x256* a[NR];
+  __m256 acc[NR];
+  for (int r = 0; r < NR; ++r) {
+    a[r] = act_row<ActQ8x256>(act, as, r);
+    acc[r] = _mm256_setzero_ps();
+  }
   for (int64_t i = 0; i < nb; ++i, w += 210) {
     const int8_t* sc = (const int8_t*)(w + 192);
-    int bias = 0;  // the -32 offset of every 6-bit value, applied through the 16-element sums of x
-    for (int j = 0; j < 16; ++j) bias += sc[j] * a[i].bsums[j];
-    __m256i isum = _mm256_setzero_si256();
+    __m256i isum[NR];
+    int bias[NR];  // the -32 offset of every 6-bit value, applied through the 16-element sums of x
+    for (int r = 0; r < NR; ++r) {
+      bias[r] = 0;
+      for (int j = 0; j < 16; ++j) bias[r] += sc[j] * a[r][i].bsums[j];
+      isum[r] = _mm256_setzero_si256();
+    }
     for (int h = 0; h < 2; ++h) {
       __m256i q[4];
       q6_unpack(w + 64 * h, w + 128 + 32 * h, q);
       for (int k = 0; k < 4; ++k) {
         const int s = 8 * h + 2 * k;
         const __m256i scv = _mm256_set_m128i(_mm_set1_epi16(sc[s + 1]), _mm_set1_epi16(sc[s]));
-        const __m256i p = _mm256_maddubs_epi16(q[k], loadu(a[i].qs + 128 * h + 32 * k));
-        isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p, scv));
+#pragma GCC unroll 4
+        for (int r = 0; r < NR; ++r) {
+          const __m256i p = _mm256_maddubs_epi16(q[k], loadu(a[r][i].qs + 128 * h + 32 * k));
+          isum[r] = _mm256_add_epi32(isum[r], _mm256_madd_epi16(p, scv));
+        }
       }
     }
-    isum = _mm256_sub_epi32(isum, _mm256_set_epi32(0, 0, 0, 0, 0, 0, 0, 32 * bias));
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(half(w + 208) * a[i].d), _mm256_cvtepi32_ps(isum), acc);
+    const float d = half(w + 208);
+    for (int r = 0; r < NR; ++r) {
+      const __m256i s = _mm256_sub_epi32(isum[r], _mm256_set_epi32(0, 0, 0, 0, 0, 0, 0, 32 * bias[r]));
+      acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d * a[r][i].d), _mm256_cvtepi32_ps(s), acc[r]);
+    }
   }
-  return hsum_ps(acc);
+  for (int r = 0; r < NR; ++r) out[r] = hsum_ps(acc[r]);
+}
+
+using RowsKernel = void (*)(const uint8_t* w, const void* act, int64_t as, int64_t nb, float* out);
+
+// The kernel for type t and NR = nr, or nullptr for the types without an integer kernel.
+template <int NR>
+RowsKernel int_kernel(GgmlType t) {
+  switch (t) {
+    case GgmlType::Q8_0:
+      return dot_q8_0<NR>;
+    case GgmlType::Q4_0:
+      return dot_q32<GgmlType::Q4_0, NR>;
+    case GgmlType::Q4_1:
+      return dot_q32<GgmlType::Q4_1, NR>;
+    case GgmlType::Q5_0:
+      return dot_q32<GgmlType::Q5_0, NR>;
+    case GgmlType::Q5_1:
+      return dot_q32<GgmlType::Q5_1, NR>;
+    case GgmlType::Q4_K:
+      return dot_k45<false, NR>;
+    case GgmlType::Q5_K:
+      return dot_k45<true, NR>;
+    case GgmlType::Q6_K:
+      return dot_q6_k<NR>;
+    default:
+      return nullptr;
+  }
+}
+
+RowsKernel int_kernel(GgmlType t, int nr) {
+  switch (nr) {
+    case 1:
+      return int_kernel<1>(t);
+    case 2:
+      return int_kernel<2>(t);
+    case 3:
+      return int_kernel<3>(t);
+    default:
+      return int_kernel<4>(t);
+  }
 }
 
 float dot(GgmlType t, const void* row, const float* x, const void* act, int64_t n) {
   const uint8_t* w = (const uint8_t*)row;
-  const ActQ8x32* a32 = (const ActQ8x32*)act;
-  const ActQ8x256* a256 = (const ActQ8x256*)act;
+  const int64_t nb = n / traits(t).block_elems;
+  if (const RowsKernel k = int_kernel<1>(t)) {
+    float out;
+    k(w, act, 0, nb, &out);
+    return out;
+  }
   switch (t) {
     case GgmlType::F32:
       return kAvx2VecOps.dot_f32((const float*)row, x, n);
     case GgmlType::F16:
       return kAvx2VecOps.dot_f16(x, (const uint16_t*)row, n);
-    case GgmlType::Q8_0:
-      return dot_q8_0(w, a32, n / 32);
-    case GgmlType::Q4_0:
-      return dot_q32<GgmlType::Q4_0>(w, a32, n / 32);
-    case GgmlType::Q4_1:
-      return dot_q32<GgmlType::Q4_1>(w, a32, n / 32);
-    case GgmlType::Q5_0:
-      return dot_q32<GgmlType::Q5_0>(w, a32, n / 32);
-    case GgmlType::Q5_1:
-      return dot_q32<GgmlType::Q5_1>(w, a32, n / 32);
-    case GgmlType::Q4_K:
-      return dot_k45<false>(w, a256, n / 256);
-    case GgmlType::Q5_K:
-      return dot_k45<true>(w, a256, n / 256);
-    case GgmlType::Q6_K:
-      return dot_q6_k(w, a256, n / 256);
     default:
       break;
   }
@@ -409,8 +508,21 @@ float dot(GgmlType t, const void* row, const float* x, const void* act, int64_t 
   return sum;
 }
 
+void dot_rows(GgmlType t, const uint8_t* w, int64_t w_stride, int64_t n_w, const float* x, const void* act,
+              int64_t act_stride, int nr, int64_t n, float* y, int64_t y_stride) {
+  const RowsKernel k = int_kernel(t, nr);
+  float out[kMaxDotRows];
+  for (int64_t o = 0; o < n_w; ++o, w += w_stride) {
+    if (k)
+      k(w, act, act_stride, n / traits(t).block_elems, out);
+    else
+      for (int r = 0; r < nr; ++r) out[r] = dot(t, w, x + r * n, nullptr, n);
+    for (int r = 0; r < nr; ++r) y[r * y_stride + o] = out[r];
+  }
+}
+
 }  // namespace
 
-const QuantOps kAvx2QuantOps{"avx2", dequantize, act_kind, quantize_act, dot};
+const QuantOps kAvx2QuantOps{"avx2", dequantize, act_kind, quantize_act, dot, dot_rows};
 
 }  // namespace shadowkv::simd

@@ -44,7 +44,15 @@ struct QuantOps {
   void (*quantize_act)(ActKind k, const float* x, void* act, int64_t n);
   // act holds x prepared as act_kind(t) says (unused for kNone).
   float (*dot)(GgmlType t, const void* row, const float* x, const void* act, int64_t n);
+  // y[r * y_stride + o] = dot of weight row o (at w + o * w_stride, o < n_w) with activation row r (x + r * n,
+  // prepared at act + r * act_stride; r < nr <= kMaxDotRows). Each weight row is unpacked once for all nr rows,
+  // and each result is bit-identical to what dot() gives for that pair alone.
+  void (*dot_rows)(GgmlType t, const uint8_t* w, int64_t w_stride, int64_t n_w, const float* x, const void* act,
+                   int64_t act_stride, int nr, int64_t n, float* y, int64_t y_stride);
 };
+
+// Activation rows one dot_rows call takes.
+constexpr int kMaxDotRows = 4;
 
 struct VecOps {
   float (*dot_f32)(const float* a, const float* b, int64_t n);
@@ -55,6 +63,8 @@ struct VecOps {
   void (*f32_to_f16)(const float* x, uint16_t* y, int64_t n);
   void (*f16_to_f32)(const uint16_t* x, float* y, int64_t n);
   float (*sum_sq)(const float* x, int64_t n);
+  // gate[i] = act(gate[i]) * up[i], act = GELU (tanh form) if gelu else SiLU.
+  void (*glu)(bool gelu, float* gate, const float* up, int64_t n);
 };
 
 // matmul: from this many activation rows on, SGEMM on dequantised weight tiles beats per-row int8 dot products

@@ -204,8 +204,14 @@ float dot(GgmlType t, const void* row, const float* x, const void*, int64_t n) {
   return sum;
 }
 
+void dot_rows(GgmlType t, const uint8_t* w, int64_t w_stride, int64_t n_w, const float* x, const void*, int64_t, int nr,
+              int64_t n, float* y, int64_t y_stride) {
+  for (int64_t o = 0; o < n_w; ++o)
+    for (int r = 0; r < nr; ++r) y[r * y_stride + o] = dot(t, w + o * w_stride, x + r * n, nullptr, n);
+}
+
 }  // namespace
 
-const QuantOps kScalarQuantOps{"scalar", dequantize, act_kind, quantize_act, dot};
+const QuantOps kScalarQuantOps{"scalar", dequantize, act_kind, quantize_act, dot, dot_rows};
 
 }  // namespace shadowkv::simd

@@ -41,10 +41,19 @@ float sum_sq_s(const float* x, int64_t n) {
   return (float)s;
 }
 
+void glu_s(bool gelu, float* gate, const float* up, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float u = gate[i];
+    const float a = gelu ? 0.5f * u * (1.0f + std::tanh(0.7978845608028654f * (u + 0.044715f * u * u * u)))
+                         : u / (1.0f + std::exp(-u));
+    gate[i] = a * up[i];
+  }
+}
+
 }  // namespace
 
-const VecOps kScalarVecOps{dot_f32_s,   dot_f16_s,    axpy_f32_s,   axpy_f16_s,
-                           scale_f32_s, f32_to_f16_s, f16_to_f32_s, sum_sq_s};
+const VecOps kScalarVecOps{dot_f32_s,    dot_f16_s,    axpy_f32_s, axpy_f16_s, scale_f32_s,
+                           f32_to_f16_s, f16_to_f32_s, sum_sq_s,   glu_s};
 
 }  // namespace simd
 
@@ -55,6 +64,7 @@ void axpy_f16(float alpha, const uint16_t* x, float* y, int64_t n) { simd::vec_o
 void scale_f32(float alpha, float* y, int64_t n) { simd::vec_ops().scale_f32(alpha, y, n); }
 void f32_to_f16_row(const float* x, uint16_t* y, int64_t n) { simd::vec_ops().f32_to_f16(x, y, n); }
 void f16_to_f32_row(const uint16_t* x, float* y, int64_t n) { simd::vec_ops().f16_to_f32(x, y, n); }
+void glu_f32(bool gelu, float* gate, const float* up, int64_t n) { simd::vec_ops().glu(gelu, gate, up, n); }
 
 void rmsnorm(const float* x, const float* w, float* y, int64_t n, float eps) {
   const simd::VecOps& ops = simd::vec_ops();

@@ -97,8 +97,46 @@ float sum_sq(const float* x, int64_t n) {
   return s;
 }
 
+// e^x for x in [-87, 87] (clamped outside): x = n ln2 + r with |r| <= ln2/2 (ln2 split in two for precision),
+// e^r by its degree-6 Taylor polynomial (relative error < 2e-7), times 2^n built in the exponent bits.
+inline __m256 exp_ps(__m256 x) {
+  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.0f)), _mm256_set1_ps(87.0f));
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 p = _mm256_set1_ps(1.0f / 720);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
+// GELU(u) = 0.5 u (1 + tanh(z)) = u / (1 + e^(-2z)), z = sqrt(2/pi) (u + 0.044715 u^3); SiLU(u) = u / (1 + e^-u).
+void glu(bool gelu, float* gate, const float* up, int64_t n) {
+  const __m256 one = _mm256_set1_ps(1.0f);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 u = _mm256_loadu_ps(gate + i);
+    __m256 t;  // the exponent: -2z or -u
+    if (gelu) {
+      const __m256 u3 = _mm256_mul_ps(_mm256_mul_ps(u, u), u);
+      t = _mm256_mul_ps(_mm256_fmadd_ps(u3, _mm256_set1_ps(0.044715f), u), _mm256_set1_ps(-1.5957691216057308f));
+    } else {
+      t = _mm256_sub_ps(_mm256_setzero_ps(), u);
+    }
+    const __m256 a = _mm256_div_ps(u, _mm256_add_ps(one, exp_ps(t)));
+    _mm256_storeu_ps(gate + i, _mm256_mul_ps(a, _mm256_loadu_ps(up + i)));
+  }
+  if (i < n) kScalarVecOps.glu(gelu, gate + i, up + i, n - i);
+}
+
 }  // namespace
 
-const VecOps kAvx2VecOps{dot_f32, dot_f16, axpy_f32, axpy_f16, scale_f32, f32_to_f16, f16_to_f32, sum_sq};
+const VecOps kAvx2VecOps{dot_f32, dot_f16, axpy_f32, axpy_f16, scale_f32, f32_to_f16, f16_to_f32, sum_sq, glu};
 
 }  // namespace shadowkv::simd
