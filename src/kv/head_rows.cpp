@@ -66,13 +66,23 @@ void attend_layer(const LayerGeometry& g, int64_t pos0, int n, const float* q, i
                   float* out) {
   const int hd = g.head_dim, group = g.n_head / g.n_kv_head;
   const int64_t qstride = (int64_t)g.n_head * hd;
-  if (n == 1) {  // decode: attend_group splits a long row set over threads when heads do not
-#pragma omp parallel for if (g.n_kv_head > 1)
-    for (int h = 0; h < g.n_kv_head; ++h) {
+  if (n == 1) {
+    // Decode: a job per KV head, and with a single KV head and a short row set its query heads in two halves (each
+    // head's result is the same however the heads are grouped); attend_group splits a long row set itself.
+    int64_t rows = 0;
+    if (g.n_kv_head == 1) {
+      KeyValueRows sets[kMaxHeadSets];
+      const int n_sets = sets_for(0, sets);
+      for (int i = 0; i < n_sets; ++i) rows += sets[i].n;
+    }
+    const int split = g.n_kv_head == 1 && group > 1 && attention_parts(rows) == 1 ? 2 : 1;
+#pragma omp parallel for if (g.n_kv_head * split > 1)
+    for (int j = 0; j < g.n_kv_head * split; ++j) {
+      const int h = j / split, q0 = h * group + (j % split) * group / split;
+      const int nq = h * group + (j % split + 1) * group / split - q0;
       KeyValueRows sets[kMaxHeadSets];
       const int n_sets = sets_for(h, sets);
-      attend_group(q + (int64_t)h * group * hd, group, hd, g.scale, sets, n_sets, pos0, window,
-                   out + (int64_t)h * group * hd);
+      attend_group(q + (int64_t)q0 * hd, nq, hd, g.scale, sets, n_sets, pos0, window, out + (int64_t)q0 * hd);
     }
     return;
   }

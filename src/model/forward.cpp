@@ -46,7 +46,12 @@ void Model::forward(const std::vector<ForwardItem>& items, std::vector<float>& l
     head.push_back({o, items[i].all_logits ? items[i].n : 1});
     o += head.back().n;
   }
-  std::vector<int64_t> pos(R);
+  std::vector<int64_t> pos(R), row0;
+  bool all_decode = true;
+  for (int64_t r = 0, i = 0; i < (int64_t)items.size(); r += items[i].n, ++i) {
+    row0.push_back(r);
+    all_decode = all_decode && items[i].n == 1;
+  }
   std::vector<float> x(R * E), xn(R * E), q(R * qw), k(R * kvw), k_pre(R * kvw), v(R * kvw), att(R * qw);
   std::vector<float> gate(R * c.n_ff), up(R * c.n_ff);
 
@@ -84,7 +89,11 @@ void Model::forward(const std::vector<ForwardItem>& items, std::vector<float>& l
       apply_rope(lg.rope, &q[r * qw], c.n_head, hd, pos[r]);
       apply_rope(lg.rope, &k[r * kvw], c.n_kv_head, hd, pos[r]);
     }
-    for (int64_t r = 0, i = 0; i < (int64_t)items.size(); r += items[i].n, ++i) {
+    // A decode step's sequences attend in parallel (each on one thread: a cache's own parallel regions run inline,
+    // and its results do not depend on the thread count); prefill chunks one after the other, each over all threads.
+#pragma omp parallel for schedule(dynamic, 1) if (all_decode && items.size() > 1)
+    for (size_t i = 0; i < items.size(); ++i) {
+      const int64_t r = row0[i];
       items[i].cache->attend(l, items[i].pos0, items[i].n, &q[r * qw], &k_pre[r * kvw], &k[r * kvw], &v[r * kvw],
                              &att[r * qw]);
     }

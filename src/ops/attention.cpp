@@ -9,6 +9,7 @@
 #include <limits>
 #include <vector>
 
+#include "ops/quant_dispatch.h"
 #include "ops/vec.h"
 
 namespace shadowkv {
@@ -16,25 +17,18 @@ namespace {
 
 constexpr int kBlock = 64;  // rows scored before one rescale of the running state
 
-inline float row_dot(const float* q, const KeyValueRows& kv, int64_t i, int hd) {
-  return kv.dtype == KvDType::F32 ? dot_f32(q, static_cast<const float*>(kv.keys) + i * hd, hd)
-                                  : dot_f16(q, static_cast<const uint16_t*>(kv.keys) + i * hd, hd);
-}
-
-inline void row_axpy(float w, const KeyValueRows& kv, int64_t i, int hd, float* acc) {
-  if (kv.dtype == KvDType::F32) {
-    axpy_f32(w, static_cast<const float*>(kv.vals) + i * hd, acc, hd);
-  } else {
-    axpy_f16(w, static_cast<const uint16_t*>(kv.vals) + i * hd, acc, hd);
-  }
-}
-
 // Rows [begin, end) of one set.
 void attend_range(const float* q, int n_q, int hd, float scale, const KeyValueRows& kv, int64_t begin, int64_t end,
                   int64_t q_pos, int window, SoftmaxAcc* st) {
   if (kv.sink) window = 0;
+  const simd::VecOps& ops = simd::vec_ops();
+  const bool f16 = kv.dtype == KvDType::F16;
+  bool contiguous = true;
+  for (int h = 1; h < n_q; ++h) contiguous = contiguous && st[h].acc == st[0].acc + (int64_t)h * hd;
   int64_t idx[kBlock];
-  float s[kBlock];
+  thread_local std::vector<float> s_buf;
+  s_buf.resize((size_t)n_q * kBlock);
+  float* s = s_buf.data();  // [n_q][kBlock] scores, then probabilities
   for (int64_t b0 = begin; b0 < end; b0 += kBlock) {
     const int64_t b1 = std::min(end, b0 + kBlock);
     int nv = 0;
@@ -46,13 +40,11 @@ void attend_range(const float* q, int n_q, int hd, float scale, const KeyValueRo
       idx[nv++] = i;
     }
     if (nv == 0) continue;
+    ops.group_scores(q, n_q, hd, scale, kv.keys, f16, idx, nv, s, kBlock);
     for (int h = 0; h < n_q; ++h) {
-      const float* qh = q + (int64_t)h * hd;
+      float* sh = s + h * kBlock;
       float bmax = -std::numeric_limits<float>::infinity();
-      for (int j = 0; j < nv; ++j) {
-        s[j] = scale * row_dot(qh, kv, idx[j], hd);
-        bmax = std::max(bmax, s[j]);
-      }
+      for (int j = 0; j < nv; ++j) bmax = std::max(bmax, sh[j]);
       SoftmaxAcc& a = st[h];
       if (bmax > a.m) {
         const float r = std::exp(a.m - bmax);  // exp(-inf) = 0 on the first block
@@ -61,11 +53,16 @@ void attend_range(const float* q, int n_q, int hd, float scale, const KeyValueRo
         a.m = bmax;
       }
       for (int j = 0; j < nv; ++j) {
-        const float p = std::exp(s[j] - a.m);
-        a.l += p;
-        row_axpy(p, kv, idx[j], hd, a.acc);
+        sh[j] = std::exp(sh[j] - a.m);
+        a.l += sh[j];
       }
     }
+    // One pass over the value rows for all heads when their accumulators are one [n_q][hd] array (attend_group's).
+    if (contiguous)
+      ops.group_accumulate(s, kBlock, n_q, hd, kv.vals, f16, idx, nv, st[0].acc);
+    else
+      for (int h = 0; h < n_q; ++h)
+        ops.group_accumulate(s + h * kBlock, kBlock, 1, hd, kv.vals, f16, idx, nv, st[h].acc);
   }
 }
 

@@ -511,10 +511,11 @@ float dot(GgmlType t, const void* row, const float* x, const void* act, int64_t 
 void dot_rows(GgmlType t, const uint8_t* w, int64_t w_stride, int64_t n_w, const float* x, const void* act,
               int64_t act_stride, int nr, int64_t n, float* y, int64_t y_stride) {
   const RowsKernel k = int_kernel(t, nr);
+  const int64_t nb = n / traits(t).block_elems;
   float out[kMaxDotRows];
   for (int64_t o = 0; o < n_w; ++o, w += w_stride) {
     if (k)
-      k(w, act, act_stride, n / traits(t).block_elems, out);
+      k(w, act, act_stride, nb, out);
     else
       for (int r = 0; r < nr; ++r) out[r] = dot(t, w, x + r * n, nullptr, n);
     for (int r = 0; r < nr; ++r) y[r * y_stride + o] = out[r];

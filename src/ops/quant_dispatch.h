@@ -65,6 +65,13 @@ struct VecOps {
   float (*sum_sq)(const float* x, int64_t n);
   // gate[i] = act(gate[i]) * up[i], act = GELU (tanh form) if gelu else SiLU.
   void (*glu)(bool gelu, float* gate, const float* up, int64_t n);
+  // Attention over a block of key/value rows for a group of n_q query heads (rows at base + idx[j] * hd, f32 or
+  // f16): s[h * ld + j] = scale * q[h] . key[j], and acc[h] += sum_j p[h * ld + j] * value[j] (acc [n_q][hd]).
+  // Each key and value row is read once for all the group's heads.
+  void (*group_scores)(const float* q, int n_q, int hd, float scale, const void* keys, bool f16, const int64_t* idx,
+                       int nv, float* s, int ld);
+  void (*group_accumulate)(const float* p, int ld, int n_q, int hd, const void* vals, bool f16, const int64_t* idx,
+                           int nv, float* acc);
 };
 
 // matmul: from this many activation rows on, SGEMM on dequantised weight tiles beats per-row int8 dot products

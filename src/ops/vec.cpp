@@ -50,10 +50,32 @@ void glu_s(bool gelu, float* gate, const float* up, int64_t n) {
   }
 }
 
+void group_scores_s(const float* q, int n_q, int hd, float scale, const void* keys, bool f16, const int64_t* idx,
+                    int nv, float* s, int ld) {
+  for (int h = 0; h < n_q; ++h)
+    for (int j = 0; j < nv; ++j) {
+      const float* qh = q + (int64_t)h * hd;
+      s[h * ld + j] = scale * (f16 ? dot_f16_s(qh, (const uint16_t*)keys + idx[j] * hd, hd)
+                                   : dot_f32_s(qh, (const float*)keys + idx[j] * hd, hd));
+    }
+}
+
+void group_accumulate_s(const float* p, int ld, int n_q, int hd, const void* vals, bool f16, const int64_t* idx, int nv,
+                        float* acc) {
+  for (int h = 0; h < n_q; ++h)
+    for (int j = 0; j < nv; ++j) {
+      float* a = acc + (int64_t)h * hd;
+      if (f16)
+        axpy_f16_s(p[h * ld + j], (const uint16_t*)vals + idx[j] * hd, a, hd);
+      else
+        axpy_f32_s(p[h * ld + j], (const float*)vals + idx[j] * hd, a, hd);
+    }
+}
+
 }  // namespace
 
-const VecOps kScalarVecOps{dot_f32_s,    dot_f16_s,    axpy_f32_s, axpy_f16_s, scale_f32_s,
-                           f32_to_f16_s, f16_to_f32_s, sum_sq_s,   glu_s};
+const VecOps kScalarVecOps{dot_f32_s,    dot_f16_s, axpy_f32_s, axpy_f16_s,     scale_f32_s,       f32_to_f16_s,
+                           f16_to_f32_s, sum_sq_s,  glu_s,      group_scores_s, group_accumulate_s};
 
 }  // namespace simd
 

@@ -1,6 +1,8 @@
 // AVX2 + FMA + F16C vector kernels (compiled with -mavx2 -mfma -mf16c; only called after a CPU check).
 #include <immintrin.h>
 
+#include <algorithm>
+
 #include "ops/f16.h"
 #include "ops/quant_dispatch.h"
 
@@ -135,8 +137,61 @@ void glu(bool gelu, float* gate, const float* up, int64_t n) {
   if (i < n) kScalarVecOps.glu(gelu, gate + i, up + i, n - i);
 }
 
+inline __m256 load8(const void* rows, bool f16, int64_t off) {
+  return f16 ? load_h8((const uint16_t*)rows + off) : _mm256_loadu_ps((const float*)rows + off);
+}
+
+// Up to 4 heads at a time, their partial dot products in registers while one key row streams past.
+void group_scores(const float* q, int n_q, int hd, float scale, const void* keys, bool f16, const int64_t* idx, int nv,
+                  float* s, int ld) {
+  if (hd % 8 != 0) return kScalarVecOps.group_scores(q, n_q, hd, scale, keys, f16, idx, nv, s, ld);
+  for (int h0 = 0; h0 < n_q; h0 += 4) {
+    const int nh = std::min(4, n_q - h0);
+    for (int j = 0; j < nv; ++j) {
+      const int64_t off = idx[j] * hd;
+      __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+      for (int c = 0; c < hd; c += 8) {
+        const __m256 k = load8(keys, f16, off + c);
+        for (int h = 0; h < nh; ++h)
+          acc[h] = _mm256_fmadd_ps(_mm256_loadu_ps(q + (int64_t)(h0 + h) * hd + c), k, acc[h]);
+      }
+      for (int h = 0; h < nh; ++h) s[(h0 + h) * ld + j] = scale * hsum(acc[h]);
+    }
+  }
+}
+
+// Up to 4 heads x 16 columns of the output in registers while the block's value rows stream past.
+void group_accumulate(const float* p, int ld, int n_q, int hd, const void* vals, bool f16, const int64_t* idx, int nv,
+                      float* acc) {
+  if (hd % 16 != 0) return kScalarVecOps.group_accumulate(p, ld, n_q, hd, vals, f16, idx, nv, acc);
+  for (int h0 = 0; h0 < n_q; h0 += 4) {
+    const int nh = std::min(4, n_q - h0);
+    for (int c = 0; c < hd; c += 16) {
+      __m256 a0[4], a1[4];
+      for (int h = 0; h < nh; ++h) {
+        a0[h] = _mm256_loadu_ps(acc + (int64_t)(h0 + h) * hd + c);
+        a1[h] = _mm256_loadu_ps(acc + (int64_t)(h0 + h) * hd + c + 8);
+      }
+      for (int j = 0; j < nv; ++j) {
+        const int64_t off = idx[j] * hd + c;
+        const __m256 v0 = load8(vals, f16, off), v1 = load8(vals, f16, off + 8);
+        for (int h = 0; h < nh; ++h) {
+          const __m256 w = _mm256_broadcast_ss(p + (h0 + h) * ld + j);
+          a0[h] = _mm256_fmadd_ps(w, v0, a0[h]);
+          a1[h] = _mm256_fmadd_ps(w, v1, a1[h]);
+        }
+      }
+      for (int h = 0; h < nh; ++h) {
+        _mm256_storeu_ps(acc + (int64_t)(h0 + h) * hd + c, a0[h]);
+        _mm256_storeu_ps(acc + (int64_t)(h0 + h) * hd + c + 8, a1[h]);
+      }
+    }
+  }
+}
+
 }  // namespace
 
-const VecOps kAvx2VecOps{dot_f32, dot_f16, axpy_f32, axpy_f16, scale_f32, f32_to_f16, f16_to_f32, sum_sq, glu};
+const VecOps kAvx2VecOps{dot_f32,    dot_f16, axpy_f32, axpy_f16,     scale_f32,       f32_to_f16,
+                         f16_to_f32, sum_sq,  glu,      group_scores, group_accumulate};
 
 }  // namespace shadowkv::simd
