@@ -167,7 +167,7 @@ TEST(ShadowKvLowRank, RopeOfRebuiltKeysMatchesRopeOfOriginalAtFullRank) {
   for (int p = 0; p < t; ++p)
     for (int h = 0; h < n_kv; ++h) {
       std::vector<float> ref(&k[(size_t)p * w + h * hd], &k[(size_t)p * w + (h + 1) * hd]), got(hd);
-      rebuild_key(&coef[(size_t)p * w], &svt[(size_t)h * w * hd], w, hd, got.data());
+      rebuild_keys(&coef[(size_t)p * w], 1, &svt[(size_t)h * w * hd], w, hd, got.data());
       const int64_t pos = 1000 + 37 * p;
       apply_rope(rope, ref.data(), 1, hd, pos);
       apply_rope(rope, got.data(), 1, hd, pos);

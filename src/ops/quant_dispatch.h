@@ -72,6 +72,8 @@ struct VecOps {
                        int nv, float* s, int ld);
   void (*group_accumulate)(const float* p, int ld, int n_q, int hd, const void* vals, bool f16, const int64_t* idx,
                            int nv, float* acc);
+  // C[m][n] = A[m][k] . B[k][n], all row-major and dense (small products: ShadowKV's key rebuild U . SVt).
+  void (*gemm_small)(const float* A, const float* B, float* C, int m, int n, int k);
 };
 
 // matmul: from this many activation rows on, SGEMM on dequantised weight tiles beats per-row int8 dot products

@@ -72,10 +72,18 @@ void group_accumulate_s(const float* p, int ld, int n_q, int hd, const void* val
     }
 }
 
+void gemm_small_s(const float* A, const float* B, float* C, int m, int n, int k) {
+  for (int i = 0; i < m; ++i) {
+    float* c = C + (int64_t)i * n;
+    for (int j = 0; j < n; ++j) c[j] = 0.0f;
+    for (int l = 0; l < k; ++l) axpy_f32_s(A[(int64_t)i * k + l], B + (int64_t)l * n, c, n);
+  }
+}
+
 }  // namespace
 
 const VecOps kScalarVecOps{dot_f32_s,    dot_f16_s, axpy_f32_s, axpy_f16_s,     scale_f32_s,       f32_to_f16_s,
-                           f16_to_f32_s, sum_sq_s,  glu_s,      group_scores_s, group_accumulate_s};
+                           f16_to_f32_s, sum_sq_s,  glu_s,      group_scores_s, group_accumulate_s, gemm_small_s};
 
 }  // namespace simd
 
@@ -87,6 +95,9 @@ void scale_f32(float alpha, float* y, int64_t n) { simd::vec_ops().scale_f32(alp
 void f32_to_f16_row(const float* x, uint16_t* y, int64_t n) { simd::vec_ops().f32_to_f16(x, y, n); }
 void f16_to_f32_row(const uint16_t* x, float* y, int64_t n) { simd::vec_ops().f16_to_f32(x, y, n); }
 void glu_f32(bool gelu, float* gate, const float* up, int64_t n) { simd::vec_ops().glu(gelu, gate, up, n); }
+void gemm_small(const float* A, const float* B, float* C, int m, int n, int k) {
+  simd::vec_ops().gemm_small(A, B, C, m, n, k);
+}
 
 void rmsnorm(const float* x, const float* w, float* y, int64_t n, float eps) {
   const simd::VecOps& ops = simd::vec_ops();

@@ -13,8 +13,9 @@ void apply_rope_run(const RopeSpec& rope, float* x, int n_rows, int64_t row_stri
     const double f = rope.inv_freq[i];
     c[i] = std::cos((double)pos0 * f);
     s[i] = std::sin((double)pos0 * f);
-    dc[i] = std::cos(f);
-    ds[i] = std::sin(f);
+    const bool have = rope.step_cos.size() == rope.inv_freq.size();  // RopeSpec::make fills them
+    dc[i] = have ? rope.step_cos[i] : std::cos(f);
+    ds[i] = have ? rope.step_sin[i] : std::sin(f);
   }
   const bool neox = rope.style == RopeSpec::Style::Neox;
   for (int r = 0; r < n_rows; ++r) {

@@ -84,9 +84,8 @@ std::vector<float> split_basis_by_head(const KeyBasis& basis, int n_heads, int h
   return out;
 }
 
-void rebuild_key(const float* coef, const float* svt_head, int rank, int head_dim, float* out) {
-  std::fill_n(out, head_dim, 0.0f);
-  for (int j = 0; j < rank; ++j) axpy_f32(coef[j], svt_head + (size_t)j * head_dim, out, head_dim);
+void rebuild_keys(const float* coef, int n_tok, const float* svt_head, int rank, int head_dim, float* out) {
+  gemm_small(coef, svt_head, out, n_tok, head_dim, rank);
 }
 
 }  // namespace shadowkv

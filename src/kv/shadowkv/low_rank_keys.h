@@ -31,7 +31,8 @@ void project_keys(const KeyBasis& basis, const float* k, int64_t n_rows, float* 
 // Splits B by KV head: out [n_heads][rank][head_dim] with out[h][j][d] = vt[j][h*head_dim + d].
 std::vector<float> split_basis_by_head(const KeyBasis& basis, int n_heads, int head_dim);
 
-// One rebuilt key row of one head: out[d] = sum_j coef[j] * svt_head[j][d]   (svt_head: [rank][head_dim]).
-void rebuild_key(const float* coef, const float* svt_head, int rank, int head_dim, float* out);
+// Rebuilt key rows of one head: out[t][d] = sum_j coef[t][j] * svt_head[j][d]  (coef [n_tok][rank], svt_head
+// [rank][head_dim]).
+void rebuild_keys(const float* coef, int n_tok, const float* svt_head, int rank, int head_dim, float* out);
 
 }  // namespace shadowkv

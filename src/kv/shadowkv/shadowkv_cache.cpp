@@ -240,7 +240,7 @@ void ShadowKvCache::rebuild_chunk_keys(const GlobalLayer& g, int head, int64_t c
   thread_local std::vector<float> coef;
   coef.resize((size_t)chunk * g.rank);
   g.coef.read(p0, chunk, coef.data());
-  for (int t = 0; t < chunk; ++t) rebuild_key(&coef[(size_t)t * g.rank], svt, g.rank, hd, keys + t * hd);
+  rebuild_keys(coef.data(), chunk, svt, g.rank, hd, keys);
   apply_rope_run(lg.rope, keys, chunk, hd, hd, p0);
 }
 
