@@ -178,6 +178,24 @@ TEST(Vec, EveryBackendTableIsComplete) {
   EXPECT_TRUE(all_set(simd::kAvx2QuantOps));
 }
 
+TEST(Vec, NextAtLeastFindsTheFirstQualifyingIndex) {
+  std::mt19937 rng(10);
+  for (simd::Backend b : backends()) {
+    BackendGuard g(b);
+    for (int64_t n : kSizes) {
+      auto x = randv(n, rng);
+      if (n > 3) x[n / 2] = NAN;
+      for (float t : {-10.0f, 0.0f, 1.5f, 2.5f, 10.0f})
+        for (int64_t from : {(int64_t)0, n / 3, n}) {
+          int64_t want = from;
+          while (want < n && !(x[want] >= t)) ++want;
+          EXPECT_EQ(next_at_least(x.data(), from, n, t), want) << n << " " << t << " " << from << " "
+                                                               << simd::backend_name(b);
+        }
+    }
+  }
+}
+
 TEST(Vec, SmallGemmMatchesDoubleReference) {
   std::mt19937 rng(9);
   struct Shape {

@@ -74,6 +74,8 @@ struct VecOps {
                            int nv, float* acc);
   // C[m][n] = A[m][k] . B[k][n], all row-major and dense (small products: ShadowKV's key rebuild U . SVt).
   void (*gemm_small)(const float* A, const float* B, float* C, int m, int n, int k);
+  // The first i in [from, n) with x[i] >= t, or n.
+  int64_t (*next_at_least)(const float* x, int64_t from, int64_t n, float t);
 };
 
 // matmul: from this many activation rows on, SGEMM on dequantised weight tiles beats per-row int8 dot products

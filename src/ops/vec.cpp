@@ -80,10 +80,16 @@ void gemm_small_s(const float* A, const float* B, float* C, int m, int n, int k)
   }
 }
 
+int64_t next_at_least_s(const float* x, int64_t from, int64_t n, float t) {
+  for (int64_t i = from; i < n; ++i)
+    if (x[i] >= t) return i;
+  return n;
+}
+
 }  // namespace
 
 const VecOps kScalarVecOps{dot_f32_s,    dot_f16_s, axpy_f32_s, axpy_f16_s,     scale_f32_s,       f32_to_f16_s,
-                           f16_to_f32_s, sum_sq_s,  glu_s,      group_scores_s, group_accumulate_s, gemm_small_s};
+                           f16_to_f32_s, sum_sq_s,  glu_s,      group_scores_s, group_accumulate_s, gemm_small_s, next_at_least_s};
 
 }  // namespace simd
 
@@ -95,6 +101,9 @@ void scale_f32(float alpha, float* y, int64_t n) { simd::vec_ops().scale_f32(alp
 void f32_to_f16_row(const float* x, uint16_t* y, int64_t n) { simd::vec_ops().f32_to_f16(x, y, n); }
 void f16_to_f32_row(const uint16_t* x, float* y, int64_t n) { simd::vec_ops().f16_to_f32(x, y, n); }
 void glu_f32(bool gelu, float* gate, const float* up, int64_t n) { simd::vec_ops().glu(gelu, gate, up, n); }
+int64_t next_at_least(const float* x, int64_t from, int64_t n, float t) {
+  return simd::vec_ops().next_at_least(x, from, n, t);
+}
 void gemm_small(const float* A, const float* B, float* C, int m, int n, int k) {
   simd::vec_ops().gemm_small(A, B, C, m, n, k);
 }

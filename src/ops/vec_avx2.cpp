@@ -141,21 +141,29 @@ inline __m256 load8(const void* rows, bool f16, int64_t off) {
   return f16 ? load_h8((const uint16_t*)rows + off) : _mm256_loadu_ps((const float*)rows + off);
 }
 
-// Up to 4 heads at a time, their partial dot products in registers while one key row streams past.
+// Up to 4 heads x 2 key rows at a time, their partial dot products in registers while the rows stream past.
 void group_scores(const float* q, int n_q, int hd, float scale, const void* keys, bool f16, const int64_t* idx, int nv,
                   float* s, int ld) {
   if (hd % 8 != 0) return kScalarVecOps.group_scores(q, n_q, hd, scale, keys, f16, idx, nv, s, ld);
   for (int h0 = 0; h0 < n_q; h0 += 4) {
     const int nh = std::min(4, n_q - h0);
-    for (int j = 0; j < nv; ++j) {
-      const int64_t off = idx[j] * hd;
-      __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    for (int j = 0; j < nv; j += 2) {
+      const int nr = std::min(2, nv - j);
+      const int64_t off0 = idx[j] * hd, off1 = idx[j + nr - 1] * hd;  // nr == 1: row j twice, second result dropped
+      __m256 a0[4], a1[4];
+      for (int h = 0; h < 4; ++h) a0[h] = a1[h] = _mm256_setzero_ps();
       for (int c = 0; c < hd; c += 8) {
-        const __m256 k = load8(keys, f16, off + c);
-        for (int h = 0; h < nh; ++h)
-          acc[h] = _mm256_fmadd_ps(_mm256_loadu_ps(q + (int64_t)(h0 + h) * hd + c), k, acc[h]);
+        const __m256 k0 = load8(keys, f16, off0 + c), k1 = load8(keys, f16, off1 + c);
+        for (int h = 0; h < nh; ++h) {
+          const __m256 qv = _mm256_loadu_ps(q + (int64_t)(h0 + h) * hd + c);
+          a0[h] = _mm256_fmadd_ps(qv, k0, a0[h]);
+          a1[h] = _mm256_fmadd_ps(qv, k1, a1[h]);
+        }
       }
-      for (int h = 0; h < nh; ++h) s[(h0 + h) * ld + j] = scale * hsum(acc[h]);
+      for (int h = 0; h < nh; ++h) {
+        s[(h0 + h) * ld + j] = scale * hsum(a0[h]);
+        if (nr == 2) s[(h0 + h) * ld + j + 1] = scale * hsum(a1[h]);
+      }
     }
   }
 }
@@ -213,9 +221,21 @@ void gemm_small(const float* A, const float* B, float* C, int m, int n, int k) {
   }
 }
 
+int64_t next_at_least(const float* x, int64_t from, int64_t n, float t) {
+  const __m256 tv = _mm256_set1_ps(t);
+  int64_t i = from;
+  for (; i + 8 <= n; i += 8) {
+    const int m = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(x + i), tv, _CMP_GE_OQ));
+    if (m) return i + __builtin_ctz((unsigned)m);
+  }
+  for (; i < n; ++i)
+    if (x[i] >= t) return i;
+  return n;
+}
+
 }  // namespace
 
 const VecOps kAvx2VecOps{dot_f32,    dot_f16, axpy_f32, axpy_f16,     scale_f32,       f32_to_f16,
-                         f16_to_f32, sum_sq,  glu,      group_scores, group_accumulate, gemm_small};
+                         f16_to_f32, sum_sq,  glu,      group_scores, group_accumulate, gemm_small, next_at_least};
 
 }  // namespace shadowkv::simd

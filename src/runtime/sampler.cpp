@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "ops/vec.h"
 #include "util/error.h"
 
 namespace shadowkv {
@@ -29,16 +30,16 @@ int32_t Sampler::sample(const float* logits, int n) {
   // The k best (logit, id) pairs in one pass through a heap whose top is the worst kept: with a small k (the usual
   // 40 of a 262K vocabulary) almost every logit is one comparison, and nothing is copied.
   cand_.clear();
-  for (int i = 0; i < n; ++i) {
-    const std::pair<float, int> c{logits[i], i};
-    if ((int)cand_.size() < k) {
-      cand_.push_back(c);
-      std::push_heap(cand_.begin(), cand_.end(), greater);
-    } else if (greater(c, cand_.front())) {
-      std::pop_heap(cand_.begin(), cand_.end(), greater);
-      cand_.back() = c;
-      std::push_heap(cand_.begin(), cand_.end(), greater);
-    }
+  for (int i = 0; i < k; ++i) cand_.push_back({logits[i], i});
+  std::make_heap(cand_.begin(), cand_.end(), greater);
+  // Only a logit >= the worst kept can enter (an equal one loses the tie to the lower id, which is kept already).
+  for (int64_t i = next_at_least(logits, k, n, cand_.front().first); i < n;
+       i = next_at_least(logits, i + 1, n, cand_.front().first)) {
+    const std::pair<float, int> c{logits[i], (int)i};
+    if (!greater(c, cand_.front())) continue;
+    std::pop_heap(cand_.begin(), cand_.end(), greater);
+    cand_.back() = c;
+    std::push_heap(cand_.begin(), cand_.end(), greater);
   }
   std::sort_heap(cand_.begin(), cand_.end(), greater);
   const float mx = cand_[0].first;
