@@ -77,6 +77,9 @@ const KvPolicyRegistration kShadowKv{
       {"factor-dtype", SettingType::Text, "f16", "storage of U rows and landmarks: f16 or f32"},
       {"value-dtype", SettingType::Text, "f16",
        "storage of the value store (cold tier) and of the hot buffer's rebuilt keys and values: f16 or f32"},
+      {"value-store", SettingType::Text, "ram",
+       "where the value store lives: ram, or mmap[:DIR] (a memory-mapped file in DIR, default $TMPDIR or /tmp, "
+       "deleted with the sequence)"},
       {"kv-f16", SettingType::Flag, "false", "sliding-window layers in f16 (as full --kv-f16)"}},
      [](const KvGeometry& g, const KvOptions& o) { return std::make_unique<ShadowKvCache>(g, o); },
      1}};
@@ -108,7 +111,7 @@ ShadowKvCache::ShadowKvCache(const KvGeometry& geometry, const KvOptions& option
     g.hot = HotValueBuffer(lg.n_kv_head, cfg_.chunk, lg.head_dim, cfg_.f16_values);
     globals_.push_back(std::move(g));
     stores_.push_back(
-        std::make_unique<RamValueStore>(lg.n_kv_head, (int64_t)cfg_.chunk * lg.head_dim, cfg_.f16_values));
+        make_value_store(cfg_.value_store, lg.n_kv_head, (int64_t)cfg_.chunk * lg.head_dim, cfg_.f16_values));
   }
 }
 

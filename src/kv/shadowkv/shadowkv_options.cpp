@@ -69,6 +69,9 @@ ShadowKvConfig parse_shadowkv_options(const KvOptions& o, const KvGeometry& g) {
   if (values != "f16" && values != "f32")
     throw Error("shadowkv: value dtype must be f16 or f32 (got '" + values + "')");
   c.f16_values = values == "f16";
+  c.value_store = o.text("value-store");
+  if (c.value_store != "ram" && c.value_store != "mmap" && c.value_store.rfind("mmap:", 0) != 0)
+    throw Error("shadowkv: value store must be ram, mmap or mmap:DIR (got '" + c.value_store + "')");
   parse_budget(o.text("budget"), &c.budget_percent, &c.budget_value);
   return c;
 }
