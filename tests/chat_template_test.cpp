@@ -5,35 +5,15 @@
 
 #include <gtest/gtest.h>
 
-#include "tokenizer/vocab.h"
+#include "chat_vocab.h"
 #include "util/error.h"
 
 namespace shadowkv {
 namespace {
 
-// A vocabulary with one format's marker tokens (0 Gemma, 1 Llama 3, 2 ChatML, 3 none) and byte fallback.
+// A vocabulary with one format's marker tokens (0 Gemma, 1 Llama 3, 2 ChatML, 3 none), BOS for Gemma and Llama 3.
 std::unique_ptr<Tokenizer> vocab(int kind, const std::string& jinja = "") {
-  static const std::vector<std::vector<std::string>> markers = {
-      {"<bos>", "<start_of_turn>", "<end_of_turn>"},
-      {"<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"},
-      {"<|im_start|>", "<|im_end|>"},
-      {}};
-  TokenizerVocab v;
-  v.add_space_prefix = false;
-  v.add_bos = false;
-  v.chat_template = jinja;
-  for (const std::string& m : markers[kind]) {
-    v.tokens.push_back(m);
-    v.types.push_back(TokenType::Control);
-  }
-  if (kind < 2) v.bos = 0;
-  for (int b = 0; b < 256; ++b) {
-    char buf[8];
-    std::snprintf(buf, sizeof buf, "<0x%02X>", b);
-    v.tokens.push_back(buf);
-    v.types.push_back(TokenType::Byte);
-  }
-  return make_tokenizer(v);
+  return make_chat_vocab(kind, kind < 2, jinja);
 }
 
 const std::vector<ChatMessage> kConversation = {

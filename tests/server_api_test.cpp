@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "chat_vocab.h"
 #include "kv/kv_policy.h"
 #include "server/api_request.h"
 #include "server/api_response.h"
@@ -121,6 +122,7 @@ TEST(ServerApi, MissingAndWrongTypedFieldsName400) {
       {R"({"prompt": "a", "suffix": "x"})", "suffix"},
       {R"({"prompt": "a", "presence_penalty": 1})", "presence_penalty"},
       {R"({"prompt": "a", "model": 7})", "model"},
+      {R"({"prompt": "a", "response_format": {"type": 1}})", "response_format"},  // was a json type_error (fuzz)
       {R"({"prompt": "a", "kv": "shadowkv"})", "kv"},
       {R"({"prompt": "a", "kv": {"policy": 1}})", "kv.policy"},
       {R"({"prompt": "a", "kv": {"budget": [1]}})", "kv.budget"},
@@ -187,6 +189,50 @@ TEST(ServerApi, KvOverride) {
     EXPECT_NE(std::string(e.what()).find("unknown KV policy 'nope'"), std::string::npos) << e.what();
     EXPECT_EQ(e.param, "kv.policy");
   }
+}
+
+// The checks against the served model (prepare_request, as Server::prepare calls it), with a small Gemma-format
+// vocabulary (BOS, turn markers, single letters, byte fallback) whose token counts are easy to state.
+TEST(ServerApi, PrepareChecksThePromptAgainstTheModel) {
+  const auto tok = make_chat_vocab(0, true, "");
+  const KvOptions server("full");
+  auto prepare = [&](const std::string& body, Endpoint e, int64_t ctx) {
+    return prepare_request(parse_completion_request(body, e), *tok, ctx, server);
+  };
+  auto refusal = [&](const std::string& body, Endpoint e, int64_t ctx, const Tokenizer* t = nullptr) {
+    try {
+      prepare_request(parse_completion_request(body, e), t ? *t : *tok, ctx, server);
+    } catch (const ApiError& err) {
+      EXPECT_EQ(err.status, 400) << body;
+      return err.param + "/" + err.code;
+    }
+    return std::string("accepted");
+  };
+  PreparedRequest p = prepare(R"({"prompt": "aa"})", Endpoint::Completions, 64);
+  EXPECT_EQ(p.ids, tok->encode("aa", /*add_bos=*/true));  // as `run --raw`
+  ASSERT_EQ(p.ids.size(), 2u);
+  EXPECT_EQ(p.max_tokens, 16);  // OpenAI's default, within the context
+  EXPECT_EQ(prepare(R"({"prompt": "aa"})", Endpoint::Completions, 10).max_tokens, 8);
+  EXPECT_EQ(prepare(R"({"prompt": [[3, 4]], "max_tokens": 8})", Endpoint::Completions, 10).ids,
+            (std::vector<int32_t>{3, 4}));  // ids as given
+  const std::string body = R"({"messages": [{"role": "user", "content": "a"}]})";
+  p = prepare(body, Endpoint::Chat, 64);
+  EXPECT_EQ(p.ids, tok->encode(render_chat(*tok, {{"user", "a"}}), false, true));
+  EXPECT_EQ(p.max_tokens, 64 - (int64_t)p.ids.size());  // chat's default: the rest of the context
+  EXPECT_EQ(p.kv.policy, "full");
+
+  EXPECT_EQ(refusal(R"({"prompt": "aa"})", Endpoint::Completions, 2), "prompt/context_length_exceeded");
+  EXPECT_EQ(refusal(R"({"prompt": "aa", "max_tokens": 9})", Endpoint::Completions, 10),
+            "max_tokens/context_length_exceeded");
+  EXPECT_EQ(refusal(body, Endpoint::Chat, (int64_t)p.ids.size()), "messages/context_length_exceeded");
+  EXPECT_EQ(refusal(R"({"prompt": [1, 100000]})", Endpoint::Completions, 64), "prompt/");
+  EXPECT_EQ(refusal(R"({"messages": [{"role": "assistant", "content": "a"}]})", Endpoint::Chat, 64), "messages/");
+  EXPECT_EQ(refusal(body, Endpoint::Chat, 64, make_chat_vocab(3, true, "").get()), "messages/");  // no chat format
+  EXPECT_EQ(refusal(R"({"prompt": ""})", Endpoint::Completions, 64, make_chat_vocab(2, false, "").get()), "prompt/");
+  EXPECT_EQ(refusal(R"({"prompt": "a", "kv": {"policy": "nope"}})", Endpoint::Completions, 64),
+            "kv.policy/invalid_kv_options");
+  EXPECT_EQ(prepare(R"({"prompt": "a", "kv": {"policy": "quest", "page": 4}})", Endpoint::Completions, 64).kv.policy,
+            "quest");
 }
 
 TEST(ServerApi, ErrorShape) {

@@ -413,6 +413,11 @@ TEST(ShadowKvOptions, ParsesAndValidates) {
   EXPECT_DOUBLE_EQ(v, 1.56);
   for (const char* bad : {"abc", "-5", "%", "12.5", "150%", "1e400", "20x"})
     EXPECT_THROW(parse_budget(bad, &pct, &v), Error) << bad;
+  // Found by fuzz_server_request: a request's {"kv": {"policy": "shadowkv", "budget": "1e300"}} (or 1e18) was
+  // accepted and end_prefill cast 1e300 to int64_t / overflowed budget * 24 (undefined behaviour); now an Error.
+  for (const char* huge : {"1e300", "1e18", "1073741825"}) EXPECT_THROW(parse_budget(huge, &pct, &v), Error) << huge;
+  parse_budget("1073741824", &pct, &v);
+  EXPECT_EQ(v, 1073741824.0);
   ShadowKvConfig c;
   EXPECT_EQ(budget_tokens(c, 100000), 2048);  // the authors' budget whatever the prompt
   EXPECT_EQ(budget_tokens(c, 1000), 2048);

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "kv/kv_policy.h"
+#include "tokenizer/tokenizer.h"
 #include "util/error.h"
 
 namespace shadowkv::server {
@@ -100,7 +101,7 @@ void reject_unsupported(const json& j) {
     if (const json* v = field(j, name); v && !v->empty()) throw unsupported(name);
   for (const char* name : {"presence_penalty", "frequency_penalty"})
     if (number(j, name, -2, 2, 0) != 0) throw unsupported(name);
-  if (const json* v = field(j, "response_format"); v && !(v->is_object() && v->value("type", "") == "text"))
+  if (const json* v = field(j, "response_format"); v && !(v->is_object() && v->value("type", json()) == "text"))
     throw unsupported("response_format");
 }
 
@@ -190,6 +191,28 @@ KvOverride parse_kv(const json& j) {
   return o;
 }
 
+// The prompt's tokens: the conversation rendered in the model's format, the ids as given, or the text with BOS (as
+// `shadowkv run --raw`).
+std::vector<int32_t> prompt_tokens(const CompletionRequest& cr, const Tokenizer& tok) {
+  if (cr.endpoint == Endpoint::Chat) {
+    std::string text;
+    try {
+      text = render_chat(tok, cr.messages);
+    } catch (const Error& e) {
+      throw ApiError(400, e.what(), "messages");
+    }
+    return tok.encode(text, /*add_bos=*/false, /*parse_special=*/true);
+  }
+  if (!cr.prompt_is_ids) return tok.encode(cr.prompt, /*add_bos=*/true);
+  for (int32_t t : cr.prompt_ids)
+    if (t >= tok.n_vocab())
+      throw ApiError(
+          400,
+          "token id " + std::to_string(t) + " is out of range (vocabulary of " + std::to_string(tok.n_vocab()) + ")",
+          "prompt");
+  return cr.prompt_ids;
+}
+
 }  // namespace
 
 CompletionRequest parse_completion_request(std::string_view body, Endpoint endpoint) {
@@ -246,6 +269,31 @@ KvOptions apply_kv_override(const KvOptions& server, const KvOverride& o) {
     throw ApiError(400, e.what(), "kv", "invalid_kv_options");
   }
   return kv;
+}
+
+PreparedRequest prepare_request(const CompletionRequest& cr, const Tokenizer& tok, int64_t ctx,
+                                const KvOptions& server_kv) {
+  PreparedRequest p;
+  p.ids = prompt_tokens(cr, tok);
+  const char* param = cr.endpoint == Endpoint::Chat ? "messages" : "prompt";
+  if (p.ids.empty()) throw ApiError(400, "the prompt is empty", param);
+  const int64_t n = (int64_t)p.ids.size();
+  if (n >= ctx)
+    throw ApiError(400,
+                   "the prompt has " + std::to_string(n) + " tokens; the context is " + std::to_string(ctx) +
+                       " tokens, which must hold the prompt and at least one generated token",
+                   param, "context_length_exceeded");
+  p.max_tokens = cr.max_tokens;
+  if (p.max_tokens < 0)
+    p.max_tokens = cr.endpoint == Endpoint::Chat ? ctx - n : std::min<int64_t>(16, ctx - n);  // OpenAI's default: 16
+  else if (n + p.max_tokens > ctx)
+    throw ApiError(400,
+                   "the context is " + std::to_string(ctx) + " tokens, but " + std::to_string(n + p.max_tokens) +
+                       " were requested (" + std::to_string(n) + " in the prompt, " + std::to_string(p.max_tokens) +
+                       " in max_tokens)",
+                   "max_tokens", "context_length_exceeded");
+  p.kv = apply_kv_override(server_kv, cr.kv);
+  return p;
 }
 
 }  // namespace shadowkv::server

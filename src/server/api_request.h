@@ -1,6 +1,7 @@
 // OpenAI-style request bodies of /v1/completions and /v1/chat/completions, parsed and checked into a
 // CompletionRequest; anything malformed, of the wrong type, out of range or unsupported is an ApiError (400)
-// naming the field. No model is needed here (the prompt's length against the context is checked later).
+// naming the field. Then prepare_request checks it against the served model's tokenizer and context (no model or
+// server needed: fuzz/fuzz_server_request.cpp calls both with small vocabularies).
 #pragma once
 #include <cstdint>
 #include <map>
@@ -61,5 +62,18 @@ CompletionRequest parse_completion_request(std::string_view body, Endpoint endpo
 // The server's KV options with a request's override applied (a different policy starts from its own defaults,
 // the same policy from the server's settings); ApiError (400) with the policy registry's message.
 KvOptions apply_kv_override(const KvOptions& server, const KvOverride& override_);
+
+// A request checked against the served model: what Server::prepare turns into a scheduler sequence.
+struct PreparedRequest {
+  std::vector<int32_t> ids;  // the prompt's tokens (chat: the rendered conversation)
+  int64_t max_tokens = 0;    // tokens to generate, the endpoint's default resolved
+  KvOptions kv;              // the server's KV options with the request's override applied
+};
+
+// Tokenizes the prompt (chat: rendered in the model's format) and checks it against a context of ctx tokens;
+// ApiError (400) for a conversation the format cannot render, a token id outside the vocabulary, an empty prompt,
+// a prompt that leaves no room to generate, max_tokens beyond the context, or a bad "kv" override.
+PreparedRequest prepare_request(const CompletionRequest& cr, const Tokenizer& tok, int64_t ctx,
+                                const KvOptions& server_kv);
 
 }  // namespace shadowkv::server

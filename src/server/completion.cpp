@@ -7,11 +7,9 @@
 #include <memory>
 #include <random>
 
-#include "runtime/chat_template.h"
 #include "server/api_response.h"
 #include "server/sequence_channel.h"
 #include "server/server.h"
-#include "util/error.h"
 
 namespace shadowkv::server {
 
@@ -77,54 +75,17 @@ bool stream_step(StreamState& st, httplib::DataSink& sink) {
 }  // namespace
 
 SequenceRequest Server::prepare(const CompletionRequest& cr, int64_t* prompt_tokens) const {
-  const Tokenizer& tok = model_.tokenizer();
-  std::vector<int32_t> ids;
-  if (cr.endpoint == Endpoint::Chat) {
-    std::string text;
-    try {
-      text = render_chat(tok, cr.messages);
-    } catch (const Error& e) {
-      throw ApiError(400, e.what(), "messages");
-    }
-    ids = tok.encode(text, /*add_bos=*/false, /*parse_special=*/true);
-  } else if (cr.prompt_is_ids) {
-    for (int32_t t : cr.prompt_ids)
-      if (t >= tok.n_vocab())
-        throw ApiError(
-            400,
-            "token id " + std::to_string(t) + " is out of range (vocabulary of " + std::to_string(tok.n_vocab()) + ")",
-            "prompt");
-    ids = cr.prompt_ids;
-  } else {
-    ids = tok.encode(cr.prompt, /*add_bos=*/true);  // as `shadowkv run --raw`
-  }
-  const char* param = cr.endpoint == Endpoint::Chat ? "messages" : "prompt";
-  if (ids.empty()) throw ApiError(400, "the prompt is empty", param);
-  const int64_t n = (int64_t)ids.size();
-  if (n >= ctx_)
-    throw ApiError(400,
-                   "the prompt has " + std::to_string(n) + " tokens; the context is " + std::to_string(ctx_) +
-                       " tokens, which must hold the prompt and at least one generated token",
-                   param, "context_length_exceeded");
-  int64_t max_tokens = cr.max_tokens;
-  if (max_tokens < 0)
-    max_tokens = cr.endpoint == Endpoint::Chat ? ctx_ - n : std::min<int64_t>(16, ctx_ - n);  // OpenAI's default: 16
-  else if (n + max_tokens > ctx_)
-    throw ApiError(400,
-                   "the context is " + std::to_string(ctx_) + " tokens, but " + std::to_string(n + max_tokens) +
-                       " were requested (" + std::to_string(n) + " in the prompt, " + std::to_string(max_tokens) +
-                       " in max_tokens)",
-                   "max_tokens", "context_length_exceeded");
+  PreparedRequest p = prepare_request(cr, model_.tokenizer(), ctx_, o_.kv);
+  *prompt_tokens = (int64_t)p.ids.size();
   SequenceRequest r;
-  r.feed = std::move(ids);
-  r.kv = apply_kv_override(o_.kv, cr.kv);
+  r.feed = std::move(p.ids);
+  r.kv = std::move(p.kv);
   r.ctx = ctx_;
-  r.n_predict = (int)max_tokens;
+  r.n_predict = (int)p.max_tokens;
   // top_p 0 keeps only the most likely token: greedy (the sampler itself wants top_p > 0).
   r.sampling = {cr.top_p > 0 ? cr.temperature : 0.0f, cr.top_k, cr.top_p > 0 ? cr.top_p : 1.0f,
                 cr.seed ? *cr.seed : random_u64()};
   r.stop = cr.stop;
-  *prompt_tokens = n;
   return r;
 }
 

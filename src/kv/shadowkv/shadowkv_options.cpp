@@ -24,6 +24,8 @@ void parse_budget(const std::string& text, bool* percent, double* value) {
     throw Error("shadowkv: bad budget '" + text + "' (expected tokens like 2048 or a percentage like 1.56%)");
   if (*percent && v > 100) throw Error("shadowkv: budget '" + text + "' is more than 100%");
   if (!*percent && v != std::floor(v)) throw Error("shadowkv: budget '" + text + "' must be a whole number of tokens");
+  if (!*percent && v > kMaxBudgetTokens)  // as the other settings' limit; more would overflow the token arithmetic
+    throw Error("shadowkv: budget '" + text + "' is more than " + std::to_string(kMaxBudgetTokens) + " tokens");
   *value = v;
 }
 

@@ -30,7 +30,9 @@ struct ShadowKvConfig {
 // Validates options against the global layers' key widths (n_kv_head*head_dim); throws Error on bad values.
 ShadowKvConfig parse_shadowkv_options(const KvOptions& options, const KvGeometry& geometry);
 
-// Budget string -> (is_percent, value); throws Error. Empty = default (value -1).
+// Budget string -> (is_percent, value); throws Error. Empty = default (value -1). A token count is at most
+// kMaxBudgetTokens.
+inline constexpr int64_t kMaxBudgetTokens = int64_t(1) << 30;
 void parse_budget(const std::string& text, bool* percent, double* value);
 
 // 160/1024 of the key width (the authors' 160 of 1024 for Llama-3-8B), but at least min(96, 3/8 of the width).
