@@ -126,6 +126,9 @@ TEST(ServerApi, MissingAndWrongTypedFieldsName400) {
       {R"({"prompt": "a", "kv": "shadowkv"})", "kv"},
       {R"({"prompt": "a", "kv": {"policy": 1}})", "kv.policy"},
       {R"({"prompt": "a", "kv": {"budget": [1]}})", "kv.budget"},
+      // A client must not choose where the server writes files (the disk tier's directory).
+      {R"({"prompt": "a", "kv": {"policy": "shadowkv", "value-store": "mmap:/etc"}})", "kv.value-store"},
+      {R"({"prompt": "a", "kv": {"--value-store": "ram"}})", "kv.value-store"},
   };
   for (const auto& [body, param] : cases) {
     const auto [status, got] = failure(body);

@@ -179,6 +179,9 @@ KvOverride parse_kv(const json& j) {
       continue;
     }
     const std::string name = key.rfind("--", 0) == 0 ? key.substr(2) : key;
+    // A client must not choose where the server creates files.
+    if (name == "value-store")
+      throw bad("kv." + name, "'" + name + "' is a server setting (it names a directory) and cannot be set per request");
     if (value.is_string())
       o.settings[name] = value.get<std::string>();
     else if (value.is_boolean())
