@@ -46,12 +46,8 @@ void Model::forward(const std::vector<ForwardItem>& items, std::vector<float>& l
     head.push_back({o, items[i].all_logits ? items[i].n : 1});
     o += head.back().n;
   }
-  std::vector<int64_t> pos(R), row0;
-  bool all_decode = true;
-  for (int64_t r = 0, i = 0; i < (int64_t)items.size(); r += items[i].n, ++i) {
-    row0.push_back(r);
-    all_decode = all_decode && items[i].n == 1;
-  }
+  std::vector<int64_t> pos(R);
+  const bool all_decode = R == (int64_t)items.size();  // every item brings one token
   std::vector<float> x(R * E), xn(R * E), q(R * qw), k(R * kvw), k_pre(R * kvw), v(R * kvw), att(R * qw);
   std::vector<float> gate(R * c.n_ff), up(R * c.n_ff);
 
@@ -93,7 +89,7 @@ void Model::forward(const std::vector<ForwardItem>& items, std::vector<float>& l
     // and its results do not depend on the thread count); prefill chunks one after the other, each over all threads.
 #pragma omp parallel for schedule(dynamic, 1) if (all_decode && items.size() > 1)
     for (size_t i = 0; i < items.size(); ++i) {
-      const int64_t r = row0[i];
+      const int64_t r = body[i].begin;
       items[i].cache->attend(l, items[i].pos0, items[i].n, &q[r * qw], &k_pre[r * kvw], &k[r * kvw], &v[r * kvw],
                              &att[r * qw]);
     }

@@ -69,9 +69,12 @@ void matmul_dot(const MatOut* jobs, size_t n_jobs, const float* X, int64_t r0, i
   const int64_t n_in = jobs[0].W->n_in;
   PreparedRows prep{X + r0 * n_in, rows, n_in, {}};
   std::vector<const uint8_t*> act(n_jobs);
+  std::vector<int64_t> act_row_bytes(n_jobs);
   int64_t total = 0;
   for (size_t j = 0; j < n_jobs; ++j) {
-    act[j] = prep.get(ops.act_kind(jobs[j].W->type));
+    const simd::ActKind kind = ops.act_kind(jobs[j].W->type);
+    act[j] = prep.get(kind);
+    act_row_bytes[j] = simd::act_bytes(kind, n_in);
     total += jobs[j].W->n_out;
   }
   const int64_t per = std::max<int64_t>(16, total / (8 * omp_get_max_threads()));
@@ -81,8 +84,7 @@ void matmul_dot(const MatOut* jobs, size_t n_jobs, const float* X, int64_t r0, i
   for (size_t t = 0; t < ranges.size(); ++t) {
     const QMatrix& W = *jobs[ranges[t].job].W;
     float* Y = jobs[ranges[t].job].Y + r0 * W.n_out;
-    const int64_t ab = simd::act_bytes(ops.act_kind(W.type), n_in);
-    const int64_t o0 = ranges[t].o0;
+    const int64_t ab = act_row_bytes[ranges[t].job], o0 = ranges[t].o0;
     for (int64_t b = 0; b < rows; b += simd::kMaxDotRows)
       ops.dot_rows(W.type, W.data + o0 * W.row_stride, W.row_stride, ranges[t].o1 - o0, prep.x + b * n_in,
                    act[ranges[t].job] + b * ab, ab, (int)std::min<int64_t>(simd::kMaxDotRows, rows - b), n_in,

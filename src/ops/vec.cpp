@@ -88,8 +88,9 @@ int64_t next_at_least_s(const float* x, int64_t from, int64_t n, float t) {
 
 }  // namespace
 
-const VecOps kScalarVecOps{dot_f32_s,    dot_f16_s, axpy_f32_s, axpy_f16_s,     scale_f32_s,       f32_to_f16_s,
-                           f16_to_f32_s, sum_sq_s,  glu_s,      group_scores_s, group_accumulate_s, gemm_small_s, next_at_least_s};
+const VecOps kScalarVecOps{dot_f32_s,          dot_f16_s,    axpy_f32_s,     axpy_f16_s, scale_f32_s,
+                           f32_to_f16_s,       f16_to_f32_s, sum_sq_s,       glu_s,      group_scores_s,
+                           group_accumulate_s, gemm_small_s, next_at_least_s};
 
 }  // namespace simd
 

@@ -235,7 +235,7 @@ int64_t next_at_least(const float* x, int64_t from, int64_t n, float t) {
 
 }  // namespace
 
-const VecOps kAvx2VecOps{dot_f32,    dot_f16, axpy_f32, axpy_f16,     scale_f32,       f32_to_f16,
-                         f16_to_f32, sum_sq,  glu,      group_scores, group_accumulate, gemm_small, next_at_least};
+const VecOps kAvx2VecOps{dot_f32, dot_f16, axpy_f32,     axpy_f16,         scale_f32,  f32_to_f16,   f16_to_f32,
+                         sum_sq,  glu,     group_scores, group_accumulate, gemm_small, next_at_least};
 
 }  // namespace shadowkv::simd

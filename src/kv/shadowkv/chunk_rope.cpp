@@ -9,11 +9,11 @@ void apply_rope_run(const RopeSpec& rope, float* x, int n_rows, int64_t row_stri
   const int half = rope.n_rot / 2;
   if (half == 0 || n_rows <= 0) return;
   double c[512], s[512], dc[512], ds[512];
+  const bool have = rope.step_cos.size() == rope.inv_freq.size();  // RopeSpec::make fills the step tables
   for (int i = 0; i < half; ++i) {
     const double f = rope.inv_freq[i];
     c[i] = std::cos((double)pos0 * f);
     s[i] = std::sin((double)pos0 * f);
-    const bool have = rope.step_cos.size() == rope.inv_freq.size();  // RopeSpec::make fills them
     dc[i] = have ? rope.step_cos[i] : std::cos(f);
     ds[i] = have ? rope.step_sin[i] : std::sin(f);
   }

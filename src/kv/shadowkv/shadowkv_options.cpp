@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdlib>
 
+#include "kv/shadowkv/value_store.h"
 #include "util/error.h"
 
 namespace shadowkv {
@@ -72,7 +73,7 @@ ShadowKvConfig parse_shadowkv_options(const KvOptions& o, const KvGeometry& g) {
     throw Error("shadowkv: value dtype must be f16 or f32 (got '" + values + "')");
   c.f16_values = values == "f16";
   c.value_store = o.text("value-store");
-  if (c.value_store != "ram" && c.value_store != "mmap" && c.value_store.rfind("mmap:", 0) != 0)
+  if (!is_value_store_spec(c.value_store))
     throw Error("shadowkv: value store must be ram, mmap or mmap:DIR (got '" + c.value_store + "')");
   parse_budget(o.text("budget"), &c.budget_percent, &c.budget_value);
   return c;

@@ -100,8 +100,8 @@ MmapValueStore::~MmapValueStore() {
 void MmapValueStore::grow(int64_t min_bytes) {
   if (min_bytes <= file_bytes_) return;
   if (ftruncate(fd_, min_bytes) != 0)
-    throw Error("value store: cannot grow the value file to " + std::to_string(min_bytes) + " bytes: " +
-                std::strerror(errno));
+    throw Error("value store: cannot grow the value file to " + std::to_string(min_bytes) +
+                " bytes: " + std::strerror(errno));
   file_bytes_ = min_bytes;
   if (min_bytes <= mapped_) return;
   const int64_t want = std::max(min_bytes, 2 * mapped_);  // doubling: few remaps
@@ -137,7 +137,8 @@ int64_t MmapValueStore::append(int stream, const float* vals) {
   else
     std::memcpy(dst, vals, sizeof(float) * chunk_elems_);
   ++n_slots_[stream];
-  if (slot % kExtentSlots == kExtentSlots - 1) release(slot_ptr(stream, slot + 1 - kExtentSlots), kExtentSlots * slot_bytes());
+  if (slot % kExtentSlots == kExtentSlots - 1)
+    release(slot_ptr(stream, slot + 1 - kExtentSlots), kExtentSlots * slot_bytes());
   return slot;
 }
 
@@ -155,17 +156,20 @@ void MmapValueStore::read(int stream, const int64_t* slots, int n, float* const*
   }
 }
 
+bool is_value_store_spec(const std::string& spec) {
+  return spec == "ram" || spec == "mmap" || spec.rfind("mmap:", 0) == 0;
+}
+
 std::unique_ptr<ValueStore> make_value_store(const std::string& spec, int n_streams, int64_t chunk_elems, bool f16) {
+  if (!is_value_store_spec(spec))
+    throw Error("shadowkv: value store must be ram, mmap or mmap:DIR (got '" + spec + "')");
   if (spec == "ram") return std::make_unique<RamValueStore>(n_streams, chunk_elems, f16);
-  if (spec == "mmap" || spec.rfind("mmap:", 0) == 0) {
-    std::string dir = spec.size() > 5 ? spec.substr(5) : "";
-    if (dir.empty()) {
-      const char* t = std::getenv("TMPDIR");
-      dir = t && *t ? t : "/tmp";
-    }
-    return std::make_unique<MmapValueStore>(dir, n_streams, chunk_elems, f16);
+  std::string dir = spec.size() > 5 ? spec.substr(5) : "";
+  if (dir.empty()) {
+    const char* t = std::getenv("TMPDIR");
+    dir = t && *t ? t : "/tmp";
   }
-  throw Error("shadowkv: value store must be ram, mmap or mmap:DIR (got '" + spec + "')");
+  return std::make_unique<MmapValueStore>(dir, n_streams, chunk_elems, f16);
 }
 
 }  // namespace shadowkv

@@ -83,6 +83,9 @@ class MmapValueStore : public ValueStore {
   std::vector<std::vector<int64_t>> extents_;  // per stream: file offsets of its extents
 };
 
+// True for the specs make_value_store accepts: "ram", "mmap", "mmap:DIR".
+bool is_value_store_spec(const std::string& spec);
+
 // "ram" -> RamValueStore; "mmap" or "mmap:DIR" -> MmapValueStore in DIR (default $TMPDIR or /tmp). Throws
 // shadowkv::Error for anything else or a directory where a file cannot be created.
 std::unique_ptr<ValueStore> make_value_store(const std::string& spec, int n_streams, int64_t chunk_elems, bool f16);
