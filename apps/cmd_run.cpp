@@ -5,6 +5,7 @@
 
 #include "cli_common.h"
 #include "commands.h"
+#include "kv/block_pool.h"
 #include "model/model.h"
 #include "runtime/chat_template.h"
 #include "runtime/generator.h"
@@ -130,6 +131,12 @@ void run(const RunArgs& a) {
       out = nlohmann::json{{"results", nlohmann::json::array()}};
       for (const Generation& g : results) out["results"].push_back(one(g));
     }
+    const BlockPoolStats pool = BlockPool::all_stats();
+    if (pool.blocks_total > 0)  // --paged: what the shared block pool allocated over the run (it never shrinks)
+      out["block_pool"] = {{"blocks", pool.blocks_total},
+                           {"blocks_in_use", pool.blocks_used},
+                           {"bytes", pool.bytes_total},
+                           {"block_bytes", pool.block_bytes}};
     std::cout << out.dump() << std::endl;
     return;
   }

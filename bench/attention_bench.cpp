@@ -2,6 +2,7 @@
 // 4 query heads on 1 KV head of 256), per query with attend_group (the old prefill path) vs tiled with
 // attend_tile (the current one). Run with OMP_NUM_THREADS=1 so the kernels compare, not the threading.
 //   OMP_NUM_THREADS=1 build/shadowkv_bench --benchmark_filter=PrefillAttention
+// And decode attention of one token over C rows on all threads: build/shadowkv_bench --benchmark_filter=Decode
 #include <benchmark/benchmark.h>
 #include <cblas.h>
 
@@ -9,6 +10,7 @@
 #include <vector>
 
 #include "ops/attention.h"
+#include "ops/vec.h"
 
 namespace shadowkv {
 namespace {
@@ -64,6 +66,33 @@ void bm_tiled(benchmark::State& state) {
   state.counters["query_tok/s"] = benchmark::Counter(kChunk, benchmark::Counter::kIsIterationInvariantRate);
 }
 
+// Decode attention of one query token (4 heads) over C rows, f32 or f16 (arg 1), on every thread (attend_group
+// splits long row sets): one global layer of a Gemma 3 270M decode step at context C. Bytes/s counts K and V read.
+void bm_decode(benchmark::State& state) {
+  const int64_t ctx = state.range(0);
+  const bool f16 = state.range(1) != 0;
+  Setup s(ctx);
+  std::vector<uint16_t> kh, vh;
+  KeyValueRows r = s.rows;
+  if (f16) {
+    kh.resize(s.k.size()), vh.resize(s.v.size());
+    f32_to_f16_row(s.k.data(), kh.data(), (int64_t)s.k.size());
+    f32_to_f16_row(s.v.data(), vh.data(), (int64_t)s.v.size());
+    r.keys = kh.data(), r.vals = vh.data(), r.dtype = KvDType::F16;
+  }
+  for (auto _ : state) {
+    attend_group(s.q.data(), kGroup, kHeadDim, 0.0625f, &r, 1, ctx - 1, 0, s.out.data());
+    benchmark::DoNotOptimize(s.out.data());
+  }
+  state.SetBytesProcessed(state.iterations() * ctx * kHeadDim * 2 * (f16 ? 2 : 4));
+}
+
+BENCHMARK(bm_decode)
+    ->Name("DecodeAttention")
+    ->ArgNames({"ctx", "f16"})
+    ->ArgsProduct({{4096, 32768}, {0, 1}})
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
 BENCHMARK(bm_per_query)->Name("PrefillAttention/per_query")->Arg(4096)->Arg(16384)->Unit(benchmark::kMillisecond);
 BENCHMARK(bm_tiled)->Name("PrefillAttention/tiled")->Arg(4096)->Arg(16384)->Unit(benchmark::kMillisecond);
 

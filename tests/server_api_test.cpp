@@ -129,6 +129,8 @@ TEST(ServerApi, MissingAndWrongTypedFieldsName400) {
       // A client must not choose where the server writes files (the disk tier's directory).
       {R"({"prompt": "a", "kv": {"policy": "shadowkv", "value-store": "mmap:/etc"}})", "kv.value-store"},
       {R"({"prompt": "a", "kv": {"--value-store": "ram"}})", "kv.value-store"},
+      // Nor the block size of the shared KV block pool (a pool per size, each keeping its memory).
+      {R"({"prompt": "a", "kv": {"policy": "full", "paged": true, "block-tokens": 3}})", "kv.block-tokens"},
   };
   for (const auto& [body, param] : cases) {
     const auto [status, got] = failure(body);

@@ -178,6 +178,53 @@ TEST(Vec, EveryBackendTableIsComplete) {
   EXPECT_TRUE(all_set(simd::kAvx2QuantOps));
 }
 
+TEST(Vec, GroupScoresAndAccumulateMatchDoubleReference) {
+  // Decode attention's two kernels on every backend: scores of n_q query heads against selected key rows, and the
+  // weighted sum of selected value rows into n_q accumulators, f32 and f16 rows, every head-count remainder.
+  std::mt19937 rng(11);
+  constexpr int kLd = 64;
+  for (simd::Backend b : backends()) {
+    BackendGuard g(b);
+    const simd::VecOps& ops = simd::vec_ops();
+    for (int hd : {8, 12, 16, 64, 256})
+      for (int n_q : {1, 2, 3, 4, 5, 8, 9})
+        for (int nv : {1, 2, 3, 5, 64})
+          for (bool f16 : {false, true}) {
+            const int64_t rows = 80;
+            const auto q = randv((int64_t)n_q * hd, rng), kf = randv(rows * hd, rng), vf = randv(rows * hd, rng);
+            const auto kh = to_half(kf), vh = to_half(vf);
+            std::vector<int64_t> idx(nv);
+            for (int j = 0; j < nv; ++j) idx[j] = (j * 7 + 3) % rows;  // scattered rows
+            auto key = [&](int64_t r, int c) { return f16 ? (double)f16_to_f32(kh[r * hd + c]) : kf[r * hd + c]; };
+            auto val = [&](int64_t r, int c) { return f16 ? (double)f16_to_f32(vh[r * hd + c]) : vf[r * hd + c]; };
+            std::vector<float> s((size_t)n_q * kLd, 0.0f), p = randv((int64_t)n_q * kLd, rng);
+            std::vector<float> acc = randv((int64_t)n_q * hd, rng), acc0 = acc;
+            ops.group_scores(q.data(), n_q, hd, 0.5f, f16 ? (const void*)kh.data() : kf.data(), f16, idx.data(), nv,
+                             s.data(), kLd);
+            ops.group_accumulate(p.data(), kLd, n_q, hd, f16 ? (const void*)vh.data() : vf.data(), f16, idx.data(), nv,
+                                 acc.data());
+            for (int h = 0; h < n_q; ++h) {
+              for (int j = 0; j < nv; ++j) {
+                double want = 0, mag = 0;
+                for (int c = 0; c < hd; ++c)
+                  want += q[h * hd + c] * key(idx[j], c), mag += std::fabs(q[h * hd + c] * key(idx[j], c));
+                ASSERT_NEAR(s[h * kLd + j], 0.5 * want, 1e-6 * mag + 1e-7)
+                    << "scores hd " << hd << " n_q " << n_q << " nv " << nv << " f16 " << f16 << " "
+                    << simd::backend_name(b);
+              }
+              for (int c = 0; c < hd; ++c) {
+                double want = acc0[h * hd + c], mag = std::fabs(want);
+                for (int j = 0; j < nv; ++j)
+                  want += p[h * kLd + j] * val(idx[j], c), mag += std::fabs(p[h * kLd + j] * val(idx[j], c));
+                ASSERT_NEAR(acc[h * hd + c], want, 1e-6 * mag + 1e-7)
+                    << "accumulate hd " << hd << " n_q " << n_q << " nv " << nv << " f16 " << f16 << " "
+                    << simd::backend_name(b);
+              }
+            }
+          }
+  }
+}
+
 TEST(Vec, NextAtLeastFindsTheFirstQualifyingIndex) {
   std::mt19937 rng(10);
   for (simd::Backend b : backends()) {
@@ -189,8 +236,8 @@ TEST(Vec, NextAtLeastFindsTheFirstQualifyingIndex) {
         for (int64_t from : {(int64_t)0, n / 3, n}) {
           int64_t want = from;
           while (want < n && !(x[want] >= t)) ++want;
-          EXPECT_EQ(next_at_least(x.data(), from, n, t), want) << n << " " << t << " " << from << " "
-                                                               << simd::backend_name(b);
+          EXPECT_EQ(next_at_least(x.data(), from, n, t), want)
+              << n << " " << t << " " << from << " " << simd::backend_name(b);
         }
     }
   }

@@ -10,17 +10,37 @@
 
 namespace shadowkv {
 
-DenseLayerStore::DenseLayerStore(const LayerGeometry& g, bool f16) : g_(g), f16_(f16) {
-  k_.resize(g.n_kv_head);
-  v_.resize(g.n_kv_head);
+DenseLayerStore::DenseLayerStore(const LayerGeometry& g, bool f16, int64_t block_tokens) : g_(g), f16_(f16) {
+  if (block_tokens < 0) throw Error("dense store: page size must be >= 0 tokens");
   if (g.window > 0) {
+    k_.resize(g.n_kv_head);
+    v_.resize(g.n_kv_head);
     ring_cap_ = g.window;
     reserve(ring_cap_);
     slot_pos_.assign(ring_cap_, -1);
+  } else if (block_tokens > 0) {
+    page_ = block_tokens;
+    kp_.assign(g.n_kv_head, BlockTable((int64_t)g.head_dim * elem(), page_));
+    vp_.assign(g.n_kv_head, BlockTable((int64_t)g.head_dim * elem(), page_));
+  } else {
+    k_.resize(g.n_kv_head);
+    v_.resize(g.n_kv_head);
   }
 }
 
+uint8_t* DenseLayerStore::k_slot(int h, int64_t slot) {
+  return is_paged() ? kp_[h].row(slot) : k_[h].data() + (size_t)slot * g_.head_dim * elem();
+}
+
+uint8_t* DenseLayerStore::v_slot(int h, int64_t slot) {
+  return is_paged() ? vp_[h].row(slot) : v_[h].data() + (size_t)slot * g_.head_dim * elem();
+}
+
 void DenseLayerStore::reserve(int64_t slots) {
+  if (is_paged()) {
+    for (int h = 0; h < g_.n_kv_head; ++h) kp_[h].reserve(slots), vp_[h].reserve(slots);
+    return;
+  }
   if (slots <= cap_) return;
   const int64_t new_cap = ring_cap_ > 0 ? slots : std::max<int64_t>(slots, cap_ + cap_ / 2 + 64);
   for (int h = 0; h < g_.n_kv_head; ++h) {
@@ -42,8 +62,8 @@ void DenseLayerStore::append(int64_t pos0, int n, const float* k, const float* v
     for (int h = 0; h < g_.n_kv_head; ++h) {
       const float* ks = k + (int64_t)i * width + h * hd;
       const float* vs = v + (int64_t)i * width + h * hd;
-      uint8_t* kd = k_[h].data() + (size_t)slot * hd * elem();
-      uint8_t* vd = v_[h].data() + (size_t)slot * hd * elem();
+      uint8_t* kd = k_slot(h, slot);
+      uint8_t* vd = v_slot(h, slot);
       if (f16_) {
         f32_to_f16_row(ks, reinterpret_cast<uint16_t*>(kd), hd);
         f32_to_f16_row(vs, reinterpret_cast<uint16_t*>(vd), hd);
@@ -58,8 +78,14 @@ void DenseLayerStore::append(int64_t pos0, int n, const float* k, const float* v
 
 KeyValueRows DenseLayerStore::rows(int kv_head) const {
   KeyValueRows r;
-  r.keys = k_[kv_head].data();
-  r.vals = v_[kv_head].data();
+  if (is_paged()) {
+    r.key_blocks = kp_[kv_head].blocks();
+    r.val_blocks = vp_[kv_head].blocks();
+    r.block_rows = page_;
+  } else {
+    r.keys = k_[kv_head].data();
+    r.vals = v_[kv_head].data();
+  }
   r.dtype = f16_ ? KvDType::F16 : KvDType::F32;
   r.n = is_ring() ? ring_cap_ : n_pos_ - origin_;
   r.pos = is_ring() ? slot_pos_.data() : nullptr;
@@ -69,7 +95,8 @@ KeyValueRows DenseLayerStore::rows(int kv_head) const {
 
 void DenseLayerStore::drop_front(int64_t n) {
   const int64_t keep = n_pos_ - origin_ - n;
-  if (is_ring() || n < 0 || keep < 0) throw Error("dense store: cannot drop " + std::to_string(n) + " positions");
+  if (is_ring() || is_paged() || n < 0 || keep < 0)
+    throw Error("dense store: cannot drop " + std::to_string(n) + " positions");
   const int64_t new_cap = keep + keep / 2 + 64;  // a fresh, smaller buffer: the dropped rows' memory is released
   const size_t row = (size_t)g_.head_dim * elem();
   for (int h = 0; h < g_.n_kv_head; ++h)
@@ -82,12 +109,16 @@ void DenseLayerStore::drop_front(int64_t n) {
   origin_ += n;
 }
 
+const void* DenseLayerStore::key_ptr(int kv_head, int64_t pos) const {
+  return const_cast<DenseLayerStore*>(this)->k_slot(kv_head, pos - origin_);
+}
+
 const float* DenseLayerStore::key_row(int kv_head, int64_t pos) const {
-  return reinterpret_cast<const float*>(k_[kv_head].data()) + (pos - origin_) * g_.head_dim;
+  return reinterpret_cast<const float*>(key_ptr(kv_head, pos));
 }
 
 const float* DenseLayerStore::value_row(int kv_head, int64_t pos) const {
-  return reinterpret_cast<const float*>(v_[kv_head].data()) + (pos - origin_) * g_.head_dim;
+  return reinterpret_cast<const float*>(const_cast<DenseLayerStore*>(this)->v_slot(kv_head, pos - origin_));
 }
 
 void DenseLayerStore::append_and_attend(int64_t pos0, int n, const float* q, const float* k, const float* v,
@@ -134,6 +165,47 @@ void DenseLayerStore::append_and_attend(int64_t pos0, int n, const float* q, con
 int64_t DenseLayerStore::bytes() const {
   const int64_t slots = is_ring() ? std::min(n_pos_, ring_cap_) : n_pos_ - origin_;
   return slots * g_.n_kv_head * g_.head_dim * (int64_t)elem() * 2;
+}
+
+int64_t DenseLayerStore::reserved_bytes() const {
+  if (!is_paged()) return (is_ring() ? ring_cap_ : cap_) * g_.n_kv_head * g_.head_dim * (int64_t)elem() * 2;
+  int64_t b = 0;
+  for (int h = 0; h < g_.n_kv_head; ++h) b += kp_[h].bytes() + vp_[h].bytes();
+  return b;
+}
+
+int64_t DenseLayerStore::blocks() const {
+  int64_t b = 0;
+  for (int h = 0; h < (int)kp_.size(); ++h) b += kp_[h].n_blocks() + vp_[h].n_blocks();
+  return b;
+}
+
+std::vector<KvSetting> paged_settings() {
+  return {{"paged", SettingType::Flag, "false",
+           "keep the global layers' tokens in fixed-size blocks from a pool shared by all sequences (PagedAttention)"},
+          {"block-tokens", SettingType::Int, "128", "tokens per block with --paged"}};
+}
+
+int64_t block_tokens_of(const KvOptions& o) {
+  if (!o.flag("paged")) return 0;
+  const int64_t p = o.integer("block-tokens");
+  if (p < 1 || p > 65536) throw Error("--block-tokens must be in 1..65536, got " + std::to_string(p));
+  return p;
+}
+
+std::vector<std::pair<std::string, double>> dense_store_counters(const std::vector<const DenseLayerStore*>& stores) {
+  int64_t used = 0, reserved = 0, blocks = 0;
+  bool paged = false;
+  for (const DenseLayerStore* s : stores) {
+    if (s->is_ring()) continue;  // a ring holds exactly its window from the start
+    used += s->bytes(), reserved += s->reserved_bytes(), blocks += s->blocks();
+    paged = paged || s->is_paged();
+  }
+  std::vector<std::pair<std::string, double>> c = {
+      {"global_reserved_bytes", (double)reserved},
+      {"global_fragmentation", reserved > 0 ? 1.0 - (double)used / reserved : 0.0}};
+  if (paged) c.emplace_back("kv_blocks", (double)blocks);
+  return c;
 }
 
 }  // namespace shadowkv

@@ -8,17 +8,26 @@ namespace shadowkv {
 namespace {
 
 const KvPolicyRegistration kFull{
-    {"full",
-     "every token's exact keys and values (sliding-window layers: their window); the baseline",
-     {{"kv-f16", SettingType::Flag, "false", "store keys and values as f16 instead of f32"}},
-     [](const KvGeometry& g, const KvOptions& o) { return std::make_unique<FullKvCache>(g, o); },
-     0}};
+    {"full", "every token's exact keys and values (sliding-window layers: their window); the baseline",
+     [] {
+       std::vector<KvSetting> s = {
+           {"kv-f16", SettingType::Flag, "false", "store keys and values as f16 instead of f32"}};
+       for (KvSetting& p : paged_settings()) s.push_back(std::move(p));
+       return s;
+     }(),
+     [](const KvGeometry& g, const KvOptions& o) { return std::make_unique<FullKvCache>(g, o); }, 0}};
 
 }  // namespace
 
-FullKvCache::FullKvCache(const KvGeometry& g, const KvOptions& o) : f16_(o.flag("kv-f16")) {
+FullKvCache::FullKvCache(const KvGeometry& g, const KvOptions& o) : f16_(o.flag("kv-f16")), page_(block_tokens_of(o)) {
   layers_.reserve(g.layers.size());
-  for (const LayerGeometry& lg : g.layers) layers_.emplace_back(lg, f16_);
+  for (const LayerGeometry& lg : g.layers) layers_.emplace_back(lg, f16_, page_);
+}
+
+std::vector<std::pair<std::string, double>> FullKvCache::counters() const {
+  std::vector<const DenseLayerStore*> stores;
+  for (const DenseLayerStore& s : layers_) stores.push_back(&s);
+  return dense_store_counters(stores);
 }
 
 void FullKvCache::attend(int layer, int64_t pos0, int n, const float* q, const float*, const float* k, const float* v,

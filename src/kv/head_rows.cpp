@@ -102,7 +102,7 @@ void attend_layer(const LayerGeometry& g, int64_t pos0, int n, const float* q, i
 
 void attend_with_probs(const float* q, int n_q, int head_dim, float scale, const KeyValueRows& rows, int64_t q_pos,
                        float* out, float* probs) {
-  if (rows.dtype != KvDType::F32) throw Error("attend_with_probs: f32 rows only");
+  if (rows.dtype != KvDType::F32 || rows.block_rows > 0) throw Error("attend_with_probs: contiguous f32 rows only");
   const int hd = head_dim;
   std::vector<float> acc((size_t)n_q * hd, 0.0f);
   std::vector<SoftmaxAcc> st(n_q);

@@ -18,10 +18,14 @@ const KvPolicyRegistration kQuest{
     {"quest",
      "every token kept (f16); decode attends the pages whose key min/max bound the query's scores highest "
      "(arXiv 2406.10774)",
-     {{"budget", SettingType::Int, "2048", "attended tokens per KV head in a decode step (budget/page pages)"},
-      {"page", SettingType::Int, "16", "tokens per page"}},
-     [](const KvGeometry& g, const KvOptions& o) { return std::make_unique<QuestKvCache>(g, o); },
-     10}};
+     [] {
+       std::vector<KvSetting> s = {
+           {"budget", SettingType::Int, "2048", "attended tokens per KV head in a decode step (budget/page pages)"},
+           {"page", SettingType::Int, "16", "tokens per page"}};
+       for (KvSetting& p : paged_settings()) s.push_back(std::move(p));
+       return s;
+     }(),
+     [](const KvGeometry& g, const KvOptions& o) { return std::make_unique<QuestKvCache>(g, o); }, 10}};
 
 constexpr int64_t kPageBlock = 64;  // pages whose min/max are converted to f32 at once
 
@@ -40,11 +44,11 @@ int64_t checked_page(const KvOptions& o) {
 }  // namespace
 
 QuestKvCache::QuestKvCache(const KvGeometry& g, const KvOptions& o)
-    : LayeredKvCache(g, false), budget_(checked_budget(o)), page_(checked_page(o)) {
+    : LayeredKvCache(g, false), budget_(checked_budget(o)), page_(checked_page(o)), block_tokens_(block_tokens_of(o)) {
   for (int gi = 0; gi < n_global(); ++gi) {
     const LayerGeometry& lg = global_geometry(gi);
     Layer L;
-    L.kv = DenseLayerStore(lg, true);
+    L.kv = DenseLayerStore(lg, true, block_tokens_of(o));
     L.min.resize(lg.n_kv_head);
     L.max.resize(lg.n_kv_head);
     layers_.push_back(std::move(L));
@@ -52,7 +56,7 @@ QuestKvCache::QuestKvCache(const KvGeometry& g, const KvOptions& o)
 }
 
 std::unique_ptr<KvCache> QuestKvCache::fork(const KvOptions& o) const {
-  if (o.policy != "quest" || checked_page(o) != page_) return nullptr;
+  if (o.policy != "quest" || checked_page(o) != page_ || block_tokens_of(o) != block_tokens_) return nullptr;
   auto c = std::make_unique<QuestKvCache>(*this);
   c->budget_ = checked_budget(o);
   return c;
@@ -62,10 +66,9 @@ void QuestKvCache::update_pages(int gi, int64_t pos0, int n) {
   Layer& L = layers_[gi];
   const int hd = global_geometry(gi).head_dim;
   for (int h = 0; h < (int)L.min.size(); ++h) {
-    const uint16_t* keys = static_cast<const uint16_t*>(L.kv.rows(h).keys);
     std::vector<uint16_t>&mn = L.min[h], &mx = L.max[h];
     for (int64_t pos = pos0; pos < pos0 + n; ++pos) {
-      const uint16_t* row = keys + pos * hd;
+      const uint16_t* row = static_cast<const uint16_t*>(L.kv.key_ptr(h, pos));
       if (pos % page_ == 0) {  // a new page: its first key is its min and max
         mn.insert(mn.end(), row, row + hd);
         mx.insert(mx.end(), row, row + hd);
@@ -132,15 +135,12 @@ void QuestKvCache::attend_sparse(int gi, int64_t pos, const float* q, float* out
     const float* qh = q + (int64_t)h * group * hd;
     const std::vector<int64_t> sel = select_pages(gi, h, qh);
     const KeyValueRows all = L.kv.rows(h);
-    const uint16_t *keys = static_cast<const uint16_t*>(all.keys), *vals = static_cast<const uint16_t*>(all.vals);
     std::vector<KeyValueRows> sets;  // one per run of consecutive selected pages
     for (size_t i = 0; i < sel.size();) {
       size_t j = i + 1;
       while (j < sel.size() && sel[j] == sel[j - 1] + 1) ++j;
       const int64_t begin = sel[i] * page_, end = std::min(pos + 1, (sel[j - 1] + 1) * page_);
-      KeyValueRows s;
-      s.keys = keys + begin * hd, s.vals = vals + begin * hd, s.dtype = KvDType::F16, s.n = end - begin;
-      sets.push_back(s);
+      sets.push_back(slice_rows(all, begin, end, hd));
       i = j;
     }
     attend_group(qh, group, hd, g.scale, sets.data(), (int)sets.size(), pos, 0, out + (int64_t)h * group * hd);
@@ -177,8 +177,11 @@ void QuestKvCache::global_memory(KvMemory& m) const {
 }
 
 std::vector<std::pair<std::string, double>> QuestKvCache::counters() const {
-  if (pages_seen_ == 0) return {};
-  return {{"pages_selected_fraction", (double)pages_selected_ / pages_seen_}};
+  std::vector<const DenseLayerStore*> stores;
+  for (const Layer& L : layers_) stores.push_back(&L.kv);
+  std::vector<std::pair<std::string, double>> c = dense_store_counters(stores);
+  if (pages_seen_ > 0) c.emplace_back("pages_selected_fraction", (double)pages_selected_ / pages_seen_);
+  return c;
 }
 
 }  // namespace shadowkv

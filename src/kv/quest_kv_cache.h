@@ -50,6 +50,7 @@ class QuestKvCache : public LayeredKvCache {
   void attend_sparse(int gi, int64_t pos, const float* q, float* out);
 
   int64_t budget_ = 2048, page_ = 16;
+  int64_t block_tokens_ = 0;                     // --paged: tokens per pool block of the stores (0: not paged)
   std::vector<Layer> layers_;                    // per global layer
   int64_t pages_selected_ = 0, pages_seen_ = 0;  // decode steps, summed over global layers and KV heads
 };

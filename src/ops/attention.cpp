@@ -29,18 +29,19 @@ void attend_range(const float* q, int n_q, int hd, float scale, const KeyValueRo
   thread_local std::vector<float> s_buf;
   s_buf.resize((size_t)n_q * kBlock);
   float* s = s_buf.data();  // [n_q][kBlock] scores, then probabilities
-  for (int64_t b0 = begin; b0 < end; b0 += kBlock) {
-    const int64_t b1 = std::min(end, b0 + kBlock);
+  for (int64_t b0 = begin, b1; b0 < end; b0 = b1) {
+    const RowRun run = row_run(kv, b0, hd);  // a block of rows never crosses a page
+    b1 = std::min({end, b0 + kBlock, b0 + run.n});
     int nv = 0;
     for (int64_t i = b0; i < b1; ++i) {
       if (kv.pos) {
         const int64_t p = kv.pos[i];
         if (p > q_pos || p < 0 || (window > 0 && q_pos - p >= window)) continue;
       }
-      idx[nv++] = i;
+      idx[nv++] = i - b0;
     }
     if (nv == 0) continue;
-    ops.group_scores(q, n_q, hd, scale, kv.keys, f16, idx, nv, s, kBlock);
+    ops.group_scores(q, n_q, hd, scale, run.keys, f16, idx, nv, s, kBlock);
     for (int h = 0; h < n_q; ++h) {
       float* sh = s + h * kBlock;
       float bmax = -std::numeric_limits<float>::infinity();
@@ -59,10 +60,10 @@ void attend_range(const float* q, int n_q, int hd, float scale, const KeyValueRo
     }
     // One pass over the value rows for all heads when their accumulators are one [n_q][hd] array (attend_group's).
     if (contiguous)
-      ops.group_accumulate(s, kBlock, n_q, hd, kv.vals, f16, idx, nv, st[0].acc);
+      ops.group_accumulate(s, kBlock, n_q, hd, run.vals, f16, idx, nv, st[0].acc);
     else
       for (int h = 0; h < n_q; ++h)
-        ops.group_accumulate(s + h * kBlock, kBlock, 1, hd, kv.vals, f16, idx, nv, st[h].acc);
+        ops.group_accumulate(s + h * kBlock, kBlock, 1, hd, run.vals, f16, idx, nv, st[h].acc);
   }
 }
 
@@ -74,6 +75,31 @@ inline bool visible(int64_t p, int64_t q_pos, int window) {
 }
 
 }  // namespace
+
+RowRun row_run(const KeyValueRows& kv, int64_t i, int head_dim) {
+  const int64_t elem = kv.dtype == KvDType::F16 ? 2 : 4;
+  if (kv.block_rows <= 0) {
+    const int64_t off = i * head_dim * elem;
+    return {static_cast<const uint8_t*>(kv.keys) + off, static_cast<const uint8_t*>(kv.vals) + off, kv.n - i};
+  }
+  const int64_t r = kv.first + i, b = r / kv.block_rows, off = (r % kv.block_rows) * head_dim * elem;
+  return {static_cast<const uint8_t*>(kv.key_blocks[b]) + off, static_cast<const uint8_t*>(kv.val_blocks[b]) + off,
+          std::min(kv.n - i, kv.block_rows - r % kv.block_rows)};
+}
+
+KeyValueRows slice_rows(const KeyValueRows& kv, int64_t begin, int64_t end, int head_dim) {
+  KeyValueRows s = kv;
+  if (kv.block_rows > 0) {
+    s.first += begin;
+  } else {
+    const RowRun run = row_run(kv, begin, head_dim);
+    s.keys = run.keys, s.vals = run.vals;
+  }
+  s.n = end - begin;
+  if (s.pos) s.pos += begin;
+  s.pos0 += begin;
+  return s;
+}
 
 void attend_tile(const float* q, int64_t q_stride, int n_tok, int n_q, int head_dim, float scale,
                  const KeyValueRows* sets, int n_sets, int64_t q_pos0, int window, float* out, int64_t out_stride) {
@@ -93,8 +119,9 @@ void attend_tile(const float* q, int64_t q_stride, int n_tok, int n_q, int head_
     const KeyValueRows& kv = sets[si];
     const int window_kv = kv.sink ? 0 : window;
     const int64_t n = kv.pos ? kv.n : std::clamp<int64_t>(q_last + 1 - kv.pos0, 0, kv.n);
-    for (int64_t b0 = 0; b0 < n; b0 += kKeyBlock) {
-      const int B = (int)std::min<int64_t>(kKeyBlock, n - b0);
+    for (int64_t b0 = 0, B; b0 < n; b0 += B) {
+      const RowRun run = row_run(kv, b0, hd);  // a key block never crosses a page
+      B = std::min<int64_t>({kKeyBlock, n - b0, run.n});
       int64_t pos[kKeyBlock];
       bool any = false;
       for (int j = 0; j < B; ++j) {
@@ -105,13 +132,13 @@ void attend_tile(const float* q, int64_t q_stride, int n_tok, int n_q, int head_
       if (!any) continue;
       const float *K, *V;
       if (kv.dtype == KvDType::F32) {
-        K = static_cast<const float*>(kv.keys) + b0 * hd;
-        V = static_cast<const float*>(kv.vals) + b0 * hd;
+        K = static_cast<const float*>(run.keys);
+        V = static_cast<const float*>(run.vals);
       } else {
         Kb.resize((size_t)kKeyBlock * hd);
         Vb.resize((size_t)kKeyBlock * hd);
-        f16_to_f32_row(static_cast<const uint16_t*>(kv.keys) + b0 * hd, Kb.data(), (int64_t)B * hd);
-        f16_to_f32_row(static_cast<const uint16_t*>(kv.vals) + b0 * hd, Vb.data(), (int64_t)B * hd);
+        f16_to_f32_row(static_cast<const uint16_t*>(run.keys), Kb.data(), B * hd);
+        f16_to_f32_row(static_cast<const uint16_t*>(run.vals), Vb.data(), B * hd);
         K = Kb.data();
         V = Vb.data();
       }

@@ -19,7 +19,25 @@ struct KeyValueRows {
   // Sink rows ignore the window: visible to every query at or after their position (e.g. the first tokens of a
   // windowed cache that stay attended forever).
   bool sink = false;
+  // Paged rows (a block table, kv/block_pool.h): when block_rows > 0, row i is row (first + i) % block_rows of
+  // block (first + i) / block_rows of key_blocks / val_blocks, and keys / vals are unused.
+  const void* const* key_blocks = nullptr;
+  const void* const* val_blocks = nullptr;
+  int64_t block_rows = 0;
+  int64_t first = 0;
 };
+
+// A contiguous run of rows of a set: row i's key and value and how many rows from i are stored after them (to the
+// end of i's block for paged rows, else to the end of the set).
+struct RowRun {
+  const void* keys;
+  const void* vals;
+  int64_t n;
+};
+RowRun row_run(const KeyValueRows& kv, int64_t i, int head_dim);
+
+// Rows [begin, end) of kv as a set of their own (positions follow: pos + begin, pos0 + begin).
+KeyValueRows slice_rows(const KeyValueRows& kv, int64_t begin, int64_t end, int head_dim);
 
 // Running softmax state of one query head: max score m, normaliser l, unnormalised output acc[head_dim].
 struct SoftmaxAcc {

@@ -141,58 +141,104 @@ inline __m256 load8(const void* rows, bool f16, int64_t off) {
   return f16 ? load_h8((const uint16_t*)rows + off) : _mm256_loadu_ps((const float*)rows + off);
 }
 
-// Up to 4 heads x 2 key rows at a time, their partial dot products in registers while the rows stream past.
+// NH heads x 2 key rows at a time, their partial dot products in registers while the rows stream past (NH a
+// template parameter so the accumulators stay in registers).
+template <int NH>
+void scores_heads(const float* q, int hd, float scale, const void* keys, bool f16, const int64_t* idx, int nv, float* s,
+                  int ld) {
+  for (int j = 0; j < nv; j += 2) {
+    const int nr = std::min(2, nv - j);
+    const int64_t off0 = idx[j] * hd, off1 = idx[j + nr - 1] * hd;  // nr == 1: row j twice, second result dropped
+    __m256 a0[NH], a1[NH];
+    for (int h = 0; h < NH; ++h) a0[h] = a1[h] = _mm256_setzero_ps();
+    for (int c = 0; c < hd; c += 8) {
+      const __m256 k0 = load8(keys, f16, off0 + c), k1 = load8(keys, f16, off1 + c);
+      for (int h = 0; h < NH; ++h) {
+        const __m256 qv = _mm256_loadu_ps(q + (int64_t)h * hd + c);
+        a0[h] = _mm256_fmadd_ps(qv, k0, a0[h]);
+        a1[h] = _mm256_fmadd_ps(qv, k1, a1[h]);
+      }
+    }
+    for (int h = 0; h < NH; ++h) {
+      s[h * ld + j] = scale * hsum(a0[h]);
+      if (nr == 2) s[h * ld + j + 1] = scale * hsum(a1[h]);
+    }
+  }
+}
+
 void group_scores(const float* q, int n_q, int hd, float scale, const void* keys, bool f16, const int64_t* idx, int nv,
                   float* s, int ld) {
   if (hd % 8 != 0) return kScalarVecOps.group_scores(q, n_q, hd, scale, keys, f16, idx, nv, s, ld);
   for (int h0 = 0; h0 < n_q; h0 += 4) {
-    const int nh = std::min(4, n_q - h0);
-    for (int j = 0; j < nv; j += 2) {
-      const int nr = std::min(2, nv - j);
-      const int64_t off0 = idx[j] * hd, off1 = idx[j + nr - 1] * hd;  // nr == 1: row j twice, second result dropped
-      __m256 a0[4], a1[4];
-      for (int h = 0; h < 4; ++h) a0[h] = a1[h] = _mm256_setzero_ps();
-      for (int c = 0; c < hd; c += 8) {
-        const __m256 k0 = load8(keys, f16, off0 + c), k1 = load8(keys, f16, off1 + c);
-        for (int h = 0; h < nh; ++h) {
-          const __m256 qv = _mm256_loadu_ps(q + (int64_t)(h0 + h) * hd + c);
-          a0[h] = _mm256_fmadd_ps(qv, k0, a0[h]);
-          a1[h] = _mm256_fmadd_ps(qv, k1, a1[h]);
+    const float* qh = q + (int64_t)h0 * hd;
+    float* sh = s + h0 * ld;
+    switch (std::min(4, n_q - h0)) {
+      case 1:
+        scores_heads<1>(qh, hd, scale, keys, f16, idx, nv, sh, ld);
+        break;
+      case 2:
+        scores_heads<2>(qh, hd, scale, keys, f16, idx, nv, sh, ld);
+        break;
+      case 3:
+        scores_heads<3>(qh, hd, scale, keys, f16, idx, nv, sh, ld);
+        break;
+      default:
+        scores_heads<4>(qh, hd, scale, keys, f16, idx, nv, sh, ld);
+        break;
+    }
+  }
+}
+
+// NH heads x 16 columns of the output in registers while a group of up to 4 value rows passes, strip by strip: the
+// group's rows (contiguous when its rows are) stay in L1 across the strips, so memory is read row after row.
+template <int NH>
+void accumulate_heads(const float* p, int ld, int hd, const void* vals, bool f16, const int64_t* idx, int nv,
+                      float* acc) {
+  constexpr int kRows = 4;
+  for (int j0 = 0; j0 < nv; j0 += kRows) {
+    const int nr = std::min(kRows, nv - j0);
+    for (int c = 0; c < hd; c += 16) {
+      __m256 a0[NH], a1[NH];
+      for (int h = 0; h < NH; ++h) {
+        a0[h] = _mm256_loadu_ps(acc + (int64_t)h * hd + c);
+        a1[h] = _mm256_loadu_ps(acc + (int64_t)h * hd + c + 8);
+      }
+      for (int j = j0; j < j0 + nr; ++j) {
+        const int64_t off = idx[j] * hd + c;
+        const __m256 v0 = load8(vals, f16, off), v1 = load8(vals, f16, off + 8);
+        for (int h = 0; h < NH; ++h) {
+          const __m256 w = _mm256_broadcast_ss(p + h * ld + j);
+          a0[h] = _mm256_fmadd_ps(w, v0, a0[h]);
+          a1[h] = _mm256_fmadd_ps(w, v1, a1[h]);
         }
       }
-      for (int h = 0; h < nh; ++h) {
-        s[(h0 + h) * ld + j] = scale * hsum(a0[h]);
-        if (nr == 2) s[(h0 + h) * ld + j + 1] = scale * hsum(a1[h]);
+      for (int h = 0; h < NH; ++h) {
+        _mm256_storeu_ps(acc + (int64_t)h * hd + c, a0[h]);
+        _mm256_storeu_ps(acc + (int64_t)h * hd + c + 8, a1[h]);
       }
     }
   }
 }
 
-// Up to 4 heads x 16 columns of the output in registers while the block's value rows stream past.
 void group_accumulate(const float* p, int ld, int n_q, int hd, const void* vals, bool f16, const int64_t* idx, int nv,
                       float* acc) {
   if (hd % 16 != 0) return kScalarVecOps.group_accumulate(p, ld, n_q, hd, vals, f16, idx, nv, acc);
   for (int h0 = 0; h0 < n_q; h0 += 4) {
-    const int nh = std::min(4, n_q - h0);
-    for (int c = 0; c < hd; c += 16) {
-      __m256 a0[4], a1[4];
-      for (int h = 0; h < nh; ++h) {
-        a0[h] = _mm256_loadu_ps(acc + (int64_t)(h0 + h) * hd + c);
-        a1[h] = _mm256_loadu_ps(acc + (int64_t)(h0 + h) * hd + c + 8);
-      }
-      for (int j = 0; j < nv; ++j) {
-        const int64_t off = idx[j] * hd + c;
-        const __m256 v0 = load8(vals, f16, off), v1 = load8(vals, f16, off + 8);
-        for (int h = 0; h < nh; ++h) {
-          const __m256 w = _mm256_broadcast_ss(p + (h0 + h) * ld + j);
-          a0[h] = _mm256_fmadd_ps(w, v0, a0[h]);
-          a1[h] = _mm256_fmadd_ps(w, v1, a1[h]);
-        }
-      }
-      for (int h = 0; h < nh; ++h) {
-        _mm256_storeu_ps(acc + (int64_t)(h0 + h) * hd + c, a0[h]);
-        _mm256_storeu_ps(acc + (int64_t)(h0 + h) * hd + c + 8, a1[h]);
-      }
+    const float* ph = p + h0 * ld;
+    float* ah = acc + (int64_t)h0 * hd;
+    switch (std::min(4, n_q - h0)) {
+      case 1:
+        accumulate_heads<1>(ph, ld, hd, vals, f16, idx, nv, ah);
+        break;
+      case 2:
+        accumulate_heads<2>(ph, ld, hd, vals, f16, idx, nv, ah);
+        break;
+      case 3:
+        accumulate_heads<3>(ph, ld, hd, vals, f16, idx, nv, ah);
+        break;
+      default:
+        accumulate_heads<4>(ph, ld, hd, vals, f16, idx, nv, ah);
+        break;
     }
   }
 }

@@ -181,7 +181,12 @@ KvOverride parse_kv(const json& j) {
     const std::string name = key.rfind("--", 0) == 0 ? key.substr(2) : key;
     // A client must not choose where the server creates files.
     if (name == "value-store")
-      throw bad("kv." + name, "'" + name + "' is a server setting (it names a directory) and cannot be set per request");
+      throw bad("kv." + name,
+                "'" + name + "' is a server setting (it names a directory) and cannot be set per request");
+    // Nor the size of the shared pool's blocks (each size is a pool that keeps its memory for reuse).
+    if (name == "block-tokens")
+      throw bad("kv." + name,
+                "'" + name + "' is a server setting (the shared block pool's) and cannot be set per request");
     if (value.is_string())
       o.settings[name] = value.get<std::string>();
     else if (value.is_boolean())

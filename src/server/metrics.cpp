@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 
+#include "kv/block_pool.h"
 #include "util/clock.h"
 
 namespace shadowkv::server {
@@ -98,6 +99,18 @@ std::string Metrics::render(const EngineGauges& g) const {
     w.one("shadowkv_value_misses", "gauge", "Value-store chunk misses (finished and live sequences).", misses);
     w.one("shadowkv_value_hit_rate", "gauge", "Value-store hit rate: hits / (hits + misses).",
           hits + misses > 0 ? hits / (hits + misses) : 0.0);
+  }
+  if (g.kv.counters.count("global_reserved_bytes"))
+    w.one("shadowkv_kv_global_reserved_bytes", "gauge",
+          "Bytes allocated for the live sequences' global-layer dense stores (tokens, spare capacity, block ends).",
+          live("global_reserved_bytes"));
+  const BlockPoolStats pool = BlockPool::all_stats();
+  if (pool.blocks_total > 0) {  // --paged policies: the shared block pool
+    w.head("shadowkv_kv_blocks", "gauge", "Blocks of the shared KV block pool (--paged) by state.");
+    w.value("shadowkv_kv_blocks{state=\"used\"}", (double)pool.blocks_used);
+    w.value("shadowkv_kv_blocks{state=\"free\"}", (double)pool.blocks_free());
+    w.one("shadowkv_kv_pool_bytes", "gauge", "Bytes of the shared KV block pool (used and free blocks).",
+          (double)pool.bytes_total);
   }
   w.one("shadowkv_uptime_seconds", "gauge", "Seconds since the server started.", now - started_);
   return w.out;

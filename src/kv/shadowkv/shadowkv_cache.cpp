@@ -42,11 +42,7 @@ void attend_sets_split(const float* q, int n_kv, int group, int hd, float scale,
     for (int s = 0; s < 3; ++s) {
       const int64_t b = std::max(lo, base), e = std::min(hi, base + hs[s].n);
       if (b < e) {
-        KeyValueRows sub = hs[s];
-        const int64_t skip = (b - base) * hd * (hs[s].dtype == KvDType::F16 ? 2 : 4);  // bytes
-        sub.keys = static_cast<const uint8_t*>(hs[s].keys) + skip;
-        sub.vals = static_cast<const uint8_t*>(hs[s].vals) + skip;
-        sub.n = e - b;
+        const KeyValueRows sub = slice_rows(hs[s], b - base, e - base, hd);
         attend_rows(q + (int64_t)h * group * hd, group, hd, scale, sub, pos, 0, &st[(size_t)job * group]);
       }
       base += hs[s].n;
