@@ -226,7 +226,10 @@ void attend_group(const float* q, int n_q, int head_dim, float scale, const KeyV
                                  acc_buf.data() + ((size_t)p * n_q + h) * head_dim};
 
   auto run_part = [&](int p) {
-    const int64_t lo = total * p / n_parts, hi = total * (p + 1) / n_parts;
+    // Part bounds on kBlock multiples: a set's rows fall into the same blocks whether it is split or paged (in
+    // blocks of a multiple of kBlock rows), so paging does not change a result.
+    const auto bound = [&](int i) { return i == n_parts ? total : total * i / n_parts / kBlock * kBlock; };
+    const int64_t lo = bound(p), hi = bound(p + 1);
     int64_t base = 0;
     for (int s = 0; s < n_sets; ++s) {
       const int64_t b = std::max(lo, base), e = std::min(hi, base + sets[s].n);
