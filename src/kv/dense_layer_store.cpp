@@ -11,7 +11,7 @@
 namespace shadowkv {
 
 DenseLayerStore::DenseLayerStore(const LayerGeometry& g, bool f16, int64_t block_tokens) : g_(g), f16_(f16) {
-  if (block_tokens < 0) throw Error("dense store: page size must be >= 0 tokens");
+  if (block_tokens < 0) throw Error("dense store: block size must be >= 0 tokens");
   if (g.window > 0) {
     k_.resize(g.n_kv_head);
     v_.resize(g.n_kv_head);
@@ -28,12 +28,9 @@ DenseLayerStore::DenseLayerStore(const LayerGeometry& g, bool f16, int64_t block
   }
 }
 
-uint8_t* DenseLayerStore::k_slot(int h, int64_t slot) {
-  return is_paged() ? kp_[h].row(slot) : k_[h].data() + (size_t)slot * g_.head_dim * elem();
-}
-
-uint8_t* DenseLayerStore::v_slot(int h, int64_t slot) {
-  return is_paged() ? vp_[h].row(slot) : v_[h].data() + (size_t)slot * g_.head_dim * elem();
+const uint8_t* DenseLayerStore::slot(bool value, int h, int64_t i) const {
+  if (is_paged()) return (value ? vp_ : kp_)[h].row(i);
+  return (value ? v_ : k_)[h].data() + (size_t)i * g_.head_dim * elem();
 }
 
 void DenseLayerStore::reserve(int64_t slots) {
@@ -62,8 +59,8 @@ void DenseLayerStore::append(int64_t pos0, int n, const float* k, const float* v
     for (int h = 0; h < g_.n_kv_head; ++h) {
       const float* ks = k + (int64_t)i * width + h * hd;
       const float* vs = v + (int64_t)i * width + h * hd;
-      uint8_t* kd = k_slot(h, slot);
-      uint8_t* vd = v_slot(h, slot);
+      uint8_t* kd = mutable_slot(false, h, slot);
+      uint8_t* vd = mutable_slot(true, h, slot);
       if (f16_) {
         f32_to_f16_row(ks, reinterpret_cast<uint16_t*>(kd), hd);
         f32_to_f16_row(vs, reinterpret_cast<uint16_t*>(vd), hd);
@@ -109,16 +106,14 @@ void DenseLayerStore::drop_front(int64_t n) {
   origin_ += n;
 }
 
-const void* DenseLayerStore::key_ptr(int kv_head, int64_t pos) const {
-  return const_cast<DenseLayerStore*>(this)->k_slot(kv_head, pos - origin_);
-}
+const void* DenseLayerStore::key_ptr(int kv_head, int64_t pos) const { return slot(false, kv_head, pos - origin_); }
 
 const float* DenseLayerStore::key_row(int kv_head, int64_t pos) const {
-  return reinterpret_cast<const float*>(key_ptr(kv_head, pos));
+  return reinterpret_cast<const float*>(slot(false, kv_head, pos - origin_));
 }
 
 const float* DenseLayerStore::value_row(int kv_head, int64_t pos) const {
-  return reinterpret_cast<const float*>(const_cast<DenseLayerStore*>(this)->v_slot(kv_head, pos - origin_));
+  return reinterpret_cast<const float*>(slot(true, kv_head, pos - origin_));
 }
 
 void DenseLayerStore::append_and_attend(int64_t pos0, int n, const float* q, const float* k, const float* v,

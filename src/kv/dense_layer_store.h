@@ -48,8 +48,9 @@ class DenseLayerStore {
  private:
   size_t elem() const { return f16_ ? 2 : 4; }
   void reserve(int64_t slots);
-  uint8_t* k_slot(int h, int64_t slot);
-  uint8_t* v_slot(int h, int64_t slot);
+  // Slot i of KV head h's keys (value = false) or values.
+  const uint8_t* slot(bool value, int h, int64_t i) const;
+  uint8_t* mutable_slot(bool value, int h, int64_t i) { return const_cast<uint8_t*>(slot(value, h, i)); }
 
   LayerGeometry g_;
   bool f16_ = false;
