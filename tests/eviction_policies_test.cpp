@@ -58,12 +58,6 @@ double global_rel(const Outputs& got, const Outputs& ref) {
   return std::sqrt(num / den);
 }
 
-KvOptions opts(const std::string& policy, std::map<std::string, std::string> settings) {
-  KvOptions o(policy);
-  for (const auto& [k, v] : settings) o.set(k, v);
-  return o;
-}
-
 int64_t part(const KvMemory& m, const std::string& name) {
   for (const auto& [n, b] : m.parts)
     if (n == name) return b;

@@ -3,7 +3,9 @@
 #pragma once
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "kv/kv_cache.h"
@@ -107,6 +109,19 @@ inline Diff compare(const std::vector<std::vector<float>>& a, const std::vector<
     }
   d.rel = std::sqrt(num / den);
   return d;
+}
+
+// Options of `policy` with the given settings.
+inline KvOptions opts(const std::string& policy, const std::map<std::string, std::string>& settings = {}) {
+  KvOptions o(policy);
+  for (const auto& [k, v] : settings) o.set(k, v);
+  return o;
+}
+
+// A cache's counters by name.
+inline std::map<std::string, double> counter_map(const KvCache& c) {
+  const auto v = c.counters();
+  return {v.begin(), v.end()};
 }
 
 }  // namespace shadowkv::kvtest

@@ -22,17 +22,6 @@ namespace shadowkv {
 namespace {
 using namespace kvtest;
 
-KvOptions opts(const std::string& policy, const std::map<std::string, std::string>& settings = {}) {
-  KvOptions o(policy);
-  for (const auto& [k, v] : settings) o.set(k, v);
-  return o;
-}
-
-std::map<std::string, double> counter_map(const KvCache& c) {
-  const auto v = c.counters();
-  return {v.begin(), v.end()};
-}
-
 TEST(BlockPool, ReusesGivenBlocksAndCountsThem) {
   BlockPool pool(1000);
   std::set<void*> taken;

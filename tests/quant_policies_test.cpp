@@ -29,17 +29,6 @@ using namespace kvtest;
 
 constexpr int kGlobal[] = {0, 2};  // layers of make_geometry() that follow the policy (global index 0, 1)
 
-KvOptions opts(const std::string& policy, const std::map<std::string, std::string>& settings = {}) {
-  KvOptions o(policy);
-  for (const auto& [k, v] : settings) o.set(k, v);
-  return o;
-}
-
-std::map<std::string, double> counter_map(const KvCache& c) {
-  const auto v = c.counters();
-  return {v.begin(), v.end()};
-}
-
 float max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
   float m = 0;
   for (size_t i = 0; i < a.size(); ++i) m = std::max(m, std::fabs(a[i] - b[i]));

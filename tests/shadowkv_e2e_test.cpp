@@ -28,11 +28,6 @@ KvOptions shadow_options(int rank, const std::string& budget, int dense_tail = -
   return o;
 }
 
-std::map<std::string, double> counter_map(const KvCache& c) {
-  const auto v = c.counters();
-  return {v.begin(), v.end()};
-}
-
 TEST(ShadowKvEndToEnd, FullRankFullBudgetEqualsFullPolicy) {
   const KvGeometry g = make_geometry();
   const int64_t prompt = 700, total = prompt + 80;
