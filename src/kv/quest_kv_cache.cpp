@@ -48,7 +48,7 @@ QuestKvCache::QuestKvCache(const KvGeometry& g, const KvOptions& o)
   for (int gi = 0; gi < n_global(); ++gi) {
     const LayerGeometry& lg = global_geometry(gi);
     Layer L;
-    L.kv = DenseLayerStore(lg, true, block_tokens_of(o));
+    L.kv = DenseLayerStore(lg, true, block_tokens_);
     L.min.resize(lg.n_kv_head);
     L.max.resize(lg.n_kv_head);
     layers_.push_back(std::move(L));

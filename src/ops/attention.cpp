@@ -30,7 +30,7 @@ void attend_range(const float* q, int n_q, int hd, float scale, const KeyValueRo
   s_buf.resize((size_t)n_q * kBlock);
   float* s = s_buf.data();  // [n_q][kBlock] scores, then probabilities
   for (int64_t b0 = begin, b1; b0 < end; b0 = b1) {
-    const RowRun run = row_run(kv, b0, hd);  // a block of rows never crosses a page
+    const RowRun run = row_run(kv, b0, hd);  // a block of rows never crosses a pool block
     b1 = std::min({end, b0 + kBlock, b0 + run.n});
     int nv = 0;
     for (int64_t i = b0; i < b1; ++i) {
@@ -120,7 +120,7 @@ void attend_tile(const float* q, int64_t q_stride, int n_tok, int n_q, int head_
     const int window_kv = kv.sink ? 0 : window;
     const int64_t n = kv.pos ? kv.n : std::clamp<int64_t>(q_last + 1 - kv.pos0, 0, kv.n);
     for (int64_t b0 = 0, B; b0 < n; b0 += B) {
-      const RowRun run = row_run(kv, b0, hd);  // a key block never crosses a page
+      const RowRun run = row_run(kv, b0, hd);  // a key block never crosses a pool block
       B = std::min<int64_t>({kKeyBlock, n - b0, run.n});
       int64_t pos[kKeyBlock];
       bool any = false;
