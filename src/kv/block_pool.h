@@ -58,7 +58,6 @@ class BlockTable {
     return static_cast<const uint8_t*>(blocks_[i / block_rows_]) + (i % block_rows_) * row_bytes_;
   }
   const void* const* blocks() const { return blocks_.data(); }
-  int64_t block_rows() const { return block_rows_; }
   int64_t n_blocks() const { return (int64_t)blocks_.size(); }
   int64_t capacity_rows() const { return n_blocks() * block_rows_; }
   int64_t bytes() const { return n_blocks() * block_rows_ * row_bytes_; }  // bytes of the blocks held

@@ -19,9 +19,9 @@ DenseLayerStore::DenseLayerStore(const LayerGeometry& g, bool f16, int64_t block
     reserve(ring_cap_);
     slot_pos_.assign(ring_cap_, -1);
   } else if (block_tokens > 0) {
-    page_ = block_tokens;
-    kp_.assign(g.n_kv_head, BlockTable((int64_t)g.head_dim * elem(), page_));
-    vp_.assign(g.n_kv_head, BlockTable((int64_t)g.head_dim * elem(), page_));
+    block_tokens_ = block_tokens;
+    kp_.assign(g.n_kv_head, BlockTable((int64_t)g.head_dim * elem(), block_tokens_));
+    vp_.assign(g.n_kv_head, BlockTable((int64_t)g.head_dim * elem(), block_tokens_));
   } else {
     k_.resize(g.n_kv_head);
     v_.resize(g.n_kv_head);
@@ -78,7 +78,7 @@ KeyValueRows DenseLayerStore::rows(int kv_head) const {
   if (is_paged()) {
     r.key_blocks = kp_[kv_head].blocks();
     r.val_blocks = vp_[kv_head].blocks();
-    r.block_rows = page_;
+    r.block_rows = block_tokens_;
   } else {
     r.keys = k_[kv_head].data();
     r.vals = v_[kv_head].data();

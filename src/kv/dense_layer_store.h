@@ -40,10 +40,10 @@ class DenseLayerStore {
   int64_t n_positions() const { return n_pos_; }
   int64_t origin() const { return origin_; }  // first position held (append-only)
   int64_t bytes() const;                      // bytes of the slots in use
-  int64_t reserved_bytes() const;             // bytes allocated: slots in use, spare capacity, partly used pages
+  int64_t reserved_bytes() const;             // bytes allocated: slots in use, spare capacity, partly used blocks
   int64_t blocks() const;                     // pool blocks held (paged stores; keys and values)
   bool is_ring() const { return ring_cap_ > 0; }
-  bool is_paged() const { return page_ > 0; }
+  bool is_paged() const { return block_tokens_ > 0; }
 
  private:
   size_t elem() const { return f16_ ? 2 : 4; }
@@ -58,7 +58,7 @@ class DenseLayerStore {
   int64_t cap_ = 0;                          // slots allocated per head
   int64_t n_pos_ = 0;                        // positions appended so far
   int64_t origin_ = 0;                       // append-only: position of slot 0
-  int64_t page_ = 0;                         // paged append-only store: tokens per block
+  int64_t block_tokens_ = 0;                 // paged append-only store: tokens per block
   std::vector<std::vector<uint8_t>> k_, v_;  // per kv head (not paged)
   std::vector<BlockTable> kp_, vp_;          // per kv head (paged)
   std::vector<int64_t> slot_pos_;            // ring only: position held by each slot (-1 empty)

@@ -19,9 +19,10 @@ const KvPolicyRegistration kFull{
 
 }  // namespace
 
-FullKvCache::FullKvCache(const KvGeometry& g, const KvOptions& o) : f16_(o.flag("kv-f16")), page_(block_tokens_of(o)) {
+FullKvCache::FullKvCache(const KvGeometry& g, const KvOptions& o)
+    : f16_(o.flag("kv-f16")), block_tokens_(block_tokens_of(o)) {
   layers_.reserve(g.layers.size());
-  for (const LayerGeometry& lg : g.layers) layers_.emplace_back(lg, f16_, page_);
+  for (const LayerGeometry& lg : g.layers) layers_.emplace_back(lg, f16_, block_tokens_);
 }
 
 std::vector<std::pair<std::string, double>> FullKvCache::counters() const {

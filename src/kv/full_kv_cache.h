@@ -23,7 +23,7 @@ class FullKvCache : public KvCache {
   KvMemory memory() const override;
   std::unique_ptr<KvCache> clone() const override { return std::make_unique<FullKvCache>(*this); }
   std::unique_ptr<KvCache> fork(const KvOptions& o) const override {
-    return o.policy == "full" && o.flag("kv-f16") == f16_ && block_tokens_of(o) == page_ ? clone() : nullptr;
+    return o.policy == "full" && o.flag("kv-f16") == f16_ && block_tokens_of(o) == block_tokens_ ? clone() : nullptr;
   }
   std::vector<std::pair<std::string, double>> counters() const override;
   const char* policy() const override { return "full"; }
@@ -31,7 +31,7 @@ class FullKvCache : public KvCache {
  private:
   std::vector<DenseLayerStore> layers_;
   bool f16_ = false;
-  int64_t page_ = 0;  // tokens per block of the global layers (0: not paged)
+  int64_t block_tokens_ = 0;  // tokens per block of the global layers (0: not paged)
 };
 
 }  // namespace shadowkv
