@@ -44,8 +44,8 @@ void add_kv_flags(CLI::App* cmd, KvOptions& kv) {
   for (const std::string& name : order) {
     const std::string help = shared_help(users[name]);
     if (users[name].front().second->type == SettingType::Flag)
-      cmd->add_flag_callback(
-          "--" + name, [&kv, name] { kv.settings[name] = "true"; }, help);
+      // "--flag" sets it, "--flag=false" clears a flag whose default is on; the value is checked by the policy.
+      cmd->add_flag("--" + name + "{true}", help)->each([&kv, name](const std::string& v) { kv.settings[name] = v; });
     else
       cmd->add_option_function<std::string>(
           "--" + name, [&kv, name](const std::string& v) { kv.settings[name] = v; }, help);

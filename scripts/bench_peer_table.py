@@ -6,7 +6,8 @@
 
 RAW holds (names as scripts/bench-peer writes them):
   llama-bench-short.out     llama-bench -o json at the shortest length: prefill (pp) and batch-1 decode (tg)
-  llama-bench-depth.out     llama-bench -o json -p 0 -d L...: batch-1 decode at depth L (optional)
+  llama-bench-depth*.out    llama-bench -o json -p 0 -d L...: batch-1 decode at depth L, the shortest length
+                            too (optional; without it, tg at depth 0 of llama-bench-short stands for the shortest)
   llama-batched-bench-L.out llama-batched-bench --output-format jsonl: prefill and decode per batch at L (optional)
   shadowkv/bench.json       build/shadowkv bench --out: prefill and decode per (length, policy, batch)
   commands.txt              the commands, in the order they ran
@@ -57,7 +58,8 @@ def collect(raw):
     # llama.cpp figures: {(work, length, batch): (tok/s, stddev or None, source)}
     peer = {}
     lb = load_llama_bench(os.path.join(raw, "llama-bench-short.out"))
-    lb_depth = load_llama_bench(os.path.join(raw, "llama-bench-depth.out"))
+    lb_depth = [t for path in sorted(glob.glob(os.path.join(raw, "llama-bench-depth*.out")))
+                for t in load_llama_bench(path)]
     model = kv_type = None
     for t in lb + lb_depth:
         model = model or t.get("model_filename")
@@ -67,9 +69,11 @@ def collect(raw):
             peer[("prefill", t["n_prompt"] + t.get("n_depth", 0), 1)] = (t["avg_ts"], sd, "llama-bench")
         elif t["n_prompt"] == 0 and t["n_gen"] > 0:
             depth = t.get("n_depth", 0)
-            # tg at depth 0 is the short-context decode (llama-bench's own convention: tg without a prompt).
+            # tg at depth 0 (llama-bench's own convention: tg without a prompt) stands for the shortest length only
+            # when no run at that depth exists; ours always decodes after the prompt.
             L = depth if depth > 0 else short
-            peer[("decode", L, 1)] = (t["avg_ts"], sd, "llama-bench")
+            if depth > 0 or ("decode", L, 1) not in peer:
+                peer[("decode", L, 1)] = (t["avg_ts"], sd, "llama-bench" if depth == 0 else f"llama-bench -d {depth}")
     for path in sorted(glob.glob(os.path.join(raw, "llama-batched-bench-*.out"))):
         rows = load_batched_bench(path)
         for r in rows:
@@ -114,6 +118,7 @@ def collect(raw):
         "lengths": lengths,
         "batches": batches,
         "policies": policies,
+        "policy_args": {p: next(r.get("policy_args", "") for r in ours if r["policy"] == p) for p in policies},
         "decode_tokens": ntok,
         "rows": rows,
         "commands": commands,
@@ -163,12 +168,13 @@ def markdown(res):
     text = [
         f"llama.cpp vs shadowkv on {os.path.basename(res['model'] or '?')}, {res['decode_tokens']} decode tokens, "
         f"{m['date']}, {m['cpu']} ({m['cores']} cores; load average {m['loadavg_at_table_time']} when the table was "
-        f"written). llama.cpp's KV cache: {res['llama_cpp_kv_type']} (its default); shadowkv's `full` stores f32."
+        f"written). llama.cpp's KV cache: {res['llama_cpp_kv_type']} (its default); shadowkv's policies: "
+        + ", ".join(f"`{p}` " + (f"`{a}`" if a else "(defaults)") for p, a in res["policy_args"].items()) + "."
         + (" Every engine command ran under `chrt -f 10` (--rt)." if any(c.startswith("chrt ") for c in res["commands"])
            else " Without --rt: other jobs on the machine may have set the pace."),
         "",
         "The engines ran one after the other; ratios > 1: shadowkv is faster. llama.cpp sources: llama-bench "
-        "(prefill and batch-1 decode at the shortest length, mean ± stddev; batch-1 decode at depth), "
+        "(prefill at the shortest length, mean ± stddev; batch-1 decode at depth L after an L-token prompt, as ours), "
         "llama-batched-bench -pps -no-kvu (prefill at longer lengths, batched decode). Batched decode is the total "
         "over all sequences.",
         "",

@@ -108,7 +108,9 @@ void check_paged_full_equals_contiguous(bool f16, int block_tokens, int64_t prom
   // pool block is a multiple of them (128 rows in prefill tiles, 64 in decode).
   EXPECT_TRUE(d.finite);
   EXPECT_LT(d.rel, 1e-6) << "block " << block_tokens;
-  if (block_tokens % 128 == 0) EXPECT_EQ(d.max_abs, 0.0f) << "block " << block_tokens;
+  if (block_tokens % 128 == 0) {
+    EXPECT_EQ(d.max_abs, 0.0f) << "block " << block_tokens;
+  }
   EXPECT_EQ(paged.memory().total(), flat.memory().total());
 }
 

@@ -21,6 +21,27 @@ std::vector<float> random_logits(int n, uint32_t seed) {
   return v;
 }
 
+// The plain loop argmax() must agree with: the first of equal maxima, NaN never chosen unless it is first.
+int reference_argmax(const std::vector<float>& x) {
+  int best = 0;
+  for (int i = 1; i < (int)x.size(); ++i)
+    if (x[i] > x[best]) best = i;
+  return best;
+}
+
+TEST(Sampler, ArgmaxMatchesAPlainLoopWithTiesNansAndInfinities) {
+  const float nan = std::nanf(""), inf = INFINITY;
+  for (int n : {1, 7, 8, 9, 63, 1000, 4099})
+    for (uint32_t seed = 0; seed < 20; ++seed) {
+      std::vector<float> v = random_logits(n, seed);
+      std::mt19937 rng(seed + 100);
+      for (int j = 0; j < (int)(seed % 4); ++j) v[rng() % n] = (seed & 1) ? nan : (seed & 2) ? inf : -inf;
+      if (seed == 7) v[0] = nan;
+      if (seed == 9) std::fill(v.begin(), v.end(), -inf);
+      EXPECT_EQ(argmax(v.data(), n), reference_argmax(v)) << "n " << n << " seed " << seed;
+    }
+}
+
 TEST(Sampler, TopKDrawsOnlyTheKBestWithReferenceFrequencies) {
   const int n = 5000, k = 5;
   const std::vector<float> logits = random_logits(n, 3);

@@ -27,8 +27,6 @@ void apply_kv_args(const std::string& args, KvOptions& o) {
   apply_setting_args(args, o, "--kv-args");
 }
 
-bool full_equivalent_f16(const KvOptions& o) { return !is_truncate(o) && o.flag_if_declared("kv-f16"); }
-
 std::vector<std::pair<std::string, std::string>> policy_settings(const KvOptions& o) {
   return is_truncate(o) ? std::vector<std::pair<std::string, std::string>>{} : resolved_settings(o);
 }

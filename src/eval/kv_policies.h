@@ -20,9 +20,6 @@ struct PolicySpec {
 // Applies settings of o.policy as declared in its registry entry: "--budget 1024 --rank=96 --kv-f16".
 void apply_kv_args(const std::string& args, KvOptions& o);
 
-// Whether the `full` cache this policy is compared with stores f16 (its --kv-f16, if it has one).
-bool full_equivalent_f16(const KvOptions& o);
-
 // Every declared setting with its effective value (resolved_settings), none for truncate:N.
 std::vector<std::pair<std::string, std::string>> policy_settings(const KvOptions& o);
 

@@ -56,8 +56,6 @@ struct KvOptions {
   double real(const std::string& name) const;
   bool flag(const std::string& name) const;
   bool declares(const std::string& name) const;  // the policy has this setting
-  // flag(name) when the policy declares it, else false (e.g. "kv-f16" for a policy that stores no dense rows).
-  bool flag_if_declared(const std::string& name) const { return declares(name) && flag(name); }
 };
 
 class KvCache {
@@ -94,6 +92,10 @@ class KvCache {
 // Creates a cache for one sequence from the policy registry (kv/kv_policy.h); throws shadowkv::Error for an unknown
 // policy, a setting the policy does not declare or a value of the wrong type.
 std::unique_ptr<KvCache> make_kv_cache(const KvGeometry& geometry, const KvOptions& options);
+
+// Whether the `full` cache this policy is compared with stores f16: the policy's own --kv-f16 if it declares one,
+// else full's default (also for a policy outside the registry, such as eval's test-only truncate:N).
+bool full_equivalent_f16(const KvOptions& options);
 
 // Bytes the `full` policy (f32 or f16 as in options) would hold for a sequence of n_tokens positions.
 int64_t full_kv_bytes(const KvGeometry& geometry, int64_t n_tokens, bool f16);

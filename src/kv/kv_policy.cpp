@@ -202,6 +202,14 @@ std::unique_ptr<KvCache> make_kv_cache(const KvGeometry& geometry, const KvOptio
   return kv_policy(options.policy).make(geometry, options);
 }
 
+bool full_equivalent_f16(const KvOptions& options) {
+  for (const KvPolicyDecl* d : kv_policies())
+    if (d->name == options.policy && find_setting(*d, "kv-f16")) return options.flag("kv-f16");
+  KvOptions full;
+  full.policy = "full";
+  return full.flag("kv-f16");
+}
+
 int64_t full_kv_bytes(const KvGeometry& geometry, int64_t n_tokens, bool f16) {
   int64_t total = 0;
   for (const LayerGeometry& g : geometry.layers) {
