@@ -188,16 +188,19 @@ TEST(QuantDot, RowsKernelsEqualOneRowDotBitForBit) {
       std::vector<uint8_t> act(ab * kRows + 1);
       for (int r = 0; r < kRows; ++r) ops.quantize_act(kind, &x[r * kFixtureElems], act.data() + r * ab, kFixtureElems);
       const int64_t rb = row_bytes(t, kFixtureElems);
+      // The fixture's rows repeated to 2 * rows + 1 weight rows: batch 1 takes four weight rows per pass, then a tail.
+      const int64_t n_w = 2 * fx.rows + 1;
+      std::vector<uint8_t> w(rb * n_w);
+      for (int64_t o = 0; o < n_w; ++o) std::memcpy(&w[o * rb], fx.raw.data() + (o % fx.rows) * rb, rb);
       for (int nr = 1; nr <= kRows; ++nr) {
-        std::vector<float> y(kRows * fx.rows, NAN);
-        ops.dot_rows(t, fx.raw.data(), rb, fx.rows, x.data(), act.data(), ab, nr, kFixtureElems, y.data(), fx.rows);
-        for (int64_t o = 0; o < fx.rows; ++o)
+        std::vector<float> y(kRows * n_w, NAN);
+        ops.dot_rows(t, w.data(), rb, n_w, x.data(), act.data(), ab, nr, kFixtureElems, y.data(), n_w);
+        for (int64_t o = 0; o < n_w; ++o)
           for (int r = 0; r < nr; ++r) {
-            const float one =
-                ops.dot(t, fx.raw.data() + o * rb, &x[r * kFixtureElems], act.data() + r * ab, kFixtureElems);
-            EXPECT_EQ(std::memcmp(&y[r * fx.rows + o], &one, 4), 0)
-                << traits(t).name << " nr=" << nr << " [" << r << "," << o << "]: " << y[r * fx.rows + o] << " vs "
-                << one << " on " << simd_backend();
+            const float one = ops.dot(t, &w[o * rb], &x[r * kFixtureElems], act.data() + r * ab, kFixtureElems);
+            EXPECT_EQ(std::memcmp(&y[r * n_w + o], &one, 4), 0)
+                << traits(t).name << " nr=" << nr << " [" << r << "," << o << "]: " << y[r * n_w + o] << " vs " << one
+                << " on " << simd_backend();
           }
       }
     }
