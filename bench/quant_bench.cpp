@@ -35,7 +35,7 @@ std::vector<uint8_t> random_weights(GgmlType t, int64_t n_in, int64_t n_out) {
 }
 
 void bm_matmul(benchmark::State& state, GgmlType t, int64_t n_in, int64_t n_out, int64_t n_rows, simd::Backend be,
-               int threads) {
+               int threads, bool packed) {
   if (!simd::supported(be)) {
     state.SkipWithError("backend not supported on this CPU");
     return;
@@ -48,7 +48,12 @@ void bm_matmul(benchmark::State& state, GgmlType t, int64_t n_in, int64_t n_out,
   std::mt19937 rng(2);
   std::normal_distribution<float> nd;
   for (float& v : x) v = nd(rng);
-  const QMatrix W{t, w.data(), n_in, n_out, row_bytes(t, n_in)};
+  QMatrix W{t, w.data(), n_in, n_out, row_bytes(t, n_in)};
+  std::vector<uint8_t> p;
+  if (packed) {
+    p = pack_rows4(W);
+    W.packed4 = p.data();
+  }
   for (auto _ : state) {
     matmul(W, x.data(), n_rows, y.data());
     benchmark::DoNotOptimize(y.data());
@@ -86,9 +91,14 @@ int register_all() {
                                    traits(s.type).name + "/" + s.what + "_" + std::to_string(s.n_in) + "x" +
                                    std::to_string(s.n_out) + "/" + simd::backend_name(be) + "/t" +
                                    std::to_string(threads);
-          auto* b = benchmark::RegisterBenchmark(name.c_str(), bm_matmul, s.type, s.n_in, s.n_out, n_rows, be, threads)
-                        ->Unit(n_rows == 1 ? benchmark::kMicrosecond : benchmark::kMillisecond);
-          if (threads > 1) b->UseRealTime();
+          // The vocab head also as the model reads it at batch 1: from pack_rows4's copy.
+          for (bool packed : {false, true}) {
+            if (packed && (n_rows != 1 || s.n_out < 65536)) continue;
+            auto* b = benchmark::RegisterBenchmark((name + (packed ? "/packed4" : "")).c_str(), bm_matmul, s.type, s.n_in,
+                                                   s.n_out, n_rows, be, threads, packed)
+                          ->Unit(n_rows == 1 ? benchmark::kMicrosecond : benchmark::kMillisecond);
+            if (threads > 1) b->UseRealTime();
+          }
         }
       }
     }

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "ops/matmul.h"
 #include "ops/quant_dispatch.h"
 #include "util/error.h"
 
@@ -205,6 +206,46 @@ TEST(QuantDot, RowsKernelsEqualOneRowDotBitForBit) {
       }
     }
   }
+}
+
+TEST(QuantDot, PackedRowsEqualOneRowDotBitForBit) {
+  // Batch-1 decode reads a large Q8_0 head from pack_rows4's copy: every row as dot() gives it, on every backend,
+  // for any start row of a range (the packed groups and the rows after the last one), and through matmul.
+  const Fixture fx = load_fixture(GgmlType::Q8_0);
+  const int64_t rb = row_bytes(GgmlType::Q8_0, kFixtureElems), n_w = 4 * fx.rows + 3;
+  std::vector<uint8_t> w(rb * n_w);
+  for (int64_t o = 0; o < n_w; ++o) std::memcpy(&w[o * rb], fx.raw.data() + ((o * 3) % fx.rows) * rb, rb);
+  QMatrix W{GgmlType::Q8_0, w.data(), kFixtureElems, n_w, rb};
+  const std::vector<uint8_t> packed = pack_rows4(W);
+  ASSERT_EQ((int64_t)packed.size(), n_w / 4 * 4 * rb);
+  std::mt19937 rng(17);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  std::vector<float> x(kFixtureElems);
+  for (float& v : x) v = nd(rng);
+  for (simd::Backend b : backends()) {
+    BackendGuard g(b);
+    const simd::QuantOps& ops = simd::quant_ops();
+    std::vector<uint8_t> act(simd::act_bytes(simd::ActKind::kQ8x32, kFixtureElems));
+    ops.quantize_act(simd::ActKind::kQ8x32, x.data(), act.data(), kFixtureElems);
+    for (int64_t o0 : {0, 4, 8}) {
+      std::vector<float> y(n_w, NAN);
+      ops.dot_rows_packed4(GgmlType::Q8_0, packed.data() + o0 * rb, &w[o0 * rb], rb, n_w - o0, x.data(), act.data(),
+                           kFixtureElems, y.data());
+      for (int64_t o = o0; o < n_w; ++o) {
+        const float one = ops.dot(GgmlType::Q8_0, &w[o * rb], x.data(), act.data(), kFixtureElems);
+        EXPECT_EQ(std::memcmp(&y[o - o0], &one, 4), 0) << "row " << o << " from " << o0 << " on " << simd_backend();
+      }
+    }
+    std::vector<float> plain(n_w), with_packed(n_w);
+    matmul(W, x.data(), 1, plain.data());
+    QMatrix P = W;
+    P.packed4 = packed.data();
+    matmul(P, x.data(), 1, with_packed.data());
+    EXPECT_EQ(std::memcmp(plain.data(), with_packed.data(), 4 * n_w), 0) << simd_backend();
+  }
+  QMatrix q4 = W;
+  q4.type = GgmlType::Q4_0;
+  EXPECT_THROW(pack_rows4(q4), Error);
 }
 
 TEST(QuantErrors, RejectsUnsupportedTypesAndBadLengths) {

@@ -2,6 +2,8 @@
 // hostile file can only ever produce a shadowkv::Error, never an out-of-range read or a huge allocation.
 #include "io/gguf.h"
 
+#include <algorithm>
+
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -385,6 +387,13 @@ std::unique_ptr<GgufFile> GgufFile::open(const std::string& path) {
   f->fd_ = -1;
   GgufParser(*f).parse();
   return f;
+}
+
+void GgufFile::release_pages(const void* p, uint64_t n) const {
+  const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), lo = (uintptr_t)base_, hi = lo + size_;
+  const uintptr_t b = std::max(lo, ((uintptr_t)p + page - 1) / page * page);
+  const uintptr_t e = std::min(hi, ((uintptr_t)p + n) / page * page);
+  if (e > b) madvise((void*)b, e - b, MADV_DONTNEED);  // advice only: a failure changes nothing
 }
 
 GgufFile::~GgufFile() {

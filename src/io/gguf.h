@@ -80,6 +80,9 @@ class GgufFile {
 
   const std::vector<GgufTensor>& tensors() const { return tensors_; }
   const GgufTensor* find_tensor(const std::string& name) const;
+  // Hands the whole pages of [p, p + n) (inside the mapping) back to the page cache: RSS drops, and a later read
+  // faults them in again unchanged (the mapping is read-only).
+  void release_pages(const void* p, uint64_t n) const;
 
  private:
   GgufFile() = default;

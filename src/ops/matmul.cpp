@@ -5,6 +5,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -56,7 +57,8 @@ struct RowRange {
 std::vector<RowRange> split_outputs(const MatOut* jobs, size_t n_jobs, int64_t per, int64_t max_bytes) {
   std::vector<RowRange> ranges;
   for (size_t j = 0; j < n_jobs; ++j) {
-    const int64_t step = std::max<int64_t>(1, std::min(per, max_bytes / jobs[j].W->row_stride));
+    int64_t step = std::max<int64_t>(1, std::min(per, max_bytes / jobs[j].W->row_stride));
+    if (jobs[j].W->packed4) step = std::max<int64_t>(4, step / 4 * 4);  // ranges start on a packed group
     for (int64_t o = 0; o < jobs[j].W->n_out; o += step) ranges.push_back({j, o, std::min(o + step, jobs[j].W->n_out)});
   }
   return ranges;
@@ -85,6 +87,11 @@ void matmul_dot(const MatOut* jobs, size_t n_jobs, const float* X, int64_t r0, i
     const QMatrix& W = *jobs[ranges[t].job].W;
     float* Y = jobs[ranges[t].job].Y + r0 * W.n_out;
     const int64_t ab = act_row_bytes[ranges[t].job], o0 = ranges[t].o0;
+    if (rows == 1 && W.packed4) {
+      ops.dot_rows_packed4(W.type, W.packed4 + o0 * row_bytes(W.type, n_in), W.data + o0 * W.row_stride,
+                           W.row_stride, ranges[t].o1 - o0, prep.x, act[ranges[t].job], n_in, Y + o0);
+      continue;
+    }
     for (int64_t b = 0; b < rows; b += simd::kMaxDotRows)
       ops.dot_rows(W.type, W.data + o0 * W.row_stride, W.row_stride, ranges[t].o1 - o0, prep.x + b * n_in,
                    act[ranges[t].job] + b * ab, ab, (int)std::min<int64_t>(simd::kMaxDotRows, rows - b), n_in,
@@ -131,6 +138,23 @@ void matmul_gemm(const MatOut* jobs, size_t n_jobs, const float* X, const RowSpa
 }
 
 }  // namespace
+
+std::vector<uint8_t> pack_rows4(const QMatrix& W) {
+  if (W.type != GgmlType::Q8_0) throw Error("pack_rows4: no packed layout for " + type_name((uint32_t)W.type));
+  constexpr int64_t kBlock = 34, kGroup = 8 + 4 * 32;
+  const int64_t nb = W.n_in / 32, groups = W.n_out / 4;
+  std::vector<uint8_t> p(groups * nb * kGroup);
+  for (int64_t g = 0; g < groups; ++g)
+    for (int64_t i = 0; i < nb; ++i) {
+      uint8_t* dst = &p[(g * nb + i) * kGroup];
+      for (int k = 0; k < 4; ++k) {
+        const uint8_t* src = W.data + (4 * g + k) * W.row_stride + i * kBlock;
+        std::memcpy(dst + 2 * k, src, 2);
+        std::memcpy(dst + 8 + 32 * k, src + 2, 32);
+      }
+    }
+  return p;
+}
 
 void matmul(const QMatrix& W, const float* X, int64_t n_rows, float* Y) {
   check(W, X, n_rows, Y);

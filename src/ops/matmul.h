@@ -14,7 +14,15 @@ struct QMatrix {
   int64_t n_in = 0;
   int64_t n_out = 0;
   int64_t row_stride = 0;  // bytes per row
+  // Optional second copy of the rows in pack_rows4's layout (owned elsewhere), read by batch-1 decode.
+  const uint8_t* packed4 = nullptr;
 };
+
+// W's rows interleaved in groups of four, block by block (Q8_0: the four f16 scales, then the four rows' 32
+// quants), so that a batch-1 matvec reads one sequential stream while it computes four rows (four separate row
+// streams defeat the hardware prefetcher on a matrix that lives in DRAM). Rows after the last whole group are left
+// out (they are read from W). Error for a type without a packed layout (all but Q8_0).
+std::vector<uint8_t> pack_rows4(const QMatrix& W);
 
 // Y[b, o] = sum_i W[o, i] * X[b, i] for b in [0, n_rows); X is [n_rows, n_in], Y is [n_rows, n_out], both
 // row-major f32. Uses all OpenMP threads. Small n_rows (decode) streams the weights once with SIMD dot

@@ -621,8 +621,54 @@ void dot_rows(GgmlType t, const uint8_t* w, int64_t w_stride, int64_t n_w, const
   }
 }
 
+// Lane k of v in all eight lanes.
+inline __m256 lane(__m128 v, int k) {
+  return _mm256_permutevar8x32_ps(_mm256_castps128_ps256(v), _mm256_set1_epi32(k));
+}
+
+// Q8_0 rows packed by fours: per block, the four f16 scales, then the four rows' 32 quants. dot_q8_0<1>'s
+// arithmetic for each row (the scale products are the same f32 multiplications, done four at a time).
+void dot4_q8_0_packed(const uint8_t* p, const void* act, int64_t nb, float* out) {
+  constexpr int kGroup = 8 + 4 * 32;
+  const ActQ8x32* a = (const ActQ8x32*)act;
+  __m256 acc0[kWideRows], acc1[kWideRows];
+  for (int k = 0; k < kWideRows; ++k) acc0[k] = acc1[k] = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 2 <= nb; i += 2, p += 2 * kGroup) {
+    const __m256i x0 = loadu(a[i].qs), x1 = loadu(a[i + 1].qs);
+    const __m128 s0 = _mm_mul_ps(_mm_cvtph_ps(_mm_loadl_epi64((const __m128i*)p)), _mm_set1_ps(a[i].d));
+    const __m128 s1 = _mm_mul_ps(_mm_cvtph_ps(_mm_loadl_epi64((const __m128i*)(p + kGroup))), _mm_set1_ps(a[i + 1].d));
+#pragma GCC unroll 4
+    for (int k = 0; k < kWideRows; ++k) {
+      const __m256i q0 = loadu(p + 8 + 32 * k), q1 = loadu(p + kGroup + 8 + 32 * k);
+      const __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(q0, q0), _mm256_sign_epi8(x0, q0)),
+                                           _mm256_set1_epi16(1));
+      const __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(q1, q1), _mm256_sign_epi8(x1, q1)),
+                                           _mm256_set1_epi16(1));
+      acc0[k] = _mm256_fmadd_ps(lane(s0, k), _mm256_cvtepi32_ps(p0), acc0[k]);
+      acc1[k] = _mm256_fmadd_ps(lane(s1, k), _mm256_cvtepi32_ps(p1), acc1[k]);
+    }
+  }
+  for (; i < nb; ++i, p += kGroup) {
+    const __m256i x = loadu(a[i].qs);
+    const __m128 s = _mm_mul_ps(_mm_cvtph_ps(_mm_loadl_epi64((const __m128i*)p)), _mm_set1_ps(a[i].d));
+    for (int k = 0; k < kWideRows; ++k)
+      acc0[k] = _mm256_fmadd_ps(lane(s, k), _mm256_cvtepi32_ps(dot_i8(loadu(p + 8 + 32 * k), x)), acc0[k]);
+  }
+  for (int k = 0; k < kWideRows; ++k) out[k] = hsum_ps(_mm256_add_ps(acc0[k], acc1[k]));
+}
+
+void dot_rows_packed4(GgmlType t, const uint8_t* packed, const uint8_t* w, int64_t w_stride, int64_t n_w,
+                      const float* x, const void* act, int64_t n, float* y) {
+  if (t != GgmlType::Q8_0) return dot_rows(t, w, w_stride, n_w, x, act, 0, 1, n, y, n_w);
+  const int64_t nb = n / 32, rb = 34 * nb;
+  int64_t o = 0;
+  for (; o + kWideRows <= n_w; o += kWideRows) dot4_q8_0_packed(packed + o * rb, act, nb, y + o);
+  for (; o < n_w; ++o) dot_q8_0<1>(w + o * w_stride, act, 0, nb, y + o);
+}
+
 }  // namespace
 
-const QuantOps kAvx2QuantOps{"avx2", dequantize, act_kind, quantize_act, dot, dot_rows};
+const QuantOps kAvx2QuantOps{"avx2", dequantize, act_kind, quantize_act, dot, dot_rows, dot_rows_packed4};
 
 }  // namespace shadowkv::simd

@@ -210,8 +210,13 @@ void dot_rows(GgmlType t, const uint8_t* w, int64_t w_stride, int64_t n_w, const
     for (int r = 0; r < nr; ++r) y[r * y_stride + o] = dot(t, w + o * w_stride, x + r * n, nullptr, n);
 }
 
+void dot_rows_packed4(GgmlType t, const uint8_t*, const uint8_t* w, int64_t w_stride, int64_t n_w, const float* x,
+                      const void*, int64_t n, float* y) {
+  for (int64_t o = 0; o < n_w; ++o) y[o] = dot(t, w + o * w_stride, x, nullptr, n);
+}
+
 }  // namespace
 
-const QuantOps kScalarQuantOps{"scalar", dequantize, act_kind, quantize_act, dot, dot_rows};
+const QuantOps kScalarQuantOps{"scalar", dequantize, act_kind, quantize_act, dot, dot_rows, dot_rows_packed4};
 
 }  // namespace shadowkv::simd
