@@ -94,8 +94,8 @@ int register_all() {
           // The vocab head also as the model reads it at batch 1: from pack_rows4's copy.
           for (bool packed : {false, true}) {
             if (packed && (n_rows != 1 || s.n_out < 65536)) continue;
-            auto* b = benchmark::RegisterBenchmark((name + (packed ? "/packed4" : "")).c_str(), bm_matmul, s.type, s.n_in,
-                                                   s.n_out, n_rows, be, threads, packed)
+            auto* b = benchmark::RegisterBenchmark((name + (packed ? "/packed4" : "")).c_str(), bm_matmul, s.type,
+                                                   s.n_in, s.n_out, n_rows, be, threads, packed)
                           ->Unit(n_rows == 1 ? benchmark::kMicrosecond : benchmark::kMillisecond);
             if (threads > 1) b->UseRealTime();
           }

@@ -2,13 +2,12 @@
 // hostile file can only ever produce a shadowkv::Error, never an out-of-range read or a huge allocation.
 #include "io/gguf.h"
 
-#include <algorithm>
-
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <bit>
 #include <cerrno>
 #include <cstdio>

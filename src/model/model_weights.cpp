@@ -1,6 +1,5 @@
 #include "model/model_weights.h"
 
-
 #include "io/gguf.h"
 #include "util/error.h"
 

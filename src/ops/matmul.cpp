@@ -88,8 +88,8 @@ void matmul_dot(const MatOut* jobs, size_t n_jobs, const float* X, int64_t r0, i
     float* Y = jobs[ranges[t].job].Y + r0 * W.n_out;
     const int64_t ab = act_row_bytes[ranges[t].job], o0 = ranges[t].o0;
     if (rows == 1 && W.packed4) {
-      ops.dot_rows_packed4(W.type, W.packed4 + o0 * row_bytes(W.type, n_in), W.data + o0 * W.row_stride,
-                           W.row_stride, ranges[t].o1 - o0, prep.x, act[ranges[t].job], n_in, Y + o0);
+      ops.dot_rows_packed4(W.type, W.packed4 + o0 * row_bytes(W.type, n_in), W.data + o0 * W.row_stride, W.row_stride,
+                           ranges[t].o1 - o0, prep.x, act[ranges[t].job], n_in, Y + o0);
       continue;
     }
     for (int64_t b = 0; b < rows; b += simd::kMaxDotRows)

@@ -266,8 +266,7 @@ void Scheduler::finish(Seq& s, const std::string& reason) {
   r.stats.kv = s.cache->memory();
   r.stats.counters = s.cache->counters();
   r.stats.kv_full_bytes =
-      r.error.empty() ? full_equivalent_bytes(model_, s.ctx, s.cache->n_tokens(), full_equivalent_f16(s.req.kv))
-                      : 0;
+      r.error.empty() ? full_equivalent_bytes(model_, s.ctx, s.cache->n_tokens(), full_equivalent_f16(s.req.kv)) : 0;
   r.cache = std::move(s.cache);
 }
 
