@@ -465,10 +465,8 @@ void dot4_q8_0(const uint8_t* w, int64_t ws, const void* act, int64_t nb, float*
       const uint8_t* w0 = w + k * ws + 34 * i;
       _mm_prefetch((const char*)(w0 + kAhead * ws), _MM_HINT_T0);
       const __m256i q0 = loadu(w0 + 2), q1 = loadu(w0 + 36);
-      const __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(q0, q0), _mm256_sign_epi8(x0, q0)),
-                                           _mm256_set1_epi16(1));
-      const __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(q1, q1), _mm256_sign_epi8(x1, q1)),
-                                           _mm256_set1_epi16(1));
+      const __m256i p0 = dot_i8(q0, x0);
+      const __m256i p1 = dot_i8(q1, x1);
       acc0[k] = _mm256_fmadd_ps(_mm256_set1_ps(half(w0) * a[i].d), _mm256_cvtepi32_ps(p0), acc0[k]);
       acc1[k] = _mm256_fmadd_ps(_mm256_set1_ps(half(w0 + 34) * a[i + 1].d), _mm256_cvtepi32_ps(p1), acc1[k]);
     }
@@ -641,10 +639,8 @@ void dot4_q8_0_packed(const uint8_t* p, const void* act, int64_t nb, float* out)
 #pragma GCC unroll 4
     for (int k = 0; k < kWideRows; ++k) {
       const __m256i q0 = loadu(p + 8 + 32 * k), q1 = loadu(p + kGroup + 8 + 32 * k);
-      const __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(q0, q0), _mm256_sign_epi8(x0, q0)),
-                                           _mm256_set1_epi16(1));
-      const __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(q1, q1), _mm256_sign_epi8(x1, q1)),
-                                           _mm256_set1_epi16(1));
+      const __m256i p0 = dot_i8(q0, x0);
+      const __m256i p1 = dot_i8(q1, x1);
       acc0[k] = _mm256_fmadd_ps(lane(s0, k), _mm256_cvtepi32_ps(p0), acc0[k]);
       acc1[k] = _mm256_fmadd_ps(lane(s1, k), _mm256_cvtepi32_ps(p1), acc1[k]);
     }
