@@ -18,7 +18,11 @@ def record(policy, task, score, kv, fidelity=None, args="", seconds=4.0):
 
 
 def main():
-    d = tempfile.mkdtemp()
+    with tempfile.TemporaryDirectory() as d:
+        check(d)
+
+
+def check(d):
     recs = [record("full", "austen_ppl", 20.0, 2 << 20, seconds=8.0),
             record("shadowkv", "austen_ppl", 21.0, 1 << 20, {"kl_median": 0.02, "kl_p95": 0.1, "top1": 0.9}),
             record("q8", "austen_ppl", 20.2, 1 << 19, {"kl_median": 0.004, "kl_p95": 0.01, "top1": 0.95}, "--x 1"),
