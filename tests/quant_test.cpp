@@ -209,8 +209,9 @@ TEST(QuantDot, RowsKernelsEqualOneRowDotBitForBit) {
 }
 
 TEST(QuantDot, PackedRowsEqualOneRowDotBitForBit) {
-  // Batch-1 decode reads a large Q8_0 head from pack_rows4's copy: every row as dot() gives it, on every backend,
-  // for any start row of a range (the packed groups and the rows after the last one), and through matmul.
+  // Decode reads a large Q8_0 head from pack_rows4's copy only: every row as dot() gives it, on every backend, for
+  // 1-4 activation rows, for any start row of a range (the packed groups and the rows after the last one), and
+  // through matmul (the dot kernels, and the GEMM path that rebuilds GGUF rows from the packed copy).
   const Fixture fx = load_fixture(GgmlType::Q8_0);
   const int64_t rb = row_bytes(GgmlType::Q8_0, kFixtureElems), n_w = 4 * fx.rows + 3;
   std::vector<uint8_t> w(rb * n_w);
@@ -218,30 +219,38 @@ TEST(QuantDot, PackedRowsEqualOneRowDotBitForBit) {
   QMatrix W{GgmlType::Q8_0, w.data(), kFixtureElems, n_w, rb};
   const std::vector<uint8_t> packed = pack_rows4(W);
   ASSERT_EQ((int64_t)packed.size(), n_w / 4 * 4 * rb);
+  constexpr int kRows = (int)simd::kGemmMinRows + 1;  // matmul takes the GEMM path too
   std::mt19937 rng(17);
   std::normal_distribution<float> nd(0.0f, 1.0f);
-  std::vector<float> x(kFixtureElems);
+  std::vector<float> x(kRows * kFixtureElems);
   for (float& v : x) v = nd(rng);
   for (simd::Backend b : backends()) {
     BackendGuard g(b);
     const simd::QuantOps& ops = simd::quant_ops();
-    std::vector<uint8_t> act(simd::act_bytes(simd::ActKind::kQ8x32, kFixtureElems));
-    ops.quantize_act(simd::ActKind::kQ8x32, x.data(), act.data(), kFixtureElems);
-    for (int64_t o0 : {0, 4, 8}) {
-      std::vector<float> y(n_w, NAN);
-      ops.dot_rows_packed4(GgmlType::Q8_0, packed.data() + o0 * rb, &w[o0 * rb], rb, n_w - o0, x.data(), act.data(),
-                           kFixtureElems, y.data());
-      for (int64_t o = o0; o < n_w; ++o) {
-        const float one = ops.dot(GgmlType::Q8_0, &w[o * rb], x.data(), act.data(), kFixtureElems);
-        EXPECT_EQ(std::memcmp(&y[o - o0], &one, 4), 0) << "row " << o << " from " << o0 << " on " << simd_backend();
+    const int64_t ab = simd::act_bytes(simd::ActKind::kQ8x32, kFixtureElems);
+    std::vector<uint8_t> act(ab * simd::kMaxDotRows);
+    for (int r = 0; r < simd::kMaxDotRows; ++r)
+      ops.quantize_act(simd::ActKind::kQ8x32, &x[r * kFixtureElems], &act[r * ab], kFixtureElems);
+    for (int nr = 1; nr <= simd::kMaxDotRows; ++nr)
+      for (int64_t o0 : {0, 4, 8}) {
+        std::vector<float> y(nr * n_w, NAN);
+        ops.dot_rows_packed4(GgmlType::Q8_0, packed.data() + o0 * rb, &w[o0 * rb], rb, n_w - o0, x.data(), act.data(),
+                             ab, nr, kFixtureElems, y.data(), n_w);
+        for (int r = 0; r < nr; ++r)
+          for (int64_t o = o0; o < n_w; ++o) {
+            const float one = ops.dot(GgmlType::Q8_0, &w[o * rb], &x[r * kFixtureElems], &act[r * ab], kFixtureElems);
+            EXPECT_EQ(std::memcmp(&y[r * n_w + o - o0], &one, 4), 0)
+                << "row " << o << " from " << o0 << ", act row " << r << " of " << nr << " on " << simd_backend();
+          }
       }
-    }
-    std::vector<float> plain(n_w), with_packed(n_w);
-    matmul(W, x.data(), 1, plain.data());
     QMatrix P = W;
     P.packed4 = packed.data();
-    matmul(P, x.data(), 1, with_packed.data());
-    EXPECT_EQ(std::memcmp(plain.data(), with_packed.data(), 4 * n_w), 0) << simd_backend();
+    for (int rows : {1, 3, 6, kRows}) {
+      std::vector<float> plain(rows * n_w), with_packed(rows * n_w);
+      matmul(W, x.data(), rows, plain.data());
+      matmul(P, x.data(), rows, with_packed.data());
+      EXPECT_EQ(std::memcmp(plain.data(), with_packed.data(), 4 * rows * n_w), 0) << rows << " " << simd_backend();
+    }
   }
   QMatrix q4 = W;
   q4.type = GgmlType::Q4_0;

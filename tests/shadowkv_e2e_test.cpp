@@ -86,14 +86,14 @@ TEST(ShadowKvEndToEnd, CloneContinuesIdentically) {
   EXPECT_STREQ(copy->policy(), "shadowkv");
 }
 
-TEST(ShadowKvEndToEnd, MmapValueStoreGivesTheSameOutputsAsRam) {
+TEST(ShadowKvEndToEnd, FileValueStoreGivesTheSameOutputsAsRam) {
   // The disk tier changes where values live, not what is attended: bit-identical outputs through prefill,
   // compression, decode and tail-block folds (f16 values, as the default).
   const KvGeometry g = make_geometry();
   const int64_t prompt = 500, total = prompt + 150;
   Inputs in(g, total, 6, 2.0f, 15);
   KvOptions ro = shadow_options(12, "64", 64, "f16"), mo = ro;
-  mo.set("value-store", "mmap");
+  mo.set("value-store", "file");
   ShadowKvCache ram(g, ro), disk(g, mo);
   EXPECT_EQ(compare(feed(disk, in, 0, prompt, 128), feed(ram, in, 0, prompt, 128)).max_abs, 0.0f);
   ram.end_prefill();

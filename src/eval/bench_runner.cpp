@@ -84,12 +84,15 @@ std::string run_bench(const Model& model, const BenchConfig& c) {
       Prefilled pf = c.share_prefill ? shared_prefill(model, shared, p.options, max_ctx, c.prefill_chunk)
                                      : prefill(model, doc.tokens, p.options, max_ctx, c.prefill_chunk);
       const int64_t prefill_peak = peak_rss_bytes();
-      for (int B : c.batches) {
+      for (size_t bi = 0; bi < c.batches.size(); ++bi) {
+        const int B = c.batches[bi];
         std::fprintf(stderr, "bench: length %lld, %s, batch %d ...\n", (long long)L, p.label.c_str(), B);
         reset_peak_rss();
         const double tc = now_s();
         std::vector<std::unique_ptr<KvCache>> caches;
-        for (int b = 0; b < B; ++b) caches.push_back(pf.cache->clone());
+        // The last batch takes the prefilled cache itself as its last sequence: B sequences hold B caches.
+        const bool last = bi + 1 == c.batches.size();
+        for (int b = 0; b < B; ++b) caches.push_back(last && b == B - 1 ? std::move(pf.cache) : pf.cache->clone());
         const double clone_s = now_s() - tc;
         // B sequences decode decode_tokens steps together through the engine loop (the first token comes from the
         // prefill's logits, so decode_tokens + 1 tokens are generated; EOS does not stop a measurement).

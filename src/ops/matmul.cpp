@@ -46,6 +46,9 @@ struct PreparedRows {
   }
 };
 
+// pack_rows4's layout: per group of four Q8_0 rows and per block, the four f16 scales, then the four rows' quants.
+constexpr int64_t kBlock = 34, kGroup = 8 + 4 * 32;
+
 // A run of output rows [o0, o1) of one matrix.
 struct RowRange {
   size_t job;
@@ -87,16 +90,31 @@ void matmul_dot(const MatOut* jobs, size_t n_jobs, const float* X, int64_t r0, i
     const QMatrix& W = *jobs[ranges[t].job].W;
     float* Y = jobs[ranges[t].job].Y + r0 * W.n_out;
     const int64_t ab = act_row_bytes[ranges[t].job], o0 = ranges[t].o0;
-    if (rows == 1 && W.packed4) {
-      ops.dot_rows_packed4(W.type, W.packed4 + o0 * row_bytes(W.type, n_in), W.data + o0 * W.row_stride, W.row_stride,
-                           ranges[t].o1 - o0, prep.x, act[ranges[t].job], n_in, Y + o0);
-      continue;
+    for (int64_t b = 0; b < rows; b += simd::kMaxDotRows) {
+      const int nr = (int)std::min<int64_t>(simd::kMaxDotRows, rows - b);
+      if (W.packed4)
+        ops.dot_rows_packed4(W.type, W.packed4 + o0 * row_bytes(W.type, n_in), W.data + o0 * W.row_stride, W.row_stride,
+                             ranges[t].o1 - o0, prep.x + b * n_in, act[ranges[t].job] + b * ab, ab, nr, n_in,
+                             Y + b * W.n_out + o0, W.n_out);
+      else
+        ops.dot_rows(W.type, W.data + o0 * W.row_stride, W.row_stride, ranges[t].o1 - o0, prep.x + b * n_in,
+                     act[ranges[t].job] + b * ab, ab, nr, n_in, Y + b * W.n_out + o0, W.n_out);
     }
-    for (int64_t b = 0; b < rows; b += simd::kMaxDotRows)
-      ops.dot_rows(W.type, W.data + o0 * W.row_stride, W.row_stride, ranges[t].o1 - o0, prep.x + b * n_in,
-                   act[ranges[t].job] + b * ab, ab, (int)std::min<int64_t>(simd::kMaxDotRows, rows - b), n_in,
-                   Y + b * W.n_out + o0, W.n_out);
   }
+}
+
+// Weight row o in the GGUF layout: from W.data, or, for a packed matrix, rebuilt from pack_rows4's copy in buf (so
+// the GGUF copy's pages, handed back at load, stay out of memory).
+const uint8_t* gguf_row(const QMatrix& W, int64_t o, std::vector<uint8_t>& buf) {
+  if (!W.packed4 || o >= W.n_out / 4 * 4) return W.data + o * W.row_stride;
+  const int64_t nb = W.n_in / 32, k = o % 4;
+  const uint8_t* g = W.packed4 + o / 4 * nb * kGroup;
+  buf.resize(nb * kBlock);
+  for (int64_t i = 0; i < nb; ++i) {
+    std::memcpy(&buf[i * kBlock], g + i * kGroup + 2 * k, 2);
+    std::memcpy(&buf[i * kBlock + 2], g + i * kGroup + 8 + 32 * k, 32);
+  }
+  return buf.data();
 }
 
 // One SGEMM per span and weight tile; each tile is dequantised once for all spans, and the tiles of every matrix
@@ -111,6 +129,7 @@ void matmul_gemm(const MatOut* jobs, size_t n_jobs, const float* X, const RowSpa
 #pragma omp parallel
   {
     std::vector<float> tile;
+    std::vector<uint8_t> row;
 #pragma omp for schedule(dynamic, 1)
     for (size_t t = 0; t < tiles.size(); ++t) {
       const QMatrix& W = *jobs[tiles[t].job].W;
@@ -123,8 +142,7 @@ void matmul_gemm(const MatOut* jobs, size_t n_jobs, const float* X, const RowSpa
         ldw = W.row_stride / 4;
       } else {
         tile.resize(kTileRows * n_in);
-        for (int64_t r = 0; r < rows; ++r)
-          ops.dequantize(W.type, W.data + (o0 + r) * W.row_stride, &tile[r * n_in], n_in);
+        for (int64_t r = 0; r < rows; ++r) ops.dequantize(W.type, gguf_row(W, o0 + r, row), &tile[r * n_in], n_in);
         wt = tile.data();
         ldw = n_in;
       }
@@ -141,7 +159,6 @@ void matmul_gemm(const MatOut* jobs, size_t n_jobs, const float* X, const RowSpa
 
 std::vector<uint8_t> pack_rows4(const QMatrix& W) {
   if (W.type != GgmlType::Q8_0) throw Error("pack_rows4: no packed layout for " + type_name((uint32_t)W.type));
-  constexpr int64_t kBlock = 34, kGroup = 8 + 4 * 32;
   const int64_t nb = W.n_in / 32, groups = W.n_out / 4;
   std::vector<uint8_t> p(groups * nb * kGroup);
   for (int64_t g = 0; g < groups; ++g)

@@ -266,8 +266,11 @@ inline const A* act_row(const void* act, int64_t stride, int r) {
   return (const A*)((const uint8_t*)act + r * stride);
 }
 
+// Block i's f16 scale at w + bs * i and its 32 quants qo bytes further on: the GGUF layout (bs 34, qo 2), or one
+// row of pack_rows4's groups of four (bs 136, the row's scale and quants at their offsets in the group).
 template <int NR>
-void dot_q8_0(const uint8_t* w, const void* act, int64_t as, int64_t nb, float* out) {
+inline void dot_q8_0_blocks(const uint8_t* w, int64_t bs, int64_t qo, const void* act, int64_t as, int64_t nb,
+                            float* out) {
   const ActQ8x32* a[NR];
   __m256 acc0[NR], acc1[NR];
   for (int r = 0; r < NR; ++r) {
@@ -276,10 +279,10 @@ void dot_q8_0(const uint8_t* w, const void* act, int64_t as, int64_t nb, float* 
   }
   int64_t i = 0;
   for (; i + 2 <= nb; i += 2) {
-    const uint8_t* w0 = w + 34 * i;
-    const __m256i q0 = loadu(w0 + 2), q1 = loadu(w0 + 36);
+    const uint8_t* w0 = w + bs * i;
+    const __m256i q0 = loadu(w0 + qo), q1 = loadu(w0 + bs + qo);
     const __m256i u0 = _mm256_sign_epi8(q0, q0), u1 = _mm256_sign_epi8(q1, q1);
-    const float d0 = half(w0), d1 = half(w0 + 34);
+    const float d0 = half(w0), d1 = half(w0 + bs);
 #pragma GCC unroll 4
     for (int r = 0; r < NR; ++r) {
       const __m256i p0 =
@@ -291,13 +294,18 @@ void dot_q8_0(const uint8_t* w, const void* act, int64_t as, int64_t nb, float* 
     }
   }
   for (; i < nb; ++i) {
-    const __m256i q = loadu(w + 34 * i + 2);
-    const float d = half(w + 34 * i);
+    const __m256i q = loadu(w + bs * i + qo);
+    const float d = half(w + bs * i);
     for (int r = 0; r < NR; ++r)
       acc0[r] =
           _mm256_fmadd_ps(_mm256_set1_ps(d * a[r][i].d), _mm256_cvtepi32_ps(dot_i8(q, loadu(a[r][i].qs))), acc0[r]);
   }
   for (int r = 0; r < NR; ++r) out[r] = hsum_ps(_mm256_add_ps(acc0[r], acc1[r]));
+}
+
+template <int NR>
+void dot_q8_0(const uint8_t* w, const void* act, int64_t as, int64_t nb, float* out) {
+  dot_q8_0_blocks<NR>(w, 34, 2, act, as, nb, out);
 }
 
 // Q4_0/Q5_0 are handled as unsigned 4/5-bit values with a min of -8d/-16d, like Q4_1/Q5_1: u8 x s8 maddubs needs
@@ -654,13 +662,41 @@ void dot4_q8_0_packed(const uint8_t* p, const void* act, int64_t nb, float* out)
   for (int k = 0; k < kWideRows; ++k) out[k] = hsum_ps(_mm256_add_ps(acc0[k], acc1[k]));
 }
 
+// NR activation rows against the four rows of each packed group, one weight row at a time (the group, a few KB,
+// stays in L1 for its four rows): dot_q8_0<NR>'s arithmetic on the packed addresses.
+template <int NR>
+void dot_packed_groups(const uint8_t* p, int64_t groups, const void* act, int64_t as, int64_t nb, float* y,
+                       int64_t ys) {
+  constexpr int64_t kGroup = 8 + 4 * 32;
+  float out[NR];
+  for (int64_t g = 0; g < groups; ++g, p += nb * kGroup)
+    for (int k = 0; k < kWideRows; ++k) {
+      dot_q8_0_blocks<NR>(p + 2 * k, kGroup, 8 + 30 * k, act, as, nb, out);
+      for (int r = 0; r < NR; ++r) y[r * ys + 4 * g + k] = out[r];
+    }
+}
+
 void dot_rows_packed4(GgmlType t, const uint8_t* packed, const uint8_t* w, int64_t w_stride, int64_t n_w,
-                      const float* x, const void* act, int64_t n, float* y) {
-  if (t != GgmlType::Q8_0) return dot_rows(t, w, w_stride, n_w, x, act, 0, 1, n, y, n_w);
-  const int64_t nb = n / 32, rb = 34 * nb;
-  int64_t o = 0;
-  for (; o + kWideRows <= n_w; o += kWideRows) dot4_q8_0_packed(packed + o * rb, act, nb, y + o);
-  for (; o < n_w; ++o) dot_q8_0<1>(w + o * w_stride, act, 0, nb, y + o);
+                      const float* x, const void* act, int64_t as, int nr, int64_t n, float* y, int64_t ys) {
+  if (t != GgmlType::Q8_0) return dot_rows(t, w, w_stride, n_w, x, act, as, nr, n, y, ys);
+  const int64_t nb = n / 32, rb = 34 * nb, groups = n_w / kWideRows;
+  if (nr == 1) {
+    for (int64_t g = 0; g < groups; ++g) dot4_q8_0_packed(packed + g * kWideRows * rb, act, nb, y + g * kWideRows);
+  } else {
+    switch (nr) {
+      case 2:
+        dot_packed_groups<2>(packed, groups, act, as, nb, y, ys);
+        break;
+      case 3:
+        dot_packed_groups<3>(packed, groups, act, as, nb, y, ys);
+        break;
+      default:
+        dot_packed_groups<4>(packed, groups, act, as, nb, y, ys);
+        break;
+    }
+  }
+  const int64_t o = groups * kWideRows;  // the rows after the last whole group exist only in the GGUF copy
+  if (o < n_w) dot_rows(t, w + o * w_stride, w_stride, n_w - o, x, act, as, nr, n, y + o, ys);
 }
 
 }  // namespace

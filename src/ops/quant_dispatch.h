@@ -49,11 +49,12 @@ struct QuantOps {
   // and each result is bit-identical to what dot() gives for that pair alone.
   void (*dot_rows)(GgmlType t, const uint8_t* w, int64_t w_stride, int64_t n_w, const float* x, const void* act,
                    int64_t act_stride, int nr, int64_t n, float* y, int64_t y_stride);
-  // One activation row against weight rows [0, n_w) given twice: at w (GGUF layout) and, for the rows of whole
-  // groups of four, at packed (pack_rows4's layout, the group of row 4g at packed + 4g * row_bytes). y[o] for each
-  // row, bit-identical to dot(); a backend may read either copy.
+  // dot_rows, with weight rows [0, n_w) given twice: at w (GGUF layout) and, for the rows of whole groups of four,
+  // at packed (pack_rows4's layout, the group of row 4g at packed + 4g * row_bytes). Bit-identical to dot_rows; a
+  // backend may read either copy (reading only the packed one lets the GGUF copy's pages go).
   void (*dot_rows_packed4)(GgmlType t, const uint8_t* packed, const uint8_t* w, int64_t w_stride, int64_t n_w,
-                           const float* x, const void* act, int64_t n, float* y);
+                           const float* x, const void* act, int64_t act_stride, int nr, int64_t n, float* y,
+                           int64_t y_stride);
 };
 
 // Activation rows one dot_rows call takes.

@@ -211,8 +211,8 @@ void dot_rows(GgmlType t, const uint8_t* w, int64_t w_stride, int64_t n_w, const
 }
 
 void dot_rows_packed4(GgmlType t, const uint8_t*, const uint8_t* w, int64_t w_stride, int64_t n_w, const float* x,
-                      const void*, int64_t n, float* y) {
-  for (int64_t o = 0; o < n_w; ++o) y[o] = dot(t, w + o * w_stride, x, nullptr, n);
+                      const void* act, int64_t act_stride, int nr, int64_t n, float* y, int64_t y_stride) {
+  dot_rows(t, w, w_stride, n_w, x, act, act_stride, nr, n, y, y_stride);
 }
 
 }  // namespace

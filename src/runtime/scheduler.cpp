@@ -5,6 +5,7 @@
 
 #include "util/clock.h"
 #include "util/error.h"
+#include "util/memory.h"
 
 namespace shadowkv {
 
@@ -183,6 +184,7 @@ void Scheduler::after_forward(Seq& s, const ForwardItem& item, const float* rows
     if (s.req.end_prefill) {
       const double t0 = now_s();
       s.cache->end_prefill();
+      return_free_heap();
       s.result.stats.prefill_seconds += now_s() - t0;
     }
     if (s.req.n_predict == 0)

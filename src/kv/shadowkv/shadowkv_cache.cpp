@@ -74,8 +74,8 @@ const KvPolicyRegistration kShadowKv{
       {"value-dtype", SettingType::Text, "f16",
        "storage of the value store (cold tier) and of the hot buffer's rebuilt keys and values: f16 or f32"},
       {"value-store", SettingType::Text, "ram",
-       "where the value store lives: ram, or mmap[:DIR] (a memory-mapped file in DIR, default $TMPDIR or /tmp, "
-       "deleted with the sequence)"},
+       "where the value store lives: ram, or file[:DIR] (a file in DIR, default $TMPDIR or /tmp, read with pread, "
+       "deleted with the sequence; mmap[:DIR] is its older name)"},
       {"kv-f16", SettingType::Flag, "false", "sliding-window layers in f16 (as full --kv-f16)"}},
      [](const KvGeometry& g, const KvOptions& o) { return std::make_unique<ShadowKvCache>(g, o); },
      1}};

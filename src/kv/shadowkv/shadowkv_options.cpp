@@ -74,7 +74,7 @@ ShadowKvConfig parse_shadowkv_options(const KvOptions& o, const KvGeometry& g) {
   c.f16_values = values == "f16";
   c.value_store = o.text("value-store");
   if (!is_value_store_spec(c.value_store))
-    throw Error("shadowkv: value store must be ram, mmap or mmap:DIR (got '" + c.value_store + "')");
+    throw Error("shadowkv: value store must be ram, file or file:DIR (got '" + c.value_store + "')");
   parse_budget(o.text("budget"), &c.budget_percent, &c.budget_value);
   return c;
 }

@@ -17,7 +17,7 @@ struct ShadowKvConfig {
   double budget_value = -1;         // < 0: default budget
   bool f16 = false;                 // sliding-window layers in f16
   bool f16_values = true;           // value store and hot buffer in f16
-  std::string value_store = "ram";  // ram, mmap or mmap:DIR (make_value_store)
+  std::string value_store = "ram";  // ram, file or file:DIR (make_value_store)
   bool f16_factors = true;          // U rows and landmarks in f16
   // Tokens after the prompt (generated, or later turns) kept exact and always attended. Past that, the oldest
   // half of it is compressed as one block with its own basis, landmarks and outliers.

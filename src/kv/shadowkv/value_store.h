@@ -1,7 +1,7 @@
 // The cold tier of ShadowKV: values of compressed chunks. One stream per (layer, KV head); a stream is a sequence
 // of chunk slots, each slot the chunk's [chunk][head_dim] values stored contiguously, so fetching a chunk is one
 // contiguous read. Slot numbers are dense (0, 1, 2, ... in append order), which maps directly onto a file offset
-// (an mmap-disk store) or a device buffer index (a GPU tier) implementing the same interface.
+// (the file store) or a device buffer index (a GPU tier) implementing the same interface.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -46,47 +46,46 @@ class RamValueStore : public ValueStore {
   std::vector<std::vector<uint16_t>> f16s_;  // per stream, slot-major
 };
 
-// Values in a memory-mapped file (the disk tier): a file created in `dir` and unlinked at once, so it disappears
-// with the sequence or the process, whatever way that ends. Each stream owns extents of kExtentSlots slots; the
-// file grows by whole extents. Pages are released from the process (madvise) after each append and each read:
-// the page cache keeps what fits in RAM and the kernel writes the rest to disk, so batch x context can exceed
-// RAM and the process's resident set does not grow with the cold tier.
-class MmapValueStore : public ValueStore {
+// Values in a file (the disk tier), read and written with pread/pwrite: a file created in `dir` and unlinked at
+// once, so it disappears with the sequence or the process, whatever way that ends. Each stream owns extents of
+// kExtentSlots slots; the file grows by whole extents. Nothing is mapped into the process: the page cache keeps
+// what fits in RAM and the kernel writes the rest to disk, so batch x context can exceed RAM and the process's
+// resident set does not grow with the cold tier. (A shared mapping released after every access, its first
+// design, kept up to 16 neighbouring pages per read resident: the kernel maps a fault's neighbours from the page
+// cache along with it.)
+class FileValueStore : public ValueStore {
  public:
-  MmapValueStore(std::string dir, int n_streams, int64_t chunk_elems, bool f16);
-  MmapValueStore(const MmapValueStore& o);
-  MmapValueStore& operator=(const MmapValueStore&) = delete;
-  ~MmapValueStore() override;
+  FileValueStore(std::string dir, int n_streams, int64_t chunk_elems, bool f16);
+  FileValueStore(const FileValueStore& o);
+  FileValueStore& operator=(const FileValueStore&) = delete;
+  ~FileValueStore() override;
 
   int64_t append(int stream, const float* vals) override;
   void read(int stream, const int64_t* slots, int n, float* const* dst) const override;
   int64_t n_slots(int stream) const override { return n_slots_.at(stream); }
   int64_t chunk_elems() const override { return chunk_elems_; }
   int64_t bytes() const override { return file_bytes_; }
-  std::unique_ptr<ValueStore> clone() const override { return std::make_unique<MmapValueStore>(*this); }
+  std::unique_ptr<ValueStore> clone() const override { return std::make_unique<FileValueStore>(*this); }
 
   static constexpr int64_t kExtentSlots = 256;
 
  private:
   int64_t slot_bytes() const { return chunk_elems_ * (f16_ ? 2 : 4); }
-  uint8_t* slot_ptr(int stream, int64_t slot) const;
-  void grow(int64_t min_bytes);
-  void release(const uint8_t* p, int64_t n) const;
+  int64_t slot_offset(int stream, int64_t slot) const;
 
   std::string dir_;
   int64_t chunk_elems_;
   bool f16_;
   int fd_ = -1;
-  uint8_t* base_ = nullptr;
-  int64_t mapped_ = 0, file_bytes_ = 0;
+  int64_t file_bytes_ = 0;
   std::vector<int64_t> n_slots_;
   std::vector<std::vector<int64_t>> extents_;  // per stream: file offsets of its extents
 };
 
-// True for the specs make_value_store accepts: "ram", "mmap", "mmap:DIR".
+// True for the specs make_value_store accepts: "ram", "file", "file:DIR" ("mmap[:DIR]", the older name, too).
 bool is_value_store_spec(const std::string& spec);
 
-// "ram" -> RamValueStore; "mmap" or "mmap:DIR" -> MmapValueStore in DIR (default $TMPDIR or /tmp). Throws
+// "ram" -> RamValueStore; "file" or "file:DIR" -> FileValueStore in DIR (default $TMPDIR or /tmp). Throws
 // shadowkv::Error for anything else or a directory where a file cannot be created.
 std::unique_ptr<ValueStore> make_value_store(const std::string& spec, int n_streams, int64_t chunk_elems, bool f16);
 
