@@ -632,10 +632,12 @@ inline __m256 lane(__m128 v, int k) {
   return _mm256_permutevar8x32_ps(_mm256_castps128_ps256(v), _mm256_set1_epi32(k));
 }
 
+// Bytes per block of a packed group of four Q8_0 rows (pack_rows4): four f16 scales, then 4 x 32 quants.
+constexpr int64_t kGroup = 8 + 4 * 32;
+
 // Q8_0 rows packed by fours: per block, the four f16 scales, then the four rows' 32 quants. dot_q8_0<1>'s
 // arithmetic for each row (the scale products are the same f32 multiplications, done four at a time).
 void dot4_q8_0_packed(const uint8_t* p, const void* act, int64_t nb, float* out) {
-  constexpr int kGroup = 8 + 4 * 32;
   const ActQ8x32* a = (const ActQ8x32*)act;
   __m256 acc0[kWideRows], acc1[kWideRows];
   for (int k = 0; k < kWideRows; ++k) acc0[k] = acc1[k] = _mm256_setzero_ps();
@@ -667,7 +669,6 @@ void dot4_q8_0_packed(const uint8_t* p, const void* act, int64_t nb, float* out)
 template <int NR>
 void dot_packed_groups(const uint8_t* p, int64_t groups, const void* act, int64_t as, int64_t nb, float* y,
                        int64_t ys) {
-  constexpr int64_t kGroup = 8 + 4 * 32;
   float out[NR];
   for (int64_t g = 0; g < groups; ++g, p += nb * kGroup)
     for (int k = 0; k < kWideRows; ++k) {
