@@ -1,5 +1,5 @@
-// Matvec (decode, n_rows=1) and matmul (prefill, n_rows=512) throughput for the weight types of Gemma 3 270M
-// Q4_K_M, per SIMD backend. bytes_per_second counts weight bytes streamed per call.
+// Matvec (decode, n_rows=1), batch-8 decode (n_rows=8, the dot kernels) and matmul (prefill, n_rows=512) throughput for
+// the weight types of Gemma 3 270M Q4_K_M, per SIMD backend. bytes_per_second counts weight bytes streamed per call.
 //   build-quant/shadowkv_bench --benchmark_filter=Quant
 #include <benchmark/benchmark.h>
 #include <omp.h>
@@ -84,19 +84,22 @@ int register_all() {
   for (simd::Backend be : {simd::Backend::kScalar, simd::Backend::kAvx2, simd::Backend::kAvx512}) {
     if (!simd::supported(be)) continue;
     for (const Shape& s : kShapes) {
-      for (int64_t n_rows : {1, 512}) {
+      for (int64_t n_rows : {1, 8, 512}) {
         if (n_rows == 512 && s.n_out > 4096) continue;  // prefill through the vocab head is not a real workload
         for (int threads : {1, 2}) {
-          const std::string name = std::string("Quant/") + (n_rows == 1 ? "matvec/" : "matmul512/") +
+          const std::string name = std::string("Quant/") +
+                                   (n_rows == 1   ? "matvec/"
+                                    : n_rows == 8 ? "batch8/"
+                                                  : "matmul512/") +
                                    traits(s.type).name + "/" + s.what + "_" + std::to_string(s.n_in) + "x" +
                                    std::to_string(s.n_out) + "/" + simd::backend_name(be) + "/t" +
                                    std::to_string(threads);
-          // The vocab head also as the model reads it at batch 1: from pack_rows4's copy.
+          // The vocab head also as the model reads it in decode: from pack_rows4's copy.
           for (bool packed : {false, true}) {
-            if (packed && (n_rows != 1 || s.n_out < 65536)) continue;
+            if (packed && (n_rows > 8 || s.n_out < 65536)) continue;
             auto* b = benchmark::RegisterBenchmark((name + (packed ? "/packed4" : "")).c_str(), bm_matmul, s.type,
                                                    s.n_in, s.n_out, n_rows, be, threads, packed)
-                          ->Unit(n_rows == 1 ? benchmark::kMicrosecond : benchmark::kMillisecond);
+                          ->Unit(n_rows <= 8 ? benchmark::kMicrosecond : benchmark::kMillisecond);
             if (threads > 1) b->UseRealTime();
           }
         }

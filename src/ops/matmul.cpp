@@ -33,7 +33,7 @@ void check(const QMatrix& W, const float* X, int64_t n_rows, const float* Y) {
 struct PreparedRows {
   const float* x;
   int64_t rows, n_in;
-  std::vector<uint8_t> act[3];  // by ActKind
+  std::vector<uint8_t> act[simd::kActKinds];  // by ActKind
 
   const uint8_t* get(simd::ActKind kind) {
     std::vector<uint8_t>& a = act[(int)kind];
@@ -46,8 +46,7 @@ struct PreparedRows {
   }
 };
 
-// pack_rows4's layout: per group of four Q8_0 rows and per block, the four f16 scales, then the four rows' quants.
-constexpr int64_t kBlock = 34, kGroup = 8 + 4 * 32;
+constexpr int64_t kBlock = 34;  // bytes of a Q8_0 block
 
 // A run of output rows [o0, o1) of one matrix.
 struct RowRange {
@@ -107,12 +106,13 @@ void matmul_dot(const MatOut* jobs, size_t n_jobs, const float* X, int64_t r0, i
 // the GGUF copy's pages, handed back at load, stay out of memory).
 const uint8_t* gguf_row(const QMatrix& W, int64_t o, std::vector<uint8_t>& buf) {
   if (!W.packed4 || o >= W.n_out / 4 * 4) return W.data + o * W.row_stride;
-  const int64_t nb = W.n_in / 32, k = o % 4;
-  const uint8_t* g = W.packed4 + o / 4 * nb * kGroup;
+  const int64_t nb = W.n_in / 32;
+  const int k = (int)(o % 4);
+  const uint8_t* g = W.packed4 + o / 4 * nb * simd::kPackedBlockBytes;
   buf.resize(nb * kBlock);
   for (int64_t i = 0; i < nb; ++i) {
-    std::memcpy(&buf[i * kBlock], g + i * kGroup + 2 * k, 2);
-    std::memcpy(&buf[i * kBlock + 2], g + i * kGroup + 8 + 32 * k, 32);
+    std::memcpy(&buf[i * kBlock], g + simd::packed_q8_0_scale(nb, i, k), 2);
+    std::memcpy(&buf[i * kBlock + 2], g + simd::packed_q8_0_quants(nb, i, k), 32);
   }
   return buf.data();
 }
@@ -160,14 +160,14 @@ void matmul_gemm(const MatOut* jobs, size_t n_jobs, const float* X, const RowSpa
 std::vector<uint8_t> pack_rows4(const QMatrix& W) {
   if (W.type != GgmlType::Q8_0) throw Error("pack_rows4: no packed layout for " + type_name((uint32_t)W.type));
   const int64_t nb = W.n_in / 32, groups = W.n_out / 4;
-  std::vector<uint8_t> p(groups * nb * kGroup);
+  std::vector<uint8_t> p(groups * nb * simd::kPackedBlockBytes);
   for (int64_t g = 0; g < groups; ++g)
     for (int64_t i = 0; i < nb; ++i) {
-      uint8_t* dst = &p[(g * nb + i) * kGroup];
+      uint8_t* dst = &p[g * nb * simd::kPackedBlockBytes];
       for (int k = 0; k < 4; ++k) {
         const uint8_t* src = W.data + (4 * g + k) * W.row_stride + i * kBlock;
-        std::memcpy(dst + 2 * k, src, 2);
-        std::memcpy(dst + 8 + 32 * k, src + 2, 32);
+        std::memcpy(dst + simd::packed_q8_0_scale(nb, i, k), src, 2);
+        std::memcpy(dst + simd::packed_q8_0_quants(nb, i, k), src + 2, 32);
       }
     }
   return p;

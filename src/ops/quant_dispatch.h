@@ -11,13 +11,21 @@ enum class Backend { kScalar = 0, kAvx2 = 1, kAvx512 = 2 };
 
 // How dot kernels want the float vector x prepared. Integer kernels quantise x once per matvec (llama.cpp style)
 // and then take int8 x int8/x4 dot products.
-enum class ActKind { kNone, kQ8x32, kQ8x256 };
+enum class ActKind { kNone, kQ8x32, kQ8x256, kQ8x32x8 };
+constexpr int kActKinds = 4;
 
 // x quantised in blocks of 32: x[i] ~= d * qs[i]; s = d * sum(qs) (for types with an additive min).
 struct ActQ8x32 {
   float d;
   float s;
   int8_t qs[32];
+};
+// x quantised as kQ8x32 (the same numbers), its blocks grouped by eight with the eight scales together, so a kernel
+// scales eight blocks with one vector multiply; the blocks of the last group past the end of x are zero.
+struct ActQ8x32x8 {
+  float d[8];
+  float s[8];
+  int8_t qs[8 * 32];
 };
 // x quantised in blocks of 256 (Q8_K-like): bsums[k] = sum of qs[16k..16k+15].
 struct ActQ8x256 {
@@ -32,6 +40,8 @@ inline int64_t act_bytes(ActKind k, int64_t n) {
       return n / 32 * (int64_t)sizeof(ActQ8x32);
     case ActKind::kQ8x256:
       return n / 256 * (int64_t)sizeof(ActQ8x256);
+    case ActKind::kQ8x32x8:
+      return (n / 32 + 7) / 8 * (int64_t)sizeof(ActQ8x32x8);
     default:
       return 0;
   }
@@ -56,6 +66,19 @@ struct QuantOps {
                            const float* x, const void* act, int64_t act_stride, int nr, int64_t n, float* y,
                            int64_t y_stride);
 };
+
+// pack_rows4's layout of a group of four Q8_0 rows (nb blocks each, 136 nb bytes), by runs of up to eight blocks:
+// run j (blocks 8j .. 8j + t - 1, t = min(8, nb - 8j)) starts at byte kPackedRunBytes * j and holds first row k's t
+// f16 scales at 2 t k, then for each block b of the run the four rows' 32 quants at 8 t + 128 b + 32 k.
+constexpr int64_t kPackedBlockBytes = 4 * 34, kPackedRunBytes = 8 * kPackedBlockBytes;
+inline int64_t packed_q8_0_scale(int64_t nb, int64_t i, int k) {
+  const int64_t j = i / 8, t = nb - 8 * j < 8 ? nb - 8 * j : 8;
+  return kPackedRunBytes * j + 2 * t * k + 2 * (i % 8);
+}
+inline int64_t packed_q8_0_quants(int64_t nb, int64_t i, int k) {
+  const int64_t j = i / 8, t = nb - 8 * j < 8 ? nb - 8 * j : 8;
+  return kPackedRunBytes * j + 8 * t + 128 * (i % 8) + 32 * k;
+}
 
 // Activation rows one dot_rows call takes.
 constexpr int kMaxDotRows = 4;
