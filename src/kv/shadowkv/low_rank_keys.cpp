@@ -85,7 +85,8 @@ std::vector<float> split_basis_by_head(const KeyBasis& basis, int n_heads, int h
 }
 
 void rebuild_keys(const float* coef, int n_tok, const float* svt_head, int rank, int head_dim, float* out) {
-  gemm_small(coef, svt_head, out, n_tok, head_dim, rank);
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n_tok, head_dim, rank, 1.0f, coef, rank, svt_head, head_dim,
+              0.0f, out, head_dim);
 }
 
 }  // namespace shadowkv

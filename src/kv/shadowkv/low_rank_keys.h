@@ -32,7 +32,7 @@ void project_keys(const KeyBasis& basis, const float* k, int64_t n_rows, float* 
 std::vector<float> split_basis_by_head(const KeyBasis& basis, int n_heads, int head_dim);
 
 // Rebuilt key rows of one head: out[t][d] = sum_j coef[t][j] * svt_head[j][d]  (coef [n_tok][rank], svt_head
-// [rank][head_dim]).
+// [rank][head_dim]). One SGEMM: inside an OpenMP region set openblas_set_num_threads(1) first.
 void rebuild_keys(const float* coef, int n_tok, const float* svt_head, int rank, int head_dim, float* out);
 
 }  // namespace shadowkv

@@ -1,5 +1,6 @@
 #include "kv/shadowkv/shadowkv_cache.h"
 
+#include <cblas.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -229,31 +230,38 @@ int64_t ShadowKvCache::budget_chunks(const GlobalLayer& g) const {
   return tokens > 0 && k == 0 ? 1 : k;
 }
 
-void ShadowKvCache::rebuild_chunk_keys(const GlobalLayer& g, int head, int64_t chunk_no, float* keys) const {
+// Chunks rebuilt per GEMM: large enough for an efficient SGEMM, small enough that one head's misses still split
+// over both cores; fixed, so the rebuilt keys never depend on the thread count.
+constexpr size_t kRebuildChunks = 32;
+
+void ShadowKvCache::fill_slots(GlobalLayer& g, const Fill* fills, size_t n) const {
   const LayerGeometry& lg = geom_.layers[g.layer];
-  const int hd = lg.head_dim, chunk = cfg_.chunk;
-  const int64_t p0 = chunk_no * chunk;
-  auto seg =
-      std::upper_bound(g.segments.begin(), g.segments.end(), p0, [](int64_t p, const Segment& s) { return p < s.end; });
-  const float* svt = &seg->svt[(size_t)head * g.rank * hd];
-  thread_local std::vector<float> coef;
-  coef.resize((size_t)chunk * g.rank);
-  g.coef.read(p0, chunk, coef.data());
-  rebuild_keys(coef.data(), chunk, svt, g.rank, hd, keys);
-  apply_rope_run(lg.rope, keys, chunk, hd, hd, p0);
+  const int hd = lg.head_dim, chunk = cfg_.chunk, head = fills[0].head;
+  const std::vector<int64_t>& cand_chunk = g.heads[head].cand_chunk;
+  const int64_t p_first = cand_chunk[fills[0].cand] * chunk;
+  auto seg = std::upper_bound(g.segments.begin(), g.segments.end(), p_first,
+                              [](int64_t p, const Segment& s) { return p < s.end; });
+  thread_local std::vector<float> coef, keys, vals;
+  coef.resize(n * chunk * g.rank);
+  keys.resize(n * chunk * hd);
+  vals.resize((size_t)chunk * hd);
+  for (size_t i = 0; i < n; ++i) g.coef.read(cand_chunk[fills[i].cand] * chunk, chunk, &coef[i * chunk * g.rank]);
+  rebuild_keys(coef.data(), (int)(n * chunk), &seg->svt[(size_t)head * g.rank * hd], g.rank, hd, keys.data());
+  const ValueStore& store = *stores_[global_of_[g.layer]];
+  for (size_t i = 0; i < n; ++i) {
+    float* k = &keys[i * chunk * hd];
+    apply_rope_run(lg.rope, k, chunk, hd, hd, cand_chunk[fills[i].cand] * chunk);
+    float* dst = vals.data();
+    store.read(head, &fills[i].cand, 1, &dst);
+    g.hot.put(head, fills[i].slot, k, vals.data());
+  }
 }
 
 void ShadowKvCache::select_and_fetch(GlobalLayer& g, const float* q) {
   const LayerGeometry& lg = geom_.layers[g.layer];
   const int hd = lg.head_dim, n_kv = lg.n_kv_head, group = lg.n_head / n_kv;
-  const ValueStore& store = *stores_[global_of_[g.layer]];
   const int64_t k = budget_chunks(g);
-  struct Job {
-    int head;
-    int64_t cand;
-    int slot;
-  };
-  std::vector<Job> jobs;
+  std::vector<Fill> fills;
   for (int h = 0; h < n_kv; ++h) {
     Head& hs = g.heads[h];
     const int64_t n_cand = (int64_t)hs.cand_chunk.size();
@@ -264,20 +272,32 @@ void ShadowKvCache::select_and_fetch(GlobalLayer& g, const float* q) {
       hs.selector.select(q + (int64_t)h * group * hd, group, hd, lg.scale, hs.landmarks.f32_data(), n_cand, k,
                          &hs.selected);
     for (const HotValueBuffer::Miss& m : g.hot.update(h, hs.selected.data(), (int64_t)hs.selected.size()))
-      jobs.push_back({h, m.chunk, m.slot});
+      fills.push_back({h, m.chunk, m.slot});
   }
-  // Misses: value from the store, keys rebuilt from U . SVt and rotated at their true positions.
-#pragma omp parallel for schedule(dynamic, 4) if ((int64_t)jobs.size() * cfg_.chunk * (g.rank + 16) * hd > (1 << 17))
-  for (size_t j = 0; j < jobs.size(); ++j) {
-    static thread_local std::vector<float> keys, vals;
-    keys.resize((size_t)cfg_.chunk * hd);
-    vals.resize((size_t)cfg_.chunk * hd);
-    const Job& jb = jobs[j];
-    float* dst = vals.data();
-    store.read(jb.head, &jb.cand, 1, &dst);
-    rebuild_chunk_keys(g, jb.head, g.heads[jb.head].cand_chunk[jb.cand], keys.data());
-    g.hot.put(jb.head, jb.slot, keys.data(), vals.data());
+  // Misses in batches of one head and one segment (candidates are in position order within a head).
+  std::sort(fills.begin(), fills.end(),
+            [](const Fill& a, const Fill& b) { return a.head != b.head ? a.head < b.head : a.cand < b.cand; });
+  const auto seg_end = [&](const Fill& f) {
+    const int64_t p = g.heads[f.head].cand_chunk[f.cand] * cfg_.chunk;
+    return std::upper_bound(g.segments.begin(), g.segments.end(), p,
+                            [](int64_t x, const Segment& s) { return x < s.end; })
+        ->end;
+  };
+  std::vector<std::pair<size_t, size_t>> batches;
+  for (size_t i = 0; i < fills.size();) {
+    size_t j = i + 1;
+    const int64_t end = seg_end(fills[i]);
+    while (j < fills.size() && j - i < kRebuildChunks && fills[j].head == fills[i].head && seg_end(fills[j]) == end)
+      ++j;
+    batches.push_back({i, j});
+    i = j;
   }
+  const int blas_threads = openblas_get_num_threads();
+  openblas_set_num_threads(1);  // our OpenMP threads cover the cores
+#pragma omp parallel for schedule(dynamic, 1) if ((int64_t)fills.size() * cfg_.chunk * (g.rank + 16) * hd > (1 << 17))
+  for (size_t b = 0; b < batches.size(); ++b)
+    fill_slots(g, &fills[batches[b].first], batches[b].second - batches[b].first);
+  openblas_set_num_threads(blas_threads);
 }
 
 void ShadowKvCache::decode_attend(GlobalLayer& g, int64_t pos, const float* q, float* out) {

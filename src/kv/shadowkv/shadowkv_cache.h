@@ -83,7 +83,15 @@ class ShadowKvCache : public KvCache {
   void decode_attend(GlobalLayer& g, int64_t pos, const float* q, float* out);
   // Selects each KV head's top-k chunks for query q and fills the hot buffer's misses (keys rebuilt, values read).
   void select_and_fetch(GlobalLayer& g, const float* q);
-  void rebuild_chunk_keys(const GlobalLayer& g, int head, int64_t chunk_no, float* keys) const;
+  // A hot-buffer slot to fill: candidate `cand` of `head` into `slot`.
+  struct Fill {
+    int head;
+    int64_t cand;
+    int slot;
+  };
+  // Fills n slots of one head whose chunks lie in one segment: keys rebuilt by one GEMM, rotated at their true
+  // positions, values read from the cold tier.
+  void fill_slots(GlobalLayer& g, const Fill* fills, size_t n) const;
   // Compresses the first n_chunks chunks of the dense tail as one segment with its own basis; each head keeps its
   // n_outliers worst-summarised chunks of the block dense.
   void compress_block(GlobalLayer& g, int64_t n_chunks, int64_t n_outliers);
