@@ -7,7 +7,6 @@
 #include <cmath>
 #include <string>
 
-#include "ops/vec.h"
 #include "util/error.h"
 
 namespace shadowkv {
