@@ -180,6 +180,29 @@ TEST(ShadowKvLowRank, RopeOfRebuiltKeysMatchesRopeOfOriginalAtFullRank) {
   EXPECT_LT(worst, 1e-4);
 }
 
+TEST(ShadowKvLowRank, RebuildKeysMatchesDoubleReference) {
+  // One SGEMM for any number of rows (a batch of missed chunks) and the shapes of both real models.
+  std::mt19937 rng(9);
+  struct Shape {
+    int rows, hd, rank;
+  };
+  for (const Shape& sh : {Shape{256, 256, 96}, Shape{8, 64, 48}, Shape{1, 16, 1}, Shape{9, 128, 33}}) {
+    const std::vector<float> coef = randn((size_t)sh.rows * sh.rank, rng), svt = randn((size_t)sh.rank * sh.hd, rng);
+    std::vector<float> got((size_t)sh.rows * sh.hd, NAN);
+    rebuild_keys(coef.data(), sh.rows, svt.data(), sh.rank, sh.hd, got.data());
+    for (int i = 0; i < sh.rows; ++i)
+      for (int d = 0; d < sh.hd; ++d) {
+        double want = 0, mag = 0;
+        for (int j = 0; j < sh.rank; ++j) {
+          want += (double)coef[(size_t)i * sh.rank + j] * svt[(size_t)j * sh.hd + d];
+          mag += std::fabs((double)coef[(size_t)i * sh.rank + j] * svt[(size_t)j * sh.hd + d]);
+        }
+        EXPECT_NEAR(got[(size_t)i * sh.hd + d], want, 1e-6 * sh.rank * mag + 1e-12)
+            << sh.rows << "x" << sh.hd << "x" << sh.rank << " [" << i << "," << d << "]";
+      }
+  }
+}
+
 TEST(ShadowKvChunkRope, RunMatchesPerRowApplyRope) {
   std::mt19937 rng(8);
   for (auto style : {RopeSpec::Style::Neox, RopeSpec::Style::Norm}) {

@@ -243,30 +243,5 @@ TEST(Vec, NextAtLeastFindsTheFirstQualifyingIndex) {
   }
 }
 
-TEST(Vec, SmallGemmMatchesDoubleReference) {
-  std::mt19937 rng(9);
-  struct Shape {
-    int m, n, k;
-  };
-  for (simd::Backend b : backends()) {
-    BackendGuard g(b);
-    for (const Shape& sh : {Shape{8, 256, 96}, Shape{5, 48, 7}, Shape{1, 16, 1}, Shape{3, 24, 10}, Shape{9, 128, 33}}) {
-      const auto A = randv((int64_t)sh.m * sh.k, rng), B = randv((int64_t)sh.k * sh.n, rng);
-      std::vector<float> C((size_t)sh.m * sh.n, NAN);
-      gemm_small(A.data(), B.data(), C.data(), sh.m, sh.n, sh.k);
-      for (int i = 0; i < sh.m; ++i)
-        for (int j = 0; j < sh.n; ++j) {
-          double want = 0, mag = 0;
-          for (int l = 0; l < sh.k; ++l) {
-            want += (double)A[i * sh.k + l] * B[l * sh.n + j];
-            mag += std::fabs((double)A[i * sh.k + l] * B[l * sh.n + j]);
-          }
-          EXPECT_NEAR(C[i * sh.n + j], want, 1e-6 * sh.k * mag + 1e-12)
-              << sh.m << "x" << sh.n << "x" << sh.k << " [" << i << "," << j << "] " << simd::backend_name(b);
-        }
-    }
-  }
-}
-
 }  // namespace
 }  // namespace shadowkv

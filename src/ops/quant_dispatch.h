@@ -101,8 +101,6 @@ struct VecOps {
                        int nv, float* s, int ld);
   void (*group_accumulate)(const float* p, int ld, int n_q, int hd, const void* vals, bool f16, const int64_t* idx,
                            int nv, float* acc);
-  // C[m][n] = A[m][k] . B[k][n], all row-major and dense (small products: ShadowKV's key rebuild U . SVt).
-  void (*gemm_small)(const float* A, const float* B, float* C, int m, int n, int k);
   // The first i in [from, n) with x[i] >= t, or n.
   int64_t (*next_at_least)(const float* x, int64_t from, int64_t n, float t);
 };

@@ -72,14 +72,6 @@ void group_accumulate_s(const float* p, int ld, int n_q, int hd, const void* val
     }
 }
 
-void gemm_small_s(const float* A, const float* B, float* C, int m, int n, int k) {
-  for (int i = 0; i < m; ++i) {
-    float* c = C + (int64_t)i * n;
-    for (int j = 0; j < n; ++j) c[j] = 0.0f;
-    for (int l = 0; l < k; ++l) axpy_f32_s(A[(int64_t)i * k + l], B + (int64_t)l * n, c, n);
-  }
-}
-
 int64_t next_at_least_s(const float* x, int64_t from, int64_t n, float t) {
   for (int64_t i = from; i < n; ++i)
     if (x[i] >= t) return i;
@@ -88,9 +80,8 @@ int64_t next_at_least_s(const float* x, int64_t from, int64_t n, float t) {
 
 }  // namespace
 
-const VecOps kScalarVecOps{dot_f32_s,          dot_f16_s,    axpy_f32_s,     axpy_f16_s, scale_f32_s,
-                           f32_to_f16_s,       f16_to_f32_s, sum_sq_s,       glu_s,      group_scores_s,
-                           group_accumulate_s, gemm_small_s, next_at_least_s};
+const VecOps kScalarVecOps{dot_f32_s,    dot_f16_s, axpy_f32_s, axpy_f16_s,     scale_f32_s,        f32_to_f16_s,
+                           f16_to_f32_s, sum_sq_s,  glu_s,      group_scores_s, group_accumulate_s, next_at_least_s};
 
 }  // namespace simd
 
@@ -104,9 +95,6 @@ void f16_to_f32_row(const uint16_t* x, float* y, int64_t n) { simd::vec_ops().f1
 void glu_f32(bool gelu, float* gate, const float* up, int64_t n) { simd::vec_ops().glu(gelu, gate, up, n); }
 int64_t next_at_least(const float* x, int64_t from, int64_t n, float t) {
   return simd::vec_ops().next_at_least(x, from, n, t);
-}
-void gemm_small(const float* A, const float* B, float* C, int m, int n, int k) {
-  simd::vec_ops().gemm_small(A, B, C, m, n, k);
 }
 
 void rmsnorm(const float* x, const float* w, float* y, int64_t n, float eps) {

@@ -13,8 +13,6 @@ void f32_to_f16_row(const float* x, uint16_t* y, int64_t n);
 void f16_to_f32_row(const uint16_t* x, float* y, int64_t n);
 // Gated feed-forward activation: gate = act(gate) * up, act = GELU (tanh approximation) or SiLU.
 void glu_f32(bool gelu, float* gate, const float* up, int64_t n);
-// C[m][n] = A[m][k] . B[k][n] (row-major, dense), for products too small for a BLAS call to pay.
-void gemm_small(const float* A, const float* B, float* C, int m, int n, int k);
 // The first i in [from, n) with x[i] >= t, or n (NaN never qualifies).
 int64_t next_at_least(const float* x, int64_t from, int64_t n, float t);
 

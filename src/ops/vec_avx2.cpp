@@ -243,30 +243,6 @@ void group_accumulate(const float* p, int ld, int n_q, int hd, const void* vals,
   }
 }
 
-// 4 rows x 16 columns of C in registers while k rows of B stream past.
-void gemm_small(const float* A, const float* B, float* C, int m, int n, int k) {
-  if (n % 16 != 0) return kScalarVecOps.gemm_small(A, B, C, m, n, k);
-  for (int i0 = 0; i0 < m; i0 += 4) {
-    const int mi = std::min(4, m - i0);
-    for (int c = 0; c < n; c += 16) {
-      __m256 a0[4], a1[4];
-      for (int i = 0; i < mi; ++i) a0[i] = a1[i] = _mm256_setzero_ps();
-      for (int l = 0; l < k; ++l) {
-        const __m256 b0 = _mm256_loadu_ps(B + (int64_t)l * n + c), b1 = _mm256_loadu_ps(B + (int64_t)l * n + c + 8);
-        for (int i = 0; i < mi; ++i) {
-          const __m256 w = _mm256_broadcast_ss(A + (int64_t)(i0 + i) * k + l);
-          a0[i] = _mm256_fmadd_ps(w, b0, a0[i]);
-          a1[i] = _mm256_fmadd_ps(w, b1, a1[i]);
-        }
-      }
-      for (int i = 0; i < mi; ++i) {
-        _mm256_storeu_ps(C + (int64_t)(i0 + i) * n + c, a0[i]);
-        _mm256_storeu_ps(C + (int64_t)(i0 + i) * n + c + 8, a1[i]);
-      }
-    }
-  }
-}
-
 int64_t next_at_least(const float* x, int64_t from, int64_t n, float t) {
   const __m256 tv = _mm256_set1_ps(t);
   int64_t i = from;
@@ -281,7 +257,7 @@ int64_t next_at_least(const float* x, int64_t from, int64_t n, float t) {
 
 }  // namespace
 
-const VecOps kAvx2VecOps{dot_f32, dot_f16, axpy_f32,     axpy_f16,         scale_f32,  f32_to_f16,   f16_to_f32,
-                         sum_sq,  glu,     group_scores, group_accumulate, gemm_small, next_at_least};
+const VecOps kAvx2VecOps{dot_f32,    dot_f16, axpy_f32, axpy_f16,     scale_f32,        f32_to_f16,
+                         f16_to_f32, sum_sq,  glu,      group_scores, group_accumulate, next_at_least};
 
 }  // namespace shadowkv::simd
