@@ -234,19 +234,22 @@ int64_t ShadowKvCache::budget_chunks(const GlobalLayer& g) const {
 // over both cores; fixed, so the rebuilt keys never depend on the thread count.
 constexpr size_t kRebuildChunks = 32;
 
+const ShadowKvCache::Segment& ShadowKvCache::segment_at(const GlobalLayer& g, int64_t p) {
+  return *std::upper_bound(g.segments.begin(), g.segments.end(), p,
+                           [](int64_t x, const Segment& s) { return x < s.end; });
+}
+
 void ShadowKvCache::fill_slots(GlobalLayer& g, const Fill* fills, size_t n) const {
   const LayerGeometry& lg = geom_.layers[g.layer];
   const int hd = lg.head_dim, chunk = cfg_.chunk, head = fills[0].head;
   const std::vector<int64_t>& cand_chunk = g.heads[head].cand_chunk;
-  const int64_t p_first = cand_chunk[fills[0].cand] * chunk;
-  auto seg = std::upper_bound(g.segments.begin(), g.segments.end(), p_first,
-                              [](int64_t p, const Segment& s) { return p < s.end; });
+  const Segment& seg = segment_at(g, cand_chunk[fills[0].cand] * chunk);
   thread_local std::vector<float> coef, keys, vals;
   coef.resize(n * chunk * g.rank);
   keys.resize(n * chunk * hd);
   vals.resize((size_t)chunk * hd);
   for (size_t i = 0; i < n; ++i) g.coef.read(cand_chunk[fills[i].cand] * chunk, chunk, &coef[i * chunk * g.rank]);
-  rebuild_keys(coef.data(), (int)(n * chunk), &seg->svt[(size_t)head * g.rank * hd], g.rank, hd, keys.data());
+  rebuild_keys(coef.data(), (int)(n * chunk), &seg.svt[(size_t)head * g.rank * hd], g.rank, hd, keys.data());
   const ValueStore& store = *stores_[global_of_[g.layer]];
   for (size_t i = 0; i < n; ++i) {
     float* k = &keys[i * chunk * hd];
@@ -278,10 +281,7 @@ void ShadowKvCache::select_and_fetch(GlobalLayer& g, const float* q) {
   std::sort(fills.begin(), fills.end(),
             [](const Fill& a, const Fill& b) { return a.head != b.head ? a.head < b.head : a.cand < b.cand; });
   const auto seg_end = [&](const Fill& f) {
-    const int64_t p = g.heads[f.head].cand_chunk[f.cand] * cfg_.chunk;
-    return std::upper_bound(g.segments.begin(), g.segments.end(), p,
-                            [](int64_t x, const Segment& s) { return x < s.end; })
-        ->end;
+    return segment_at(g, g.heads[f.head].cand_chunk[f.cand] * cfg_.chunk).end;
   };
   std::vector<std::pair<size_t, size_t>> batches;
   for (size_t i = 0; i < fills.size();) {

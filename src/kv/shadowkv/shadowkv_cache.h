@@ -89,6 +89,7 @@ class ShadowKvCache : public KvCache {
     int64_t cand;
     int slot;
   };
+  static const Segment& segment_at(const GlobalLayer& g, int64_t p);  // the segment holding position p
   // Fills n slots of one head whose chunks lie in one segment: keys rebuilt by one GEMM, rotated at their true
   // positions, values read from the cold tier.
   void fill_slots(GlobalLayer& g, const Fill* fills, size_t n) const;
