@@ -3,6 +3,7 @@
 
 #include <cblas.h>
 #include <omp.h>
+#include <strings.h>
 
 #include <algorithm>
 #include <cstring>
@@ -206,6 +207,17 @@ void matmul_spans(const std::vector<MatOut>& jobs, const float* X, const std::ve
     i = std::max(j, i + 1);
   }
   if (!big.empty()) matmul_gemm(jobs.data(), jobs.size(), X, big.data(), big.size());
+}
+
+const char* blas_core_override() {
+  const char* chosen = openblas_get_corename();
+  for (const char* fit : {"haswell", "skylakex", "cooperlake", "sapphirerapids", "zen"})
+    if (chosen && !strcasecmp(chosen, fit)) return nullptr;
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+      __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512cd"))
+    return "SkylakeX";
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "Haswell";
+  return nullptr;
 }
 
 void matmul_spans(const QMatrix& W, const float* X, const std::vector<RowSpan>& spans, float* Y) {

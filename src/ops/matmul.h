@@ -51,4 +51,10 @@ struct MatOut {
 // and with the activations quantised once: each Y exactly as matmul_spans(*W, X, spans, Y) gives it.
 void matmul_spans(const std::vector<MatOut>& jobs, const float* X, const std::vector<RowSpan>& spans);
 
+// The OpenBLAS kernel set (an OPENBLAS_CORETYPE value) to run instead of the one OpenBLAS chose, or nullptr when
+// its choice fits the CPU. OpenBLAS 0.3.21 (Debian 12) does not know newer CPUs (e.g. the Xeon of family 6 model
+// 207) and falls back to its SSE3 "Prescott" kernels: prefill SGEMM 3x slower than with its AVX-512 ones. OpenBLAS
+// reads OPENBLAS_CORETYPE once, when it is loaded, so a program sets it and re-executes itself (apps/main.cpp).
+const char* blas_core_override();
+
 }  // namespace shadowkv

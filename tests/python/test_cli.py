@@ -54,6 +54,30 @@ def gguf_header(arch="llama"):
             struct.pack("<Q", len(val)) + val)
 
 
+def blas_kernels_fit_the_cpu():
+    # OpenBLAS 0.3.21 falls back to its SSE3 "Prescott" kernels on CPUs it does not know (a Xeon of family 6 model
+    # 207 here: prefill 3x slower); the binary then re-executes itself with OPENBLAS_CORETYPE (apps/main.cpp).
+    # OPENBLAS_VERBOSE=2 makes OpenBLAS print "Core: NAME" when it loads: the last one is what the command ran on.
+    flags = set()
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
+    env["OPENBLAS_VERBOSE"] = "2"
+    rc, _, err = run(["models"], timeout=60, env=env)
+    cores = [l.split(":", 1)[1].strip().lower() for l in err.splitlines() if l.startswith("Core:")]
+    core = cores[-1] if cores else ""
+    if {"avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512cd"} <= flags:
+        fit = {"skylakex", "cooperlake", "sapphirerapids"}
+    elif {"avx2", "fma"} <= flags:
+        fit = {"haswell", "skylakex", "cooperlake", "sapphirerapids", "zen"}
+    else:
+        fit = None  # nothing to check on a CPU without AVX2
+    check("OpenBLAS runs kernels that fit the CPU", rc == 0 and (fit is None or core in fit), f"core={core!r}")
+
+
 def main():
     if not BIN or not os.path.exists(BIN):
         check("SHADOWKV_BIN set", False, BIN)
@@ -62,6 +86,7 @@ def main():
     if results:
         return finish()
     tmp = tempfile.mkdtemp(prefix="skv-cli-")
+    blas_kernels_fit_the_cpu()
 
     # 1. A factual answer, greedy.
     rc, out, err = run(["run", "-m", MODEL, "-p", "Question: What is the capital of France?\nAnswer:", "-n", "8",
