@@ -73,9 +73,17 @@ TEST(QuantDispatch, UsesTheCpusSimd) {
     BackendGuard g(simd::Backend::kScalar);
     EXPECT_STREQ(simd_backend(), "scalar");
   }
+  // Likewise AVX-512 with VNNI (its int8 dot products).
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+      __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vnni") &&
+      simd::supported(simd::Backend::kAvx2)) {
+    EXPECT_TRUE(simd::supported(simd::Backend::kAvx512));
+  }
   const char* env = std::getenv("SHADOWKV_SIMD");
   if (!env || !*env) {
-    EXPECT_STREQ(simd_backend(), simd::supported(simd::Backend::kAvx2) ? "avx2" : "scalar");
+    EXPECT_STREQ(simd_backend(), simd::supported(simd::Backend::kAvx512) ? "avx512"
+                                 : simd::supported(simd::Backend::kAvx2) ? "avx2"
+                                                                         : "scalar");
   }
 }
 
@@ -168,6 +176,39 @@ TEST(QuantDot, IntegerKernelsAreCloseOnTypicalData) {
       mag += std::fabs((double)w[i] * x[i]);
     }
     EXPECT_NEAR(dot_row(t, fx.raw.data(), x.data(), kFixtureElems), ref, 0.01 * mag) << traits(t).name;
+  }
+}
+
+TEST(QuantDot, Avx512GivesTheAvx2ResultsBitForBit) {
+  // The AVX-512 backend is the AVX2 kernels with VNNI int8 dots, which give the same int32 sums: a model must not
+  // change its output with the CPU it runs on. Extreme quants (-128/127 weights, +-127 activations) included.
+  if (!simd::supported(simd::Backend::kAvx512)) GTEST_SKIP() << "this CPU has no AVX-512 VNNI";
+  std::mt19937 rng(23);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  constexpr int kRows = simd::kMaxDotRows;
+  std::vector<float> x(kRows * kFixtureElems);
+  for (float& v : x) v = nd(rng);
+  for (int64_t i = 0; i < kFixtureElems; i += 32) x[i] = (i / 32) % 2 ? 50.0f : -50.0f;  // quants of +-127
+  for (GgmlType t : kAllTypes) {
+    Fixture fx = load_fixture(t);
+    const int64_t rb = row_bytes(t, kFixtureElems);
+    if (t == GgmlType::Q8_0)  // every weight quant -128 or 127 in the first row
+      for (int64_t i = 0; i < kFixtureElems / 32; ++i)
+        for (int j = 0; j < 32; ++j) fx.raw[i * 34 + 2 + j] = j % 3 ? 0x80 : 0x7F;
+    std::vector<float> y[2];
+    for (int k = 0; k < 2; ++k) {
+      BackendGuard g(k ? simd::Backend::kAvx512 : simd::Backend::kAvx2);
+      const simd::QuantOps& ops = simd::quant_ops();
+      const simd::ActKind kind = ops.act_kind(t);
+      const int64_t ab = simd::act_bytes(kind, kFixtureElems);
+      std::vector<uint8_t> act(ab * kRows + 1);
+      for (int r = 0; r < kRows; ++r) ops.quantize_act(kind, &x[r * kFixtureElems], act.data() + r * ab, kFixtureElems);
+      y[k].assign((kRows + 1) * fx.rows, NAN);  // kRows rows at once, then row 0 alone after them
+      ops.dot_rows(t, fx.raw.data(), rb, fx.rows, x.data(), act.data(), ab, kRows, kFixtureElems, y[k].data(), fx.rows);
+      ops.dot_rows(t, fx.raw.data(), rb, fx.rows, x.data(), act.data(), ab, 1, kFixtureElems,
+                   y[k].data() + kRows * fx.rows, fx.rows);
+    }
+    EXPECT_EQ(std::memcmp(y[0].data(), y[1].data(), 4 * y[0].size()), 0) << traits(t).name;
   }
 }
 

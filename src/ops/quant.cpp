@@ -54,8 +54,12 @@ bool supported(Backend b) {
       static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c();
       return ok;
     }
-    case Backend::kAvx512:
-      return false;  // no AVX-512 kernels yet: on AVX-512 CPUs the AVX2 ones run
+    case Backend::kAvx512: {  // the quant kernels' int8 dots in VNNI; vector ops stay AVX2
+      static const bool ok = supported(Backend::kAvx2) && __builtin_cpu_supports("avx512f") &&
+                             __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+                             __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vnni");
+      return ok;
+    }
   }
   return false;
 }
@@ -79,7 +83,17 @@ const char* backend_name(Backend b) {
   return "?";
 }
 
-const QuantOps& quant_ops() { return active() == Backend::kScalar ? kScalarQuantOps : kAvx2QuantOps; }
+const QuantOps& quant_ops() {
+  switch (active()) {
+    case Backend::kScalar:
+      return kScalarQuantOps;
+    case Backend::kAvx2:
+      return kAvx2QuantOps;
+    case Backend::kAvx512:
+      return kAvx512QuantOps;
+  }
+  return kScalarQuantOps;
+}
 const VecOps& vec_ops() { return active() == Backend::kScalar ? kScalarVecOps : kAvx2VecOps; }
 
 void set_backend(Backend b) {

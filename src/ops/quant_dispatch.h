@@ -109,8 +109,9 @@ struct VecOps {
 // (measured crossover on Zen 2: ~7 rows for Q5_0, ~14 for Q8_0/Q4_K).
 constexpr int64_t kGemmMinRows = 12;
 
-// Tables per backend (defined in quant_scalar.cpp / quant_avx2.cpp / vec.cpp / vec_avx2.cpp).
-extern const QuantOps kScalarQuantOps, kAvx2QuantOps;
+// Tables per backend (defined in quant_scalar.cpp / quant_avx2.cpp / quant_avx512.cpp / vec.cpp / vec_avx2.cpp; the
+// AVX-512 backend runs the AVX2 vector ops).
+extern const QuantOps kScalarQuantOps, kAvx2QuantOps, kAvx512QuantOps;
 extern const VecOps kScalarVecOps, kAvx2VecOps;
 
 // True when this build has kernels for b and the CPU can run them.

@@ -1,8 +1,13 @@
-// AVX2 + FMA + F16C quant kernels (compiled with -mavx2 -mfma -mf16c; only called after a CPU check).
+// The x86 quant kernels, private to src/ops: included by quant_avx2.cpp (built with -mavx2 -mfma -mf16c) and
+// quant_avx512.cpp (also AVX-512 BW/VL/VNNI), each of which defines its backend's table from them; only called
+// after a CPU check.
 //
 // Dot products follow the llama.cpp idea: x is quantised once per matvec to int8 blocks (32 or 256 wide), then each
 // weight block is unpacked to bytes and multiplied with maddubs (u8 x s8 -> s16 pairs) and madd (-> s32), with a
-// single f32 scale per block. Dequantisation keeps gguf-py's f32 operation order so it stays bit-exact.
+// single f32 scale per block; with AVX-512 VNNI one vpdpbusd (u8 x s8 -> s32, no s16 step) does both. No s16 pair
+// sum here can saturate, so both give the same int32 sums and the two backends' results are bit-identical.
+// Dequantisation keeps gguf-py's f32 operation order so it stays bit-exact.
+#pragma once
 #include <immintrin.h>
 
 #include <cmath>
@@ -58,14 +63,23 @@ inline __m256i bits_to_bytes(const uint8_t* p) {
   return _mm256_cmpeq_epi8(bytes, _mm256_set1_epi64x(-1));
 }
 
-// Signed int8 x signed int8, summed in groups of four -> 8 int32.
-inline __m256i dot_i8(__m256i w, __m256i x) {
-  const __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
-  return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
-}
 // Unsigned int8 (< 64) x signed int8, summed in groups of four -> 8 int32.
 inline __m256i dot_u8(__m256i u, __m256i x) {
+#ifdef __AVX512VNNI__
+  return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, x);
+#else
   return _mm256_madd_epi16(_mm256_maddubs_epi16(u, x), _mm256_set1_epi16(1));
+#endif
+}
+// Signed int8 x signed int8, summed in groups of four -> 8 int32. maddubs takes |w| <= 128 times x with w's sign,
+// and activation quants stay within +-127 (quantize32), so no s16 pair sum can saturate: 2 * 128 * 127 < 32768.
+inline __m256i dot_i8(__m256i w, __m256i x) {
+#ifdef __AVX512VNNI__
+  return _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
+#else
+  const __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
+  return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
+#endif
 }
 
 // Stores 32 signed bytes as floats: the first 16 times d0, the last 16 times d1.
@@ -760,7 +774,4 @@ void dot_rows_packed4(GgmlType t, const uint8_t* packed, const uint8_t* w, int64
 }
 
 }  // namespace
-
-const QuantOps kAvx2QuantOps{"avx2", dequantize, act_kind, quantize_act, dot, dot_rows, dot_rows_packed4};
-
 }  // namespace shadowkv::simd
