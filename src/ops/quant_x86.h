@@ -12,6 +12,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 
 #include "ops/quant_dispatch.h"
 
@@ -340,6 +341,15 @@ struct PackedQ8Row {
   }
 };
 
+// A packed head streams from DRAM as one sequence of runs, but the hardware prefetcher alone left two threads at
+// 12-14 GB/s on the 178 MB Gemma head (Xeon family 6 model 207). Fetching the run 4 KB ahead as each run starts
+// made one activation row 2.5x faster there (Quant/matvec .../packed4: 11.9 -> 4.6 ms) and eight rows 1.2x.
+constexpr int kPackedAheadBytes = 4096;
+inline void prefetch_packed_run(const uint8_t* p, int64_t j) {
+  const char* ahead = (const char*)p + kPackedRunBytes * j + kPackedAheadBytes;
+  for (int l = 0; l < kPackedRunBytes; l += 64) _mm_prefetch(ahead + l, _MM_HINT_T0);
+}
+
 // Adds run j (t blocks) of one Q8_0 row in layout R, against NR activation rows (kQ8x32x8), to acc[0..NR).
 template <int NR, class R>
 inline __attribute__((always_inline)) void q8_0_run(const R& row, int64_t j, int t, const void* act, int64_t as,
@@ -402,6 +412,7 @@ inline void dot_q8_0_four1(const Rows& row, const void* act, int64_t nb, float* 
   for (int k = 0; k < 4; ++k) acc[k] = _mm256_setzero_ps();
   for (int64_t j = 0; 8 * j < nb; ++j) {
     const int t = run_blocks(nb, j);
+    if constexpr (std::is_same_v<R, PackedQ8Row>) prefetch_packed_run(row(0).p, j);
     const uint8_t* const q[4] = {row(0).quants(j, t), row(1).quants(j, t), row(2).quants(j, t), row(3).quants(j, t)};
     __m256i v[4];
     if (t == 8)
@@ -424,6 +435,7 @@ inline void dot_q8_0_group(const uint8_t* p, const void* act, int64_t as, int64_
     for (int r = 0; r < NR; ++r) acc[k][r] = _mm256_setzero_ps();
   for (int64_t j = 0; 8 * j < nb; ++j) {
     const int t = run_blocks(nb, j);
+    prefetch_packed_run(p, j);
     for (int k = 0; k < 4; ++k)
       if (t == 8)
         q8_0_run<NR>(PackedQ8Row{p, k}, j, 8, act, as, acc[k]);
