@@ -21,10 +21,11 @@ struct ActQ8x32 {
   int8_t qs[32];
 };
 // x quantised as kQ8x32 (the same numbers), its blocks grouped by eight with the eight scales together, so a kernel
-// scales eight blocks with one vector multiply; the blocks of the last group past the end of x are zero.
+// scales eight blocks with one vector multiply; the blocks of the last group past the end of x are zero. offset =
+// 128 * sum(qs) per block: what a +128 on every weight quant adds to a block's dot (the VNNI kernels' u8 x s8 form).
 struct ActQ8x32x8 {
   float d[8];
-  float s[8];
+  int32_t offset[8];
   int8_t qs[8 * 32];
 };
 // x quantised in blocks of 256 (Q8_K-like): bsums[k] = sum of qs[16k..16k+15].

@@ -72,14 +72,26 @@ inline __m256i dot_u8(__m256i u, __m256i x) {
   return _mm256_madd_epi16(_mm256_maddubs_epi16(u, x), _mm256_set1_epi16(1));
 #endif
 }
-// Signed int8 x signed int8, summed in groups of four -> 8 int32. maddubs takes |w| <= 128 times x with w's sign,
-// and activation quants stay within +-127 (quantize32), so no s16 pair sum can saturate: 2 * 128 * 127 < 32768.
-inline __m256i dot_i8(__m256i w, __m256i x) {
+// A Q8_0 weight block's signed quants w against an activation block x -> 8 int32 lanes that sum to the block's dot
+// product, plus, with VNNI, 128 * sum(x), which the caller takes off per run (ActQ8x32x8::offset). AVX2: maddubs of
+// |w| <= 128 and x with w's sign; activation quants stay within +-127 (quantize32), so no s16 pair sum saturates
+// (2 * 128 * 127 < 32768). VNNI: w + 128 as u8 times x in one vpdpbusd, exact in int32. The two give the same
+// block sums, so the backends' results are bit-identical.
+inline __m256i dot_q8(__m256i w, __m256i x) {
 #ifdef __AVX512VNNI__
-  return _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
+  return _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_xor_si256(w, _mm256_set1_epi8((char)0x80)), x);
 #else
   const __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
   return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
+#endif
+}
+// Lanes of a run's block sums from dot_q8 -> the exact block dot products.
+inline __m256i q8_offset_off(__m256i v, const ActQ8x32x8& a) {
+#ifdef __AVX512VNNI__
+  return _mm256_sub_epi32(v, _mm256_loadu_si256((const __m256i*)a.offset));
+#else
+  (void)a;
+  return v;
 #endif
 }
 
@@ -246,25 +258,27 @@ inline float amax(const float* x, int64_t n) {
   return hmax_ps(m);
 }
 
-// 32 values of x as int8 quants qs with scale d and d * sum(qs) in s.
-inline void quantize_block32(const float* x, int8_t* qs, float& d, float& s) {
+// 32 values of x as int8 quants qs with scale d; returns sum(qs).
+inline int quantize_block32(const float* x, int8_t* qs, float& d) {
   const float m = amax(x, 32);
-  const int sum = quantize32(x, _mm256_set1_ps(m > 0 ? 127.0f / m : 0.0f), qs);
   d = m / 127.0f;
-  s = d * (float)sum;
+  return quantize32(x, _mm256_set1_ps(m > 0 ? 127.0f / m : 0.0f), qs);
 }
 
 void quantize_act(ActKind k, const float* x, void* act, int64_t n) {
   if (k == ActKind::kQ8x32) {
     ActQ8x32* a = (ActQ8x32*)act;
-    for (int64_t i = 0; i < n / 32; ++i) quantize_block32(x + 32 * i, a[i].qs, a[i].d, a[i].s);
+    for (int64_t i = 0; i < n / 32; ++i) {
+      const int sum = quantize_block32(x + 32 * i, a[i].qs, a[i].d);
+      a[i].s = a[i].d * (float)sum;
+    }
   } else if (k == ActKind::kQ8x32x8) {
     ActQ8x32x8* a = (ActQ8x32x8*)act;
     const int64_t nb = n / 32;
     std::memset((void*)(a + nb / 8), 0, act_bytes(k, n) - nb / 8 * sizeof(ActQ8x32x8));  // the padded last group
     for (int64_t i = 0; i < nb; ++i) {
       ActQ8x32x8& g = a[i / 8];
-      quantize_block32(x + 32 * i, g.qs + 32 * (i % 8), g.d[i % 8], g.s[i % 8]);
+      g.offset[i % 8] = 128 * quantize_block32(x + 32 * i, g.qs + 32 * (i % 8), g.d[i % 8]);
     }
   } else if (k == ActKind::kQ8x256) {
     ActQ8x256* a = (ActQ8x256*)act;
@@ -303,7 +317,7 @@ inline const A* act_row(const void* act, int64_t stride, int r) {
 
 // Lane k = the sum of the eight int32 lanes of block k's products; blocks k >= t count as zero.
 inline __attribute__((always_inline)) __m256i run_dot(const uint8_t* q, int64_t bs, const int8_t* x, int t) {
-  const auto blk = [&](int k) { return k < t ? dot_i8(loadu(q + bs * k), loadu(x + 32 * k)) : _mm256_setzero_si256(); };
+  const auto blk = [&](int k) { return k < t ? dot_q8(loadu(q + bs * k), loadu(x + 32 * k)) : _mm256_setzero_si256(); };
   const __m256i lo = _mm256_hadd_epi32(_mm256_hadd_epi32(blk(0), blk(1)), _mm256_hadd_epi32(blk(2), blk(3)));
   const __m256i hi = _mm256_hadd_epi32(_mm256_hadd_epi32(blk(4), blk(5)), _mm256_hadd_epi32(blk(6), blk(7)));
   return _mm256_add_epi32(_mm256_permute2x128_si256(lo, hi, 0x20), _mm256_permute2x128_si256(lo, hi, 0x31));
@@ -358,7 +372,7 @@ inline __attribute__((always_inline)) void q8_0_run(const R& row, int64_t j, int
   const uint8_t* q = row.quants(j, t);
   for (int r = 0; r < NR; ++r) {
     const ActQ8x32x8& a = act_row<ActQ8x32x8>(act, as, r)[j];
-    const __m256i v = run_dot(q, R::kStride, a.qs, t);
+    const __m256i v = q8_offset_off(run_dot(q, R::kStride, a.qs, t), a);
     acc[r] = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_loadu_ps(a.d)), _mm256_cvtepi32_ps(v), acc[r]);
   }
 }
@@ -385,7 +399,7 @@ inline void dot_q8_0_row(const R& row, const void* act, int64_t as, int64_t nb, 
 inline __attribute__((always_inline)) void run_dot4(const uint8_t* const q[4], int64_t bs, const int8_t* x, int t,
                                                     __m256i v[4]) {
   const auto blk = [&](int b, int k, __m256i xb) {
-    return b < t ? dot_i8(loadu(q[k] + bs * b), xb) : _mm256_setzero_si256();
+    return b < t ? dot_q8(loadu(q[k] + bs * b), xb) : _mm256_setzero_si256();
   };
   __m256i half[2][4];
   for (int h = 0; h < 2; ++h) {
@@ -421,7 +435,8 @@ inline void dot_q8_0_four1(const Rows& row, const void* act, int64_t nb, float* 
       run_dot4(q, R::kStride, a[j].qs, t, v);
     const __m256 da = _mm256_loadu_ps(a[j].d);
     for (int k = 0; k < 4; ++k)
-      acc[k] = _mm256_fmadd_ps(_mm256_mul_ps(row(k).scales(j, t), da), _mm256_cvtepi32_ps(v[k]), acc[k]);
+      acc[k] = _mm256_fmadd_ps(_mm256_mul_ps(row(k).scales(j, t), da), _mm256_cvtepi32_ps(q8_offset_off(v[k], a[j])),
+                               acc[k]);
   }
   for (int k = 0; k < 4; ++k) out[k] = hsum_ps(acc[k]);
 }
