@@ -299,60 +299,67 @@ TEST(QuantDot, PackedRowsEqualOneRowDotBitForBit) {
   EXPECT_THROW(pack_rows4(q4), Error);
 }
 
-TEST(QuantDot, Q8_0RowsOfAnyBlockCountAgreeOnEveryPath) {
-  // The Q8_0 kernels work in runs of eight blocks; rows of 1, 9, 20 (Gemma's 640) and 28 (Qwen's 896) blocks end in
-  // a partial run. Each path (one row, 1-4 activation rows, the packed copy, matmul) must give dot()'s bits, and
-  // dot() must be close to a double-precision reference of the dequantised row.
-  const Fixture fx = load_fixture(GgmlType::Q8_0);
-  std::mt19937 rng(19);
-  std::normal_distribution<float> nd(0.0f, 1.0f);
-  for (int64_t nb : {1, 9, 20, 28}) {
-    const int64_t n = 32 * nb, rb = 34 * nb, n_w = 4 * 3 + 2;
-    std::vector<uint8_t> w(rb * n_w);
-    std::vector<float> wf(n * n_w);
-    for (int64_t o = 0; o < n_w; ++o)  // row o: nb blocks of the fixture from block o, wrapping around its rows
-      for (int64_t i = 0; i < nb; ++i) {
-        const int64_t src = (o + i) % (fx.rows * kFixtureElems / 32);
-        std::memcpy(&w[o * rb + 34 * i], &fx.raw[34 * src], 34);
-        std::memcpy(&wf[o * n + 32 * i], &fx.expected[32 * src], 4 * 32);
+TEST(QuantDot, Q8_0Q4_0Q5_0RowsOfAnyBlockCountAgreeOnEveryPath) {
+  // The Q8_0 kernels work in runs of eight blocks, the Q4_0/Q5_0 ones in pairs of blocks; rows of 1, 9, 20 (Gemma's
+  // 640) and 28 (Qwen's 896) blocks end in a partial run or pair. Each path (one row, 1-4 activation rows, four rows
+  // at batch 1, Q8_0's packed copy, matmul) must give dot()'s bits, and dot() must be close to a double-precision
+  // reference of the dequantised row.
+  for (GgmlType t : {GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q5_0}) {
+    const Fixture fx = load_fixture(t);
+    const int64_t bb = traits(t).block_bytes;
+    std::mt19937 rng(19);
+    std::normal_distribution<float> nd(0.0f, 1.0f);
+    for (int64_t nb : {1, 9, 20, 28}) {
+      const int64_t n = 32 * nb, rb = bb * nb, n_w = 4 * 3 + 2;
+      std::vector<uint8_t> w(rb * n_w);
+      std::vector<float> wf(n * n_w);
+      for (int64_t o = 0; o < n_w; ++o)  // row o: nb blocks of the fixture from block o, wrapping around its rows
+        for (int64_t i = 0; i < nb; ++i) {
+          const int64_t src = (o + i) % (fx.rows * kFixtureElems / 32);
+          std::memcpy(&w[o * rb + bb * i], &fx.raw[bb * src], bb);
+          std::memcpy(&wf[o * n + 32 * i], &fx.expected[32 * src], 4 * 32);
+        }
+      QMatrix W{t, w.data(), n, n_w, rb};
+      const std::vector<uint8_t> packed = t == GgmlType::Q8_0 ? pack_rows4(W) : std::vector<uint8_t>();
+      std::vector<float> x(simd::kMaxDotRows * n);
+      for (float& v : x) v = nd(rng);
+      for (simd::Backend b : backends()) {
+        BackendGuard g(b);
+        const simd::QuantOps& ops = simd::quant_ops();
+        const simd::ActKind kind = ops.act_kind(t);
+        const int64_t ab = simd::act_bytes(kind, n);
+        std::vector<uint8_t> act(ab * simd::kMaxDotRows + 1);
+        for (int r = 0; r < simd::kMaxDotRows; ++r) ops.quantize_act(kind, &x[r * n], &act[r * ab], n);
+        std::vector<float> one(simd::kMaxDotRows * n_w);
+        for (int r = 0; r < simd::kMaxDotRows; ++r)
+          for (int64_t o = 0; o < n_w; ++o) {
+            one[r * n_w + o] = ops.dot(t, &w[o * rb], &x[r * n], &act[r * ab], n);
+            double ref = 0.0;
+            for (int64_t i = 0; i < n; ++i) ref += (double)wf[o * n + i] * x[r * n + i];
+            EXPECT_NEAR(one[r * n_w + o], ref,
+                        dot_bound(&wf[o * n], &x[r * n], n, kind == simd::ActKind::kNone ? 0 : 32))
+                << traits(t).name << " " << nb << " blocks, row " << o << " on " << simd_backend();
+          }
+        for (int nr = 1; nr <= simd::kMaxDotRows; ++nr)
+          for (bool use_packed : {false, true}) {
+            if (use_packed && packed.empty()) continue;
+            std::vector<float> y(nr * n_w, NAN);
+            if (use_packed)
+              ops.dot_rows_packed4(t, packed.data(), w.data(), rb, n_w, x.data(), act.data(), ab, nr, n, y.data(), n_w);
+            else
+              ops.dot_rows(t, w.data(), rb, n_w, x.data(), act.data(), ab, nr, n, y.data(), n_w);
+            for (int r = 0; r < nr; ++r)
+              EXPECT_EQ(std::memcmp(&y[r * n_w], &one[r * n_w], 4 * n_w), 0)
+                  << traits(t).name << " " << nb << " blocks, nr=" << nr << " packed=" << use_packed << " row " << r
+                  << " on " << simd_backend();
+          }
+        QMatrix P = W;
+        P.packed4 = packed.empty() ? nullptr : packed.data();
+        std::vector<float> y(simd::kMaxDotRows * n_w);
+        matmul(P, x.data(), simd::kMaxDotRows, y.data());
+        EXPECT_EQ(std::memcmp(y.data(), one.data(), 4 * y.size()), 0)
+            << traits(t).name << " " << nb << " blocks, matmul on " << simd_backend();
       }
-    QMatrix W{GgmlType::Q8_0, w.data(), n, n_w, rb};
-    const std::vector<uint8_t> packed = pack_rows4(W);
-    std::vector<float> x(simd::kMaxDotRows * n);
-    for (float& v : x) v = nd(rng);
-    for (simd::Backend b : backends()) {
-      BackendGuard g(b);
-      const simd::QuantOps& ops = simd::quant_ops();
-      const simd::ActKind kind = ops.act_kind(GgmlType::Q8_0);
-      const int64_t ab = simd::act_bytes(kind, n);
-      std::vector<uint8_t> act(ab * simd::kMaxDotRows + 1);
-      for (int r = 0; r < simd::kMaxDotRows; ++r) ops.quantize_act(kind, &x[r * n], &act[r * ab], n);
-      std::vector<float> one(simd::kMaxDotRows * n_w);
-      for (int r = 0; r < simd::kMaxDotRows; ++r)
-        for (int64_t o = 0; o < n_w; ++o) {
-          one[r * n_w + o] = ops.dot(GgmlType::Q8_0, &w[o * rb], &x[r * n], &act[r * ab], n);
-          double ref = 0.0;
-          for (int64_t i = 0; i < n; ++i) ref += (double)wf[o * n + i] * x[r * n + i];
-          EXPECT_NEAR(one[r * n_w + o], ref, dot_bound(&wf[o * n], &x[r * n], n, kind == simd::ActKind::kNone ? 0 : 32))
-              << nb << " blocks, row " << o << " on " << simd_backend();
-        }
-      for (int nr = 1; nr <= simd::kMaxDotRows; ++nr)
-        for (bool use_packed : {false, true}) {
-          std::vector<float> y(nr * n_w, NAN);
-          if (use_packed)
-            ops.dot_rows_packed4(GgmlType::Q8_0, packed.data(), w.data(), rb, n_w, x.data(), act.data(), ab, nr, n,
-                                 y.data(), n_w);
-          else
-            ops.dot_rows(GgmlType::Q8_0, w.data(), rb, n_w, x.data(), act.data(), ab, nr, n, y.data(), n_w);
-          for (int r = 0; r < nr; ++r)
-            EXPECT_EQ(std::memcmp(&y[r * n_w], &one[r * n_w], 4 * n_w), 0)
-                << nb << " blocks, nr=" << nr << " packed=" << use_packed << " row " << r << " on " << simd_backend();
-        }
-      QMatrix P = W;
-      P.packed4 = packed.data();
-      std::vector<float> y(simd::kMaxDotRows * n_w);
-      matmul(P, x.data(), simd::kMaxDotRows, y.data());
-      EXPECT_EQ(std::memcmp(y.data(), one.data(), 4 * y.size()), 0) << nb << " blocks, matmul on " << simd_backend();
     }
   }
 }
