@@ -3,8 +3,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <random>
 #include <vector>
 
@@ -176,6 +178,34 @@ TEST(Vec, EveryBackendTableIsComplete) {
   EXPECT_TRUE(all_set(simd::kAvx2VecOps));
   EXPECT_TRUE(all_set(simd::kScalarQuantOps));
   EXPECT_TRUE(all_set(simd::kAvx2QuantOps));
+  EXPECT_TRUE(all_set(simd::kAvx512QuantOps));
+}
+
+TEST(Vec, ExpShiftSumMatchesDoubleReference) {
+  // Softmax numerators of attention's tiled prefill: e^(x - m) to float precision, masked (-inf) scores exactly 0,
+  // and the returned sum their total, on every backend and for lengths with and without a vector tail.
+  std::mt19937 rng(29);
+  for (simd::Backend b : backends()) {
+    BackendGuard g(b);
+    for (int64_t n : kSizes) {
+      std::vector<float> x = randv(n, rng);
+      for (int64_t i = 0; i < n; ++i) x[i] *= 8.0f;
+      for (int64_t i = 2; i < n; i += 5) x[i] = -std::numeric_limits<float>::infinity();
+      const float m = n ? *std::max_element(x.begin(), x.end()) : 0.0f;
+      std::vector<float> y = x;
+      const float sum = exp_shift_sum(y.data(), n, m);
+      double ref_sum = 0.0;
+      for (int64_t i = 0; i < n; ++i) {
+        const double ref = std::exp((double)(x[i] - m));  // of the float difference, as attention forms it
+        ref_sum += ref;
+        if (std::isinf(x[i]))
+          EXPECT_EQ(y[i], 0.0f) << "n=" << n << " i=" << i << " " << simd::backend_name(b);
+        else
+          EXPECT_NEAR(y[i], ref, 1e-6 * ref + 1e-37) << "n=" << n << " i=" << i << " " << simd::backend_name(b);
+      }
+      EXPECT_NEAR(sum, ref_sum, 1e-6 * ref_sum + 1e-30) << "n=" << n << " " << simd::backend_name(b);
+    }
+  }
 }
 
 TEST(Vec, GroupScoresAndAccumulateMatchDoubleReference) {

@@ -161,12 +161,7 @@ void attend_tile(const float* q, int64_t q_stride, int n_tok, int n_q, int head_
           scale_f32(rescale, &Acc[(size_t)r * hd], hd);
           m[r] = bmax;
         }
-        float sum = 0.0f;
-        for (int j = 0; j < B; ++j) {
-          sr[j] = std::exp(sr[j] - m[r]);  // masked scores are -inf and become 0
-          sum += sr[j];
-        }
-        l[r] += sum;
+        l[r] += exp_shift_sum(sr, B, m[r]);  // masked scores are -inf and become 0
       }
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, hd, B, 1.0f, S.data(), B, V, hd, 1.0f, Acc.data(), hd);
     }

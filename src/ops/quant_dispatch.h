@@ -104,6 +104,8 @@ struct VecOps {
                            int nv, float* acc);
   // The first i in [from, n) with x[i] >= t, or n.
   int64_t (*next_at_least)(const float* x, int64_t from, int64_t n, float t);
+  // x[i] = e^(x[i] - m) (arguments below -87, -inf included, may give 0); returns the sum of the x[i].
+  float (*exp_shift_sum)(float* x, int64_t n, float m);
 };
 
 // matmul: from this many activation rows on, SGEMM on dequantised weight tiles beats per-row int8 dot products

@@ -78,10 +78,20 @@ int64_t next_at_least_s(const float* x, int64_t from, int64_t n, float t) {
   return n;
 }
 
+float exp_shift_sum_s(float* x, int64_t n, float m) {
+  float sum = 0.0f;
+  for (int64_t i = 0; i < n; ++i) {
+    x[i] = std::exp(x[i] - m);
+    sum += x[i];
+  }
+  return sum;
+}
+
 }  // namespace
 
-const VecOps kScalarVecOps{dot_f32_s,    dot_f16_s, axpy_f32_s, axpy_f16_s,     scale_f32_s,        f32_to_f16_s,
-                           f16_to_f32_s, sum_sq_s,  glu_s,      group_scores_s, group_accumulate_s, next_at_least_s};
+const VecOps kScalarVecOps{dot_f32_s,          dot_f16_s,       axpy_f32_s,     axpy_f16_s, scale_f32_s,
+                           f32_to_f16_s,       f16_to_f32_s,    sum_sq_s,       glu_s,      group_scores_s,
+                           group_accumulate_s, next_at_least_s, exp_shift_sum_s};
 
 }  // namespace simd
 
@@ -93,6 +103,7 @@ void scale_f32(float alpha, float* y, int64_t n) { simd::vec_ops().scale_f32(alp
 void f32_to_f16_row(const float* x, uint16_t* y, int64_t n) { simd::vec_ops().f32_to_f16(x, y, n); }
 void f16_to_f32_row(const uint16_t* x, float* y, int64_t n) { simd::vec_ops().f16_to_f32(x, y, n); }
 void glu_f32(bool gelu, float* gate, const float* up, int64_t n) { simd::vec_ops().glu(gelu, gate, up, n); }
+float exp_shift_sum(float* x, int64_t n, float m) { return simd::vec_ops().exp_shift_sum(x, n, m); }
 int64_t next_at_least(const float* x, int64_t from, int64_t n, float t) {
   return simd::vec_ops().next_at_least(x, from, n, t);
 }

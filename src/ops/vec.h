@@ -15,6 +15,8 @@ void f16_to_f32_row(const uint16_t* x, float* y, int64_t n);
 void glu_f32(bool gelu, float* gate, const float* up, int64_t n);
 // The first i in [from, n) with x[i] >= t, or n (NaN never qualifies).
 int64_t next_at_least(const float* x, int64_t from, int64_t n, float t);
+// Softmax numerators: x[i] = e^(x[i] - m) for i < n (masked -inf scores become 0); returns their sum.
+float exp_shift_sum(float* x, int64_t n, float m);
 
 // y = x / sqrt(mean(x^2) + eps) * w   (y may alias x; w may be null for no weight)
 void rmsnorm(const float* x, const float* w, float* y, int64_t n, float eps);

@@ -118,6 +118,22 @@ inline __m256 exp_ps(__m256 x) {
   return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
 }
 
+// e^(x - m) over x, with arguments below -87 (where e^t < 1.7e-38; masked -inf scores) set to 0.
+float exp_shift_sum(float* x, int64_t n, float m) {
+  const __m256 mv = _mm256_set1_ps(m), lo = _mm256_set1_ps(-87.0f);
+  __m256 s = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 t = _mm256_sub_ps(_mm256_loadu_ps(x + i), mv);
+    const __m256 e = _mm256_and_ps(exp_ps(t), _mm256_cmp_ps(t, lo, _CMP_GE_OQ));
+    _mm256_storeu_ps(x + i, e);
+    s = _mm256_add_ps(s, e);
+  }
+  float sum = hsum(s);
+  if (i < n) sum += kScalarVecOps.exp_shift_sum(x + i, n - i, m);
+  return sum;
+}
+
 // GELU(u) = 0.5 u (1 + tanh(z)) = u / (1 + e^(-2z)), z = sqrt(2/pi) (u + 0.044715 u^3); SiLU(u) = u / (1 + e^-u).
 void glu(bool gelu, float* gate, const float* up, int64_t n) {
   const __m256 one = _mm256_set1_ps(1.0f);
@@ -257,7 +273,7 @@ int64_t next_at_least(const float* x, int64_t from, int64_t n, float t) {
 
 }  // namespace
 
-const VecOps kAvx2VecOps{dot_f32,    dot_f16, axpy_f32, axpy_f16,     scale_f32,        f32_to_f16,
-                         f16_to_f32, sum_sq,  glu,      group_scores, group_accumulate, next_at_least};
+const VecOps kAvx2VecOps{dot_f32, dot_f16, axpy_f32,     axpy_f16,         scale_f32,     f32_to_f16,   f16_to_f32,
+                         sum_sq,  glu,     group_scores, group_accumulate, next_at_least, exp_shift_sum};
 
 }  // namespace shadowkv::simd
