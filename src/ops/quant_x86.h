@@ -355,7 +355,7 @@ struct PackedQ8Row {
   }
 };
 
-// A packed head streams from DRAM as one sequence of runs, but the hardware prefetcher alone left two threads at
+// A packed head is read as one sequence of runs, but the hardware prefetcher alone left two threads at
 // 12-14 GB/s on the 178 MB Gemma head (Xeon family 6 model 207). Fetching the run 4 KB ahead as each run starts
 // made one activation row 2.5x faster there (Quant/matvec .../packed4: 11.9 -> 4.6 ms) and eight rows 1.2x.
 constexpr int kPackedAheadBytes = 4096;
