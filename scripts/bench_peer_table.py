@@ -11,6 +11,7 @@ RAW holds (names as scripts/bench-peer writes them):
   llama-batched-bench-L.out llama-batched-bench --output-format jsonl: prefill and decode per batch at L (optional)
   shadowkv/bench.json       build/shadowkv bench --out: prefill and decode per (length, policy, batch)
   commands.txt              the commands, in the order they ran
+  llama-build.txt           how llama.cpp was built, when not the plain native build (optional, one sentence)
 Lengths, batches and policies are taken from shadowkv's bench.json; ratios are shadowkv / llama.cpp (> 1: faster).
 """
 import glob
@@ -112,6 +113,8 @@ def collect(raw):
             )
     cpath = os.path.join(raw, "commands.txt")
     commands = [c for c in open(cpath).read().splitlines() if c] if os.path.exists(cpath) else []
+    npath = os.path.join(raw, "llama-build.txt")
+    build_note = open(npath).read().strip() if os.path.exists(npath) else ""
     return {
         "model": model,
         "llama_cpp_kv_type": kv_type,
@@ -122,6 +125,7 @@ def collect(raw):
         "decode_tokens": ntok,
         "rows": rows,
         "commands": commands,
+        "llama_cpp_build_note": build_note,
     }
 
 
@@ -171,7 +175,8 @@ def markdown(res):
         f"written). llama.cpp's KV cache: {res['llama_cpp_kv_type']} (its default); shadowkv's policies: "
         + ", ".join(f"`{p}` " + (f"`{a}`" if a else "(defaults)") for p, a in res["policy_args"].items()) + "."
         + (" Every engine command ran under `chrt -f 10` (--rt)." if any(c.startswith("chrt ") for c in res["commands"])
-           else " Without --rt: other jobs on the machine may have set the pace."),
+           else " Without --rt: other jobs on the machine may have set the pace.")
+        + (f" {res['llama_cpp_build_note']}" if res.get("llama_cpp_build_note") else ""),
         "",
         "The engines ran one after the other; ratios > 1: shadowkv is faster. llama.cpp sources: llama-bench "
         "(prefill at the shortest length, mean ± stddev; batch-1 decode at depth L after an L-token prompt, as ours), "
