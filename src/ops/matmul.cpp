@@ -113,7 +113,7 @@ const uint8_t* gguf_row(const QMatrix& W, int64_t o, std::vector<uint8_t>& buf) 
   buf.resize(nb * kBlock);
   for (int64_t i = 0; i < nb; ++i) {
     std::memcpy(&buf[i * kBlock], g + simd::packed_q8_0_scale(nb, i, k), 2);
-    std::memcpy(&buf[i * kBlock + 2], g + simd::packed_q8_0_quants(nb, i, k), 32);
+    for (int m = 0; m < 8; ++m) std::memcpy(&buf[i * kBlock + 2 + 4 * m], g + simd::packed_q8_0_quad(nb, i, k, m), 4);
   }
   return buf.data();
 }
@@ -168,7 +168,7 @@ std::vector<uint8_t> pack_rows4(const QMatrix& W) {
       for (int k = 0; k < 4; ++k) {
         const uint8_t* src = W.data + (4 * g + k) * W.row_stride + i * kBlock;
         std::memcpy(dst + simd::packed_q8_0_scale(nb, i, k), src, 2);
-        std::memcpy(dst + simd::packed_q8_0_quants(nb, i, k), src + 2, 32);
+        for (int m = 0; m < 8; ++m) std::memcpy(dst + simd::packed_q8_0_quad(nb, i, k, m), src + 2 + 4 * m, 4);
       }
     }
   return p;

@@ -70,15 +70,17 @@ struct QuantOps {
 
 // pack_rows4's layout of a group of four Q8_0 rows (nb blocks each, 136 nb bytes), by runs of up to eight blocks:
 // run j (blocks 8j .. 8j + t - 1, t = min(8, nb - 8j)) starts at byte kPackedRunBytes * j and holds first row k's t
-// f16 scales at 2 t k, then for each block b of the run the four rows' 32 quants at 8 t + 128 b + 32 k.
+// f16 scales at 2 t k, then row k's quants at 8 t + 32 t k, interleaved by fours: quants 4m..4m+3 of the run's
+// block b at 4 t m + 4 b (m < 8), so a vector of the row's 4 t bytes at 4 t m holds four quants of every block.
 constexpr int64_t kPackedBlockBytes = 4 * 34, kPackedRunBytes = 8 * kPackedBlockBytes;
 inline int64_t packed_q8_0_scale(int64_t nb, int64_t i, int k) {
   const int64_t j = i / 8, t = nb - 8 * j < 8 ? nb - 8 * j : 8;
   return kPackedRunBytes * j + 2 * t * k + 2 * (i % 8);
 }
-inline int64_t packed_q8_0_quants(int64_t nb, int64_t i, int k) {
+// Where quants 4m..4m+3 of block i of row k are.
+inline int64_t packed_q8_0_quad(int64_t nb, int64_t i, int k, int m) {
   const int64_t j = i / 8, t = nb - 8 * j < 8 ? nb - 8 * j : 8;
-  return kPackedRunBytes * j + 8 * t + 128 * (i % 8) + 32 * k;
+  return kPackedRunBytes * j + 8 * t + 32 * t * k + 4 * t * m + 4 * (i % 8);
 }
 
 // Activation rows one dot_rows call takes.

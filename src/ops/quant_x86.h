@@ -13,6 +13,7 @@
 #include <cmath>
 #include <cstring>
 #include <type_traits>
+#include <vector>
 
 #include "ops/quant_dispatch.h"
 
@@ -344,12 +345,13 @@ struct GgufQ8Row {
     return _mm256_cvtph_ps(_mm_setr_epi16(h(0), h(1), h(2), h(3), h(4), h(5), h(6), h(7)));
   }
 };
-// Row k of a pack_rows4 group at p (packed_q8_0_scale / packed_q8_0_quants give the layout).
-struct PackedQ8Row {
+// Blocks in run j of a row of nb blocks.
+inline int run_blocks(int64_t nb, int64_t j) { return nb - 8 * j < 8 ? (int)(nb - 8 * j) : 8; }
+
+// The f16 scales of row k of a pack_rows4 group at p (packed_q8_0_scale gives the layout).
+struct PackedQ8Scales {
   const uint8_t* p;
   int k;
-  const uint8_t* quants(int64_t j, int t) const { return p + kPackedRunBytes * j + 8 * t + 32 * k; }
-  static constexpr int64_t kStride = 128;
   __m256 scales(int64_t j, int t) const {  // 16 bytes from the run's scales stay inside the run (136 t bytes)
     return run_scales(_mm_loadu_si128((const __m128i*)(p + kPackedRunBytes * j + 2 * t * k)), t);
   }
@@ -364,6 +366,90 @@ inline void prefetch_packed_run(const uint8_t* p, int64_t j) {
   for (int l = 0; l < kPackedRunBytes; l += 64) _mm_prefetch(ahead + l, _MM_HINT_T0);
 }
 
+// Vector m of row k's quants in run j of a pack_rows4 group (packed_q8_0_quad): quants 4m..4m+3 of block b in
+// lane b, lanes >= t zero.
+inline __m256i packed_quads(const uint8_t* p, int64_t j, int t, int k, int m) {
+  const uint8_t* q = p + kPackedRunBytes * j + 8 * t + 32 * t * k + 4 * t * m;
+  if (t == 8) return loadu(q);
+  const __m256i keep = _mm256_cmpgt_epi32(_mm256_set1_epi32(t), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  return _mm256_maskload_epi32((const int*)q, keep);
+}
+// Weight quants as q8_dot_acc takes them: + 128 as u8 for VNNI (once for all activation rows), as they are for AVX2.
+inline __m256i q8_weights(__m256i w) {
+#ifdef __AVX512VNNI__
+  return _mm256_xor_si256(w, _mm256_set1_epi8((char)0x80));
+#else
+  return w;
+#endif
+}
+// v + dot_q8 of the weights (q8_weights' form) and x, lane by lane.
+inline __m256i q8_dot_acc(__m256i v, __m256i w, __m256i x) {
+#ifdef __AVX512VNNI__
+  return _mm256_dpbusd_epi32(v, w, x);
+#else
+  return _mm256_add_epi32(v, dot_q8(w, x));
+#endif
+}
+
+// Adds run j (t blocks) of the four rows of the packed group at p, against NR activation rows in interleave_runs'
+// form, to acc[k][r]. The weights and activations are interleaved by fours, so eight lane-wise dots leave block b's
+// exact sum in lane b with no horizontal adds: the same int32 lanes as run_dot, scaled and accumulated as q8_0_run.
+template <int NR>
+inline __attribute__((always_inline)) void packed_run(const uint8_t* p, int64_t j, int t, const void* act, int64_t as,
+                                                      __m256 (*acc)[NR]) {
+  for (int k = 0; k < 4; ++k) {
+    __m256i w[8];
+    for (int m = 0; m < 8; ++m) w[m] = q8_weights(packed_quads(p, j, t, k, m));
+    const __m256 dw = PackedQ8Scales{p, k}.scales(j, t);
+    for (int r = 0; r < NR; ++r) {
+      const ActQ8x32x8& a = act_row<ActQ8x32x8>(act, as, r)[j];
+      __m256i v0 = _mm256_setzero_si256(), v1 = _mm256_setzero_si256();  // two chains of vpdpbusd latency
+      for (int m = 0; m < 8; m += 2) {
+        v0 = q8_dot_acc(v0, w[m], loadu(a.qs + 32 * m));
+        v1 = q8_dot_acc(v1, w[m + 1], loadu(a.qs + 32 * m + 32));
+      }
+      const __m256i v = _mm256_add_epi32(v0, v1);
+      acc[k][r] =
+          _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_loadu_ps(a.d)), _mm256_cvtepi32_ps(q8_offset_off(v, a)), acc[k][r]);
+    }
+  }
+}
+
+// NR activation rows (interleave_runs' form) against the four rows of the packed group at p, run by run, so the
+// group streams in order: out[k * NR + r] = row k . activation row r, with dot_q8_0_row's arithmetic.
+template <int NR>
+inline void dot_q8_0_group(const uint8_t* p, const void* act, int64_t as, int64_t nb, float* out) {
+  __m256 acc[4][NR];
+  for (int k = 0; k < 4; ++k)
+    for (int r = 0; r < NR; ++r) acc[k][r] = _mm256_setzero_ps();
+  for (int64_t j = 0; 8 * j < nb; ++j) {
+    const int t = run_blocks(nb, j);
+    prefetch_packed_run(p, j);
+    if (t == 8)
+      packed_run<NR>(p, j, 8, act, as, acc);
+    else
+      packed_run<NR>(p, j, t, act, as, acc);
+  }
+  for (int k = 0; k < 4; ++k)
+    for (int r = 0; r < NR; ++r) out[k * NR + r] = hsum_ps(acc[k][r]);
+}
+
+// kQ8x32x8 activation rows with each run's quants interleaved by fours as pack_rows4 interleaves the weights':
+// quants 4m..4m+3 of block b at 32 m + 4 b.
+inline void interleave_runs(const void* act, int64_t as, int nr, int64_t nb, std::vector<ActQ8x32x8>& out) {
+  const int64_t runs = (nb + 7) / 8;
+  out.resize(nr * runs);
+  for (int r = 0; r < nr; ++r)
+    for (int64_t j = 0; j < runs; ++j) {
+      const ActQ8x32x8& a = act_row<ActQ8x32x8>(act, as, r)[j];
+      ActQ8x32x8& o = out[r * runs + j];
+      std::memcpy(o.d, a.d, sizeof(a.d));
+      std::memcpy(o.offset, a.offset, sizeof(a.offset));
+      for (int b = 0; b < 8; ++b)
+        for (int m = 0; m < 8; ++m) std::memcpy(o.qs + 32 * m + 4 * b, a.qs + 32 * b + 4 * m, 4);
+    }
+}
+
 // Adds run j (t blocks) of one Q8_0 row in layout R, against NR activation rows (kQ8x32x8), to acc[0..NR).
 template <int NR, class R>
 inline __attribute__((always_inline)) void q8_0_run(const R& row, int64_t j, int t, const void* act, int64_t as,
@@ -376,8 +462,6 @@ inline __attribute__((always_inline)) void q8_0_run(const R& row, int64_t j, int
     acc[r] = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_loadu_ps(a.d)), _mm256_cvtepi32_ps(v), acc[r]);
   }
 }
-
-inline int run_blocks(int64_t nb, int64_t j) { return nb - 8 * j < 8 ? (int)(nb - 8 * j) : 8; }
 
 // NR activation rows against one Q8_0 row in layout R.
 template <int NR, class R>
@@ -426,7 +510,6 @@ inline void dot_q8_0_four1(const Rows& row, const void* act, int64_t nb, float* 
   for (int k = 0; k < 4; ++k) acc[k] = _mm256_setzero_ps();
   for (int64_t j = 0; 8 * j < nb; ++j) {
     const int t = run_blocks(nb, j);
-    if constexpr (std::is_same_v<R, PackedQ8Row>) prefetch_packed_run(row(0).p, j);
     const uint8_t* const q[4] = {row(0).quants(j, t), row(1).quants(j, t), row(2).quants(j, t), row(3).quants(j, t)};
     __m256i v[4];
     if (t == 8)
@@ -439,26 +522,6 @@ inline void dot_q8_0_four1(const Rows& row, const void* act, int64_t nb, float* 
                                acc[k]);
   }
   for (int k = 0; k < 4; ++k) out[k] = hsum_ps(acc[k]);
-}
-
-// NR activation rows against the four rows of the packed group at p, run by run, so the group streams in order:
-// out[k * NR + r] = row k . activation row r, with dot_q8_0_row's arithmetic.
-template <int NR>
-inline void dot_q8_0_group(const uint8_t* p, const void* act, int64_t as, int64_t nb, float* out) {
-  __m256 acc[4][NR];
-  for (int k = 0; k < 4; ++k)
-    for (int r = 0; r < NR; ++r) acc[k][r] = _mm256_setzero_ps();
-  for (int64_t j = 0; 8 * j < nb; ++j) {
-    const int t = run_blocks(nb, j);
-    prefetch_packed_run(p, j);
-    for (int k = 0; k < 4; ++k)
-      if (t == 8)
-        q8_0_run<NR>(PackedQ8Row{p, k}, j, 8, act, as, acc[k]);
-      else
-        q8_0_run<NR>(PackedQ8Row{p, k}, j, t, act, as, acc[k]);
-  }
-  for (int k = 0; k < 4; ++k)
-    for (int r = 0; r < NR; ++r) out[k * NR + r] = hsum_ps(acc[k][r]);
 }
 
 template <int NR>
@@ -769,10 +832,7 @@ void dot_packed_groups(const uint8_t* p, int64_t groups, const void* act, int64_
                        int64_t ys) {
   float out[4 * NR];
   for (int64_t g = 0; g < groups; ++g, p += nb * kPackedBlockBytes) {
-    if constexpr (NR == 1)
-      dot_q8_0_four1([p](int k) { return PackedQ8Row{p, k}; }, act, nb, out);
-    else
-      dot_q8_0_group<NR>(p, act, as, nb, out);
+    dot_q8_0_group<NR>(p, act, as, nb, out);
     for (int k = 0; k < 4; ++k)
       for (int r = 0; r < NR; ++r) y[r * ys + 4 * g + k] = out[k * NR + r];
   }
@@ -782,18 +842,21 @@ void dot_rows_packed4(GgmlType t, const uint8_t* packed, const uint8_t* w, int64
                       const float* x, const void* act, int64_t as, int nr, int64_t n, float* y, int64_t ys) {
   if (t != GgmlType::Q8_0) return dot_rows(t, w, w_stride, n_w, x, act, as, nr, n, y, ys);
   const int64_t nb = n / 32, groups = n_w / kWideRows;
+  thread_local std::vector<ActQ8x32x8> inter;
+  interleave_runs(act, as, nr, nb, inter);
+  const int64_t is = (nb + 7) / 8 * (int64_t)sizeof(ActQ8x32x8);
   switch (nr) {
     case 1:
-      dot_packed_groups<1>(packed, groups, act, as, nb, y, ys);
+      dot_packed_groups<1>(packed, groups, inter.data(), is, nb, y, ys);
       break;
     case 2:
-      dot_packed_groups<2>(packed, groups, act, as, nb, y, ys);
+      dot_packed_groups<2>(packed, groups, inter.data(), is, nb, y, ys);
       break;
     case 3:
-      dot_packed_groups<3>(packed, groups, act, as, nb, y, ys);
+      dot_packed_groups<3>(packed, groups, inter.data(), is, nb, y, ys);
       break;
     default:
-      dot_packed_groups<4>(packed, groups, act, as, nb, y, ys);
+      dot_packed_groups<4>(packed, groups, inter.data(), is, nb, y, ys);
       break;
   }
   const int64_t o = groups * kWideRows;  // the rows after the last whole group exist only in the GGUF copy
