@@ -53,10 +53,7 @@ void attend_range(const float* q, int n_q, int hd, float scale, const KeyValueRo
         scale_f32(r, a.acc, hd);
         a.m = bmax;
       }
-      for (int j = 0; j < nv; ++j) {
-        sh[j] = std::exp(sh[j] - a.m);
-        a.l += sh[j];
-      }
+      a.l += ops.exp_shift_sum(sh, nv, a.m);
     }
     // One pass over the value rows for all heads when their accumulators are one [n_q][hd] array (attend_group's).
     if (contiguous)

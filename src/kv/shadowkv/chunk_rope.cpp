@@ -18,17 +18,31 @@ void apply_rope_run(const RopeSpec& rope, float* x, int n_rows, int64_t row_stri
     ds[i] = have ? rope.step_sin[i] : std::sin(f);
   }
   const bool neox = rope.style == RopeSpec::Style::Neox;
+  float cf[512], sf[512];
   for (int r = 0; r < n_rows; ++r) {
-    float* v = x + r * row_stride;
+    // The row's angles as floats, then the next row's (angle += inv_freq): separate loops, so both vectorise.
+#pragma omp simd
+    for (int i = 0; i < half; ++i) cf[i] = (float)c[i], sf[i] = (float)s[i];
+#pragma omp simd
     for (int i = 0; i < half; ++i) {
-      const int ia = neox ? i : 2 * i, ib = neox ? i + half : 2 * i + 1;
-      const float cs = (float)c[i], sn = (float)s[i];
-      const float a = v[ia], b = v[ib];
-      v[ia] = a * cs - b * sn;
-      v[ib] = a * sn + b * cs;
-      const double nc = c[i] * dc[i] - s[i] * ds[i];  // angle += inv_freq
+      const double nc = c[i] * dc[i] - s[i] * ds[i];
       s[i] = s[i] * dc[i] + c[i] * ds[i];
       c[i] = nc;
+    }
+    float* v = x + r * row_stride;
+    if (neox) {
+#pragma omp simd
+      for (int i = 0; i < half; ++i) {
+        const float a = v[i], b = v[i + half];
+        v[i] = a * cf[i] - b * sf[i];
+        v[i + half] = a * sf[i] + b * cf[i];
+      }
+    } else {
+      for (int i = 0; i < half; ++i) {
+        const float a = v[2 * i], b = v[2 * i + 1];
+        v[2 * i] = a * cf[i] - b * sf[i];
+        v[2 * i + 1] = a * sf[i] + b * cf[i];
+      }
     }
   }
 }
