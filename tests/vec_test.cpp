@@ -273,5 +273,35 @@ TEST(Vec, NextAtLeastFindsTheFirstQualifyingIndex) {
   }
 }
 
+TEST(Vec, GroupScoresOfContiguousRowsMatchDoubleReference) {
+  // ShadowKV's landmark scoring: n key rows back to back (f32 and f16), every head count 1-5, row counts around the
+  // 64-row blocks the wrapper hands the backend, results written with a row stride ld > n.
+  std::mt19937 rng(31);
+  const int hd = 64;
+  for (simd::Backend b : backends()) {
+    BackendGuard g(b);
+    for (int n_q = 1; n_q <= 5; ++n_q)
+      for (int64_t n : {1, 63, 64, 65, 200}) {
+        const std::vector<float> q = randv((int64_t)n_q * hd, rng), k = randv(n * hd, rng);
+        const std::vector<uint16_t> k16 = to_half(k);
+        const int64_t ld = n + 3;
+        std::vector<float> s(n_q * ld, NAN), s16(n_q * ld, NAN);
+        group_scores(q.data(), n_q, hd, 0.125f, k.data(), n, s.data(), ld);
+        group_scores(q.data(), n_q, hd, 0.125f, k16.data(), n, s16.data(), ld);
+        for (int h = 0; h < n_q; ++h)
+          for (int64_t j = 0; j < n; ++j) {
+            double r = 0.0, r16 = 0.0, mag = 0.0;
+            for (int i = 0; i < hd; ++i) {
+              r += (double)q[h * hd + i] * k[j * hd + i];
+              r16 += (double)q[h * hd + i] * f16_to_f32(k16[j * hd + i]);
+              mag += std::fabs((double)q[h * hd + i] * k[j * hd + i]);
+            }
+            EXPECT_NEAR(s[h * ld + j], 0.125 * r, 1e-6 * mag) << n_q << " " << n << " " << simd::backend_name(b);
+            EXPECT_NEAR(s16[h * ld + j], 0.125 * r16, 1e-6 * mag) << n_q << " " << n << " " << simd::backend_name(b);
+          }
+      }
+  }
+}
+
 }  // namespace
 }  // namespace shadowkv

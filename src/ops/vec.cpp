@@ -1,6 +1,7 @@
 // vec.h entry points (dispatched to the active SIMD backend) and the scalar reference kernels.
 #include "ops/vec.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "ops/f16.h"
@@ -104,6 +105,26 @@ void f32_to_f16_row(const float* x, uint16_t* y, int64_t n) { simd::vec_ops().f3
 void f16_to_f32_row(const uint16_t* x, float* y, int64_t n) { simd::vec_ops().f16_to_f32(x, y, n); }
 void glu_f32(bool gelu, float* gate, const float* up, int64_t n) { simd::vec_ops().glu(gelu, gate, up, n); }
 float exp_shift_sum(float* x, int64_t n, float m) { return simd::vec_ops().exp_shift_sum(x, n, m); }
+
+namespace {
+void group_scores_rows(const float* q, int n_q, int hd, float scale, const void* keys, bool f16, int64_t n, float* s,
+                       int64_t ld) {
+  constexpr int kRows = 64;  // rows per call of the backend kernel, which takes row indices
+  int64_t idx[kRows];
+  for (int j = 0; j < kRows; ++j) idx[j] = j;
+  const int64_t row_bytes = (int64_t)hd * (f16 ? 2 : 4);
+  for (int64_t j0 = 0; j0 < n; j0 += kRows)
+    simd::vec_ops().group_scores(q, n_q, hd, scale, (const uint8_t*)keys + j0 * row_bytes, f16, idx,
+                                 (int)std::min<int64_t>(kRows, n - j0), s + j0, (int)ld);
+}
+}  // namespace
+
+void group_scores(const float* q, int n_q, int hd, float scale, const float* keys, int64_t n, float* s, int64_t ld) {
+  group_scores_rows(q, n_q, hd, scale, keys, false, n, s, ld);
+}
+void group_scores(const float* q, int n_q, int hd, float scale, const uint16_t* keys, int64_t n, float* s, int64_t ld) {
+  group_scores_rows(q, n_q, hd, scale, keys, true, n, s, ld);
+}
 int64_t next_at_least(const float* x, int64_t from, int64_t n, float t) {
   return simd::vec_ops().next_at_least(x, from, n, t);
 }

@@ -15,6 +15,10 @@ void f16_to_f32_row(const uint16_t* x, float* y, int64_t n);
 void glu_f32(bool gelu, float* gate, const float* up, int64_t n);
 // The first i in [from, n) with x[i] >= t, or n (NaN never qualifies).
 int64_t next_at_least(const float* x, int64_t from, int64_t n, float t);
+// Scores of n key rows laid out back to back (hd floats or halves each) for n_q query heads, each row read once
+// for all heads: s[h * ld + j] = scale * q[h] . key[j], q being n_q vectors of hd floats.
+void group_scores(const float* q, int n_q, int hd, float scale, const float* keys, int64_t n, float* s, int64_t ld);
+void group_scores(const float* q, int n_q, int hd, float scale, const uint16_t* keys, int64_t n, float* s, int64_t ld);
 // Softmax numerators: x[i] = e^(x[i] - m) for i < n (masked -inf scores become 0); returns their sum.
 float exp_shift_sum(float* x, int64_t n, float m);
 

@@ -8,11 +8,6 @@
 
 namespace shadowkv {
 
-namespace {
-inline float row_dot(const float* q, const float* row, int n) { return dot_f32(q, row, n); }
-inline float row_dot(const float* q, const uint16_t* row, int n) { return dot_f16(q, row, n); }
-}  // namespace
-
 void ChunkSelector::select(const float* q, int n_q, int head_dim, float scale, const float* landmarks, int64_t n_cand,
                            int64_t k, std::vector<int64_t>* selected) {
   select_rows(q, n_q, head_dim, scale, landmarks, n_cand, k, selected);
@@ -33,10 +28,10 @@ void ChunkSelector::select_rows(const float* q, int n_q, int head_dim, float sca
   score_.resize(n_cand);
   const bool par = n_cand * n_q * head_dim > (1 << 17);
   // Landmark-major so each landmark row is read once for all heads of the group.
+  constexpr int64_t kPer = 256;
 #pragma omp parallel for if (par)
-  for (int64_t c = 0; c < n_cand; ++c)
-    for (int h = 0; h < n_q; ++h)
-      logits_[(size_t)h * n_cand + c] = scale * row_dot(q + (size_t)h * head_dim, landmarks + c * head_dim, head_dim);
+  for (int64_t c0 = 0; c0 < n_cand; c0 += kPer)
+    group_scores(q, n_q, head_dim, scale, landmarks + c0 * head_dim, std::min(kPer, n_cand - c0), &logits_[c0], n_cand);
   std::fill(score_.begin(), score_.end(), 0.0f);
   for (int h = 0; h < n_q; ++h) {
     float* l = &logits_[(size_t)h * n_cand];
