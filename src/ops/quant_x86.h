@@ -12,7 +12,6 @@
 
 #include <cmath>
 #include <cstring>
-#include <type_traits>
 #include <vector>
 
 #include "ops/quant_dispatch.h"
@@ -362,7 +361,7 @@ struct PackedQ8Scales {
 // made one activation row 2.5x faster there (Quant/matvec .../packed4: 11.9 -> 4.6 ms) and eight rows 1.2x.
 // Into L2 (T1), not L1: in the model, between other layers' work, a Xeon of family 6 model 167 decoded at 512
 // tokens 12% faster with T1 than with T0 (bench --lengths 512 --batch 1, three alternating runs: 65.2-66.4 against
-// 57.3-59.5 tok/s); a miss into L1 holds one of its few fill buffers for the whole trip to DRAM.
+// 57.3-59.5 tok/s); likely because a miss into L1 holds one of its few fill buffers for the whole trip to DRAM.
 constexpr int kPackedAheadBytes = 4096;
 inline void prefetch_packed_run(const uint8_t* p, int64_t j) {
   const char* ahead = (const char*)p + kPackedRunBytes * j + kPackedAheadBytes;
@@ -406,12 +405,8 @@ inline __attribute__((always_inline)) void packed_run(const uint8_t* p, int64_t 
     const __m256 dw = PackedQ8Scales{p, k}.scales(j, t);
     for (int r = 0; r < NR; ++r) {
       const ActQ8x32x8& a = act_row<ActQ8x32x8>(act, as, r)[j];
-      __m256i v0 = _mm256_setzero_si256(), v1 = _mm256_setzero_si256();  // two chains of vpdpbusd latency
-      for (int m = 0; m < 8; m += 2) {
-        v0 = q8_dot_acc(v0, w[m], loadu(a.qs + 32 * m));
-        v1 = q8_dot_acc(v1, w[m + 1], loadu(a.qs + 32 * m + 32));
-      }
-      const __m256i v = _mm256_add_epi32(v0, v1);
+      __m256i v = _mm256_setzero_si256();
+      for (int m = 0; m < 8; ++m) v = q8_dot_acc(v, w[m], loadu(a.qs + 32 * m));
       acc[k][r] =
           _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_loadu_ps(a.d)), _mm256_cvtepi32_ps(q8_offset_off(v, a)), acc[k][r]);
     }
