@@ -51,8 +51,8 @@ void bm_matmul(benchmark::State& state, GgmlType t, int64_t n_in, int64_t n_out,
   QMatrix W{t, w.data(), n_in, n_out, row_bytes(t, n_in)};
   std::vector<uint8_t> p;
   if (packed) {
-    p = pack_rows4(W);
-    W.packed4 = p.data();
+    p = pack_weights(W);
+    W.packed = p.data();
   }
   for (auto _ : state) {
     matmul(W, x.data(), n_rows, y.data());
@@ -94,10 +94,12 @@ int register_all() {
                                    traits(s.type).name + "/" + s.what + "_" + std::to_string(s.n_in) + "x" +
                                    std::to_string(s.n_out) + "/" + simd::backend_name(be) + "/t" +
                                    std::to_string(threads);
-          // The vocab head also as the model reads it in decode: from pack_rows4's copy.
+          // Also as the model reads the matrix in decode, from its packed copy (pack_weights): the Q8_0 vocab head,
+          // every Q5_0 matrix.
           for (bool packed : {false, true}) {
-            if (packed && (n_rows > 8 || s.n_out < 65536)) continue;
-            auto* b = benchmark::RegisterBenchmark((name + (packed ? "/packed4" : "")).c_str(), bm_matmul, s.type,
+            const bool model_packs = s.type == GgmlType::Q5_0 || (s.type == GgmlType::Q8_0 && s.n_out >= 65536);
+            if (packed && (n_rows > 8 || !model_packs)) continue;
+            auto* b = benchmark::RegisterBenchmark((name + (packed ? "/packed" : "")).c_str(), bm_matmul, s.type,
                                                    s.n_in, s.n_out, n_rows, be, threads, packed)
                           ->Unit(n_rows <= 8 ? benchmark::kMicrosecond : benchmark::kMillisecond);
             if (threads > 1) b->UseRealTime();

@@ -250,60 +250,68 @@ TEST(QuantDot, RowsKernelsEqualOneRowDotBitForBit) {
 }
 
 TEST(QuantDot, PackedRowsEqualOneRowDotBitForBit) {
-  // Decode reads a large Q8_0 head from pack_rows4's copy only: every row as dot() gives it, on every backend, for
-  // 1-4 activation rows, for any start row of a range (the packed groups and the rows after the last one), and
-  // through matmul (the dot kernels, and the GEMM path that rebuilds GGUF rows from the packed copy).
-  const Fixture fx = load_fixture(GgmlType::Q8_0);
-  const int64_t rb = row_bytes(GgmlType::Q8_0, kFixtureElems), n_w = 4 * fx.rows + 3;
-  std::vector<uint8_t> w(rb * n_w);
-  for (int64_t o = 0; o < n_w; ++o) std::memcpy(&w[o * rb], fx.raw.data() + ((o * 3) % fx.rows) * rb, rb);
-  QMatrix W{GgmlType::Q8_0, w.data(), kFixtureElems, n_w, rb};
-  const std::vector<uint8_t> packed = pack_rows4(W);
-  ASSERT_EQ((int64_t)packed.size(), n_w / 4 * 4 * rb);
-  constexpr int kRows = (int)simd::kGemmMinRows + 1;  // matmul takes the GEMM path too
-  std::mt19937 rng(17);
-  std::normal_distribution<float> nd(0.0f, 1.0f);
-  std::vector<float> x(kRows * kFixtureElems);
-  for (float& v : x) v = nd(rng);
-  for (simd::Backend b : backends()) {
-    BackendGuard g(b);
-    const simd::QuantOps& ops = simd::quant_ops();
-    const simd::ActKind kind = ops.act_kind(GgmlType::Q8_0);
-    const int64_t ab = simd::act_bytes(kind, kFixtureElems);
-    std::vector<uint8_t> act(ab * simd::kMaxDotRows);
-    for (int r = 0; r < simd::kMaxDotRows; ++r)
-      ops.quantize_act(kind, &x[r * kFixtureElems], &act[r * ab], kFixtureElems);
-    for (int nr = 1; nr <= simd::kMaxDotRows; ++nr)
-      for (int64_t o0 : {0, 4, 8}) {
-        std::vector<float> y(nr * n_w, NAN);
-        ops.dot_rows_packed4(GgmlType::Q8_0, packed.data() + o0 * rb, &w[o0 * rb], rb, n_w - o0, x.data(), act.data(),
-                             ab, nr, kFixtureElems, y.data(), n_w);
-        for (int r = 0; r < nr; ++r)
-          for (int64_t o = o0; o < n_w; ++o) {
-            const float one = ops.dot(GgmlType::Q8_0, &w[o * rb], &x[r * kFixtureElems], &act[r * ab], kFixtureElems);
-            EXPECT_EQ(std::memcmp(&y[r * n_w + o - o0], &one, 4), 0)
-                << "row " << o << " from " << o0 << ", act row " << r << " of " << nr << " on " << simd_backend();
-          }
+  // Decode reads a large Q8_0 head and every Q4_0/Q5_0 matrix from its packed copy only (pack_weights): every row as
+  // dot() gives it, on every backend, for 1-4 activation rows, for any start row of a range (Q8_0: the packed groups
+  // and the rows after the last one), and through matmul (the dot kernels, and the GEMM path that rebuilds GGUF rows
+  // from the packed copy).
+  for (GgmlType t : {GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q5_0}) {
+    const Fixture fx = load_fixture(t);
+    const int64_t rb = row_bytes(t, kFixtureElems), n_w = 4 * fx.rows + 3;
+    std::vector<uint8_t> w(rb * n_w);
+    for (int64_t o = 0; o < n_w; ++o) std::memcpy(&w[o * rb], fx.raw.data() + ((o * 3) % fx.rows) * rb, rb);
+    QMatrix W{t, w.data(), kFixtureElems, n_w, rb};
+    const std::vector<uint8_t> packed = pack_weights(W);
+    ASSERT_EQ((int64_t)packed.size(), (t == GgmlType::Q8_0 ? n_w / 4 * 4 : n_w) * rb) << traits(t).name;
+    constexpr int kRows = (int)simd::kGemmMinRows + 1;  // matmul takes the GEMM path too
+    std::mt19937 rng(17);
+    std::normal_distribution<float> nd(0.0f, 1.0f);
+    std::vector<float> x(kRows * kFixtureElems);
+    for (float& v : x) v = nd(rng);
+    for (simd::Backend b : backends()) {
+      BackendGuard g(b);
+      const simd::QuantOps& ops = simd::quant_ops();
+      const simd::ActKind kind = ops.act_kind(t);
+      const int64_t ab = simd::act_bytes(kind, kFixtureElems);
+      std::vector<uint8_t> act(ab * simd::kMaxDotRows);
+      for (int r = 0; r < simd::kMaxDotRows; ++r)
+        ops.quantize_act(kind, &x[r * kFixtureElems], &act[r * ab], kFixtureElems);
+      for (int nr = 1; nr <= simd::kMaxDotRows; ++nr)
+        for (int64_t o0 : {0, 4, 8}) {
+          std::vector<float> y(nr * n_w, NAN);
+          ops.dot_rows_packed(t, packed.data() + o0 * rb, &w[o0 * rb], rb, n_w - o0, x.data(), act.data(), ab, nr,
+                              kFixtureElems, y.data(), n_w);
+          for (int r = 0; r < nr; ++r)
+            for (int64_t o = o0; o < n_w; ++o) {
+              const float one = ops.dot(t, &w[o * rb], &x[r * kFixtureElems], &act[r * ab], kFixtureElems);
+              EXPECT_EQ(std::memcmp(&y[r * n_w + o - o0], &one, 4), 0)
+                  << traits(t).name << " row " << o << " from " << o0 << ", act row " << r << " of " << nr << " on "
+                  << simd_backend();
+            }
+        }
+      QMatrix P = W;
+      P.packed = packed.data();
+      for (int rows : {1, 3, 6, kRows}) {
+        std::vector<float> plain(rows * n_w), with_packed(rows * n_w);
+        matmul(W, x.data(), rows, plain.data());
+        matmul(P, x.data(), rows, with_packed.data());
+        EXPECT_EQ(std::memcmp(plain.data(), with_packed.data(), 4 * rows * n_w), 0)
+            << traits(t).name << " " << rows << " " << simd_backend();
       }
-    QMatrix P = W;
-    P.packed4 = packed.data();
-    for (int rows : {1, 3, 6, kRows}) {
-      std::vector<float> plain(rows * n_w), with_packed(rows * n_w);
-      matmul(W, x.data(), rows, plain.data());
-      matmul(P, x.data(), rows, with_packed.data());
-      EXPECT_EQ(std::memcmp(plain.data(), with_packed.data(), 4 * rows * n_w), 0) << rows << " " << simd_backend();
     }
   }
-  QMatrix q4 = W;
-  q4.type = GgmlType::Q4_0;
+  QMatrix q4{GgmlType::Q4_0, nullptr, 32, 4, 18};
   EXPECT_THROW(pack_rows4(q4), Error);
+  q4.type = GgmlType::Q8_0;
+  EXPECT_THROW(pack_q32_runs(q4), Error);
+  q4.type = GgmlType::Q4_K;
+  EXPECT_TRUE(pack_weights(q4).empty());
 }
 
 TEST(QuantDot, Q8_0Q4_0Q5_0RowsOfAnyBlockCountAgreeOnEveryPath) {
-  // The Q8_0 kernels work in runs of eight blocks, the Q4_0/Q5_0 ones in pairs of blocks; rows of 1, 9, 20 (Gemma's
-  // 640) and 28 (Qwen's 896) blocks end in a partial run or pair. Each path (one row, 1-4 activation rows, four rows
-  // at batch 1, Q8_0's packed copy, matmul) must give dot()'s bits, and dot() must be close to a double-precision
-  // reference of the dequantised row.
+  // The Q8_0, Q4_0 and Q5_0 kernels work in runs of eight blocks; rows of 1, 9, 20 (Gemma's 640) and 28 (Qwen's
+  // 896) blocks end in a partial run. Each path (one row, 1-4 activation rows, four rows at batch 1, the packed
+  // copy, matmul) must give dot()'s bits, and dot() must be close to a double-precision reference of the
+  // dequantised row.
   for (GgmlType t : {GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q5_0}) {
     const Fixture fx = load_fixture(t);
     const int64_t bb = traits(t).block_bytes;
@@ -320,7 +328,7 @@ TEST(QuantDot, Q8_0Q4_0Q5_0RowsOfAnyBlockCountAgreeOnEveryPath) {
           std::memcpy(&wf[o * n + 32 * i], &fx.expected[32 * src], 4 * 32);
         }
       QMatrix W{t, w.data(), n, n_w, rb};
-      const std::vector<uint8_t> packed = t == GgmlType::Q8_0 ? pack_rows4(W) : std::vector<uint8_t>();
+      const std::vector<uint8_t> packed = pack_weights(W);
       std::vector<float> x(simd::kMaxDotRows * n);
       for (float& v : x) v = nd(rng);
       for (simd::Backend b : backends()) {
@@ -345,7 +353,7 @@ TEST(QuantDot, Q8_0Q4_0Q5_0RowsOfAnyBlockCountAgreeOnEveryPath) {
             if (use_packed && packed.empty()) continue;
             std::vector<float> y(nr * n_w, NAN);
             if (use_packed)
-              ops.dot_rows_packed4(t, packed.data(), w.data(), rb, n_w, x.data(), act.data(), ab, nr, n, y.data(), n_w);
+              ops.dot_rows_packed(t, packed.data(), w.data(), rb, n_w, x.data(), act.data(), ab, nr, n, y.data(), n_w);
             else
               ops.dot_rows(t, w.data(), rb, n_w, x.data(), act.data(), ab, nr, n, y.data(), n_w);
             for (int r = 0; r < nr; ++r)
@@ -354,7 +362,7 @@ TEST(QuantDot, Q8_0Q4_0Q5_0RowsOfAnyBlockCountAgreeOnEveryPath) {
                   << " on " << simd_backend();
           }
         QMatrix P = W;
-        P.packed4 = packed.empty() ? nullptr : packed.data();
+        P.packed = packed.empty() ? nullptr : packed.data();
         std::vector<float> y(simd::kMaxDotRows * n_w);
         matmul(P, x.data(), simd::kMaxDotRows, y.data());
         EXPECT_EQ(std::memcmp(y.data(), one.data(), 4 * y.size()), 0)

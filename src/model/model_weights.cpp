@@ -54,18 +54,21 @@ class TensorFinder {
 };
 
 // Heads of this size stream from DRAM at every decode step, where the packed layout pays (Gemma 3 270M's tied
-// 262K x 640 head: 178 MB, 5.9 -> 4.9 ms on two threads); smaller matrices use the four-row kernel on the GGUF
-// layout instead (quant_avx2.cpp), so they need no copy.
+// 262K x 640 head: 178 MB, 5.9 -> 4.9 ms on two threads); smaller Q8_0 matrices use the four-row kernel on the GGUF
+// layout instead (quant_avx2.cpp), so they need no copy. Q4_0/Q5_0 matrices are always packed (pack_q32_runs: the
+// same size as the GGUF rows, and the only layout their fast dot kernel reads).
 constexpr int64_t kPackMinBytes = 64 << 20;
 
-// Packs a large Q8_0 head and hands the GGUF copy's pages back to the page cache: after this only the token
-// embedding lookups (tied heads) read it, a few rows per token, and those fault back in on demand.
-void pack_output(const GgufFile& file, ModelWeights& w) {
-  const int64_t bytes = w.output.row_stride * w.output.n_out;
-  if (w.output.type != GgmlType::Q8_0 || bytes < kPackMinBytes) return;
-  w.output_packed = std::make_shared<const std::vector<uint8_t>>(pack_rows4(w.output));
-  w.output.packed4 = w.output_packed->data();
-  file.release_pages(w.output.data, bytes);
+// Packs m when its type has a decode layout worth the copy and hands the GGUF copy's pages back to the page cache:
+// after this only the GEMM of prefill (which rebuilds GGUF rows from the copy), the scalar backend and the token
+// embedding lookups (tied heads, a few rows per token) read it, and those fault its pages back in on demand.
+void pack(const GgufFile& file, QMatrix& m, ModelWeights& w) {
+  const int64_t bytes = m.row_stride * m.n_out;
+  const bool q32 = m.type == GgmlType::Q4_0 || m.type == GgmlType::Q5_0;
+  if (!q32 && (m.type != GgmlType::Q8_0 || bytes < kPackMinBytes)) return;
+  w.packed.push_back(std::make_shared<const std::vector<uint8_t>>(pack_weights(m)));
+  m.packed = w.packed.back()->data();
+  file.release_pages(m.data, bytes);
 }
 
 }  // namespace
@@ -77,7 +80,7 @@ ModelWeights load_model_weights(const GgufFile& file, const ModelConfig& c) {
   w.token_embd = tf.matrix("token_embd.weight", c.n_embd, c.n_vocab);
   w.output = tf.find("output.weight") ? tf.matrix("output.weight", c.n_embd, c.n_vocab) : w.token_embd;
   w.output_norm = tf.vec("output_norm.weight", c.n_embd);
-  pack_output(file, w);
+  pack(file, w.output, w);
   if (c.arch == Arch::Llama) w.rope_freqs = tf.vec("rope_freqs.weight", c.n_rot / 2, /*optional=*/true);
   const bool gemma = c.arch == Arch::Gemma3;
   for (int l = 0; l < c.n_layer; ++l) {
@@ -102,6 +105,7 @@ ModelWeights load_model_weights(const GgufFile& file, const ModelConfig& c) {
     L.gate = tf.matrix(p + "ffn_gate.weight", c.n_embd, c.n_ff);
     L.up = tf.matrix(p + "ffn_up.weight", c.n_embd, c.n_ff);
     L.down = tf.matrix(p + "ffn_down.weight", c.n_ff, c.n_embd);
+    for (QMatrix* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.gate, &L.up, &L.down}) pack(file, *m, w);
     w.layers.push_back(L);
   }
   return w;

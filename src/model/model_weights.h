@@ -1,5 +1,5 @@
-// Views of a model's tensors inside the memory-mapped GGUF file (nothing is copied but a large Q8_0 LM head, which
-// batch-1 decode reads from a packed copy).
+// Views of a model's tensors inside the memory-mapped GGUF file (nothing is copied but the matrices decode reads
+// from a packed copy: a large Q8_0 LM head and the Q4_0/Q5_0 layer matrices).
 #pragma once
 #include <memory>
 #include <vector>
@@ -22,8 +22,10 @@ struct LayerWeights {
 
 struct ModelWeights {
   QMatrix token_embd;  // [n_vocab rows of n_embd]
-  QMatrix output;      // the LM head (token_embd when tied); output.packed4 points into output_packed
-  std::shared_ptr<const std::vector<uint8_t>> output_packed;  // a Q8_0 head of DRAM size, packed (pack_rows4)
+  QMatrix output;      // the LM head (token_embd when tied)
+  // The packed copies (pack_weights) that matrices' `packed` point into: a Q8_0 head of DRAM size, every Q4_0/Q5_0
+  // layer matrix.
+  std::vector<std::shared_ptr<const std::vector<uint8_t>>> packed;
   const float* output_norm = nullptr;
   const float* rope_freqs = nullptr;  // llama3 frequency divisors [n_rot/2], optional
   std::vector<LayerWeights> layers;

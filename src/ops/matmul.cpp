@@ -61,7 +61,8 @@ std::vector<RowRange> split_outputs(const MatOut* jobs, size_t n_jobs, int64_t p
   std::vector<RowRange> ranges;
   for (size_t j = 0; j < n_jobs; ++j) {
     int64_t step = std::max<int64_t>(1, std::min(per, max_bytes / jobs[j].W->row_stride));
-    if (jobs[j].W->packed4) step = std::max<int64_t>(4, step / 4 * 4);  // ranges start on a packed group
+    if (jobs[j].W->packed && jobs[j].W->type == GgmlType::Q8_0)
+      step = std::max<int64_t>(4, step / 4 * 4);  // ranges start on a packed group of four rows
     for (int64_t o = 0; o < jobs[j].W->n_out; o += step) ranges.push_back({j, o, std::min(o + step, jobs[j].W->n_out)});
   }
   return ranges;
@@ -92,10 +93,10 @@ void matmul_dot(const MatOut* jobs, size_t n_jobs, const float* X, int64_t r0, i
     const int64_t ab = act_row_bytes[ranges[t].job], o0 = ranges[t].o0;
     for (int64_t b = 0; b < rows; b += simd::kMaxDotRows) {
       const int nr = (int)std::min<int64_t>(simd::kMaxDotRows, rows - b);
-      if (W.packed4)
-        ops.dot_rows_packed4(W.type, W.packed4 + o0 * row_bytes(W.type, n_in), W.data + o0 * W.row_stride, W.row_stride,
-                             ranges[t].o1 - o0, prep.x + b * n_in, act[ranges[t].job] + b * ab, ab, nr, n_in,
-                             Y + b * W.n_out + o0, W.n_out);
+      if (W.packed)
+        ops.dot_rows_packed(W.type, W.packed + o0 * row_bytes(W.type, n_in), W.data + o0 * W.row_stride, W.row_stride,
+                            ranges[t].o1 - o0, prep.x + b * n_in, act[ranges[t].job] + b * ab, ab, nr, n_in,
+                            Y + b * W.n_out + o0, W.n_out);
       else
         ops.dot_rows(W.type, W.data + o0 * W.row_stride, W.row_stride, ranges[t].o1 - o0, prep.x + b * n_in,
                      act[ranges[t].job] + b * ab, ab, nr, n_in, Y + b * W.n_out + o0, W.n_out);
@@ -103,13 +104,14 @@ void matmul_dot(const MatOut* jobs, size_t n_jobs, const float* X, int64_t r0, i
   }
 }
 
-// Weight row o in the GGUF layout: from W.data, or, for a packed matrix, rebuilt from pack_rows4's copy in buf (so
-// the GGUF copy's pages, handed back at load, stay out of memory).
+// Weight row o of a matrix that is not packed in pack_q32_runs' layout, in the GGUF layout: from W.data, or for a
+// packed Q8_0 matrix rebuilt from the packed copy in buf (so the GGUF copy's pages, handed back at load, stay out
+// of memory).
 const uint8_t* gguf_row(const QMatrix& W, int64_t o, std::vector<uint8_t>& buf) {
-  if (!W.packed4 || o >= W.n_out / 4 * 4) return W.data + o * W.row_stride;
   const int64_t nb = W.n_in / 32;
+  if (!W.packed || o >= W.n_out / 4 * 4) return W.data + o * W.row_stride;
   const int k = (int)(o % 4);
-  const uint8_t* g = W.packed4 + o / 4 * nb * simd::kPackedBlockBytes;
+  const uint8_t* g = W.packed + o / 4 * nb * simd::kPackedBlockBytes;
   buf.resize(nb * kBlock);
   for (int64_t i = 0; i < nb; ++i) {
     std::memcpy(&buf[i * kBlock], g + simd::packed_q8_0_scale(nb, i, k), 2);
@@ -143,7 +145,13 @@ void matmul_gemm(const MatOut* jobs, size_t n_jobs, const float* X, const RowSpa
         ldw = W.row_stride / 4;
       } else {
         tile.resize(kTileRows * n_in);
-        for (int64_t r = 0; r < rows; ++r) ops.dequantize(W.type, gguf_row(W, o0 + r, row), &tile[r * n_in], n_in);
+        const bool runs = W.packed && (W.type == GgmlType::Q4_0 || W.type == GgmlType::Q5_0);
+        const int64_t rb = row_bytes(W.type, n_in);
+        for (int64_t r = 0; r < rows; ++r)
+          if (runs)
+            ops.dequantize_packed(W.type, W.packed + (o0 + r) * rb, &tile[r * n_in], n_in);
+          else
+            ops.dequantize(W.type, gguf_row(W, o0 + r, row), &tile[r * n_in], n_in);
         wt = tile.data();
         ldw = n_in;
       }
@@ -172,6 +180,28 @@ std::vector<uint8_t> pack_rows4(const QMatrix& W) {
       }
     }
   return p;
+}
+
+std::vector<uint8_t> pack_q32_runs(const QMatrix& W) {
+  if (W.type != GgmlType::Q4_0 && W.type != GgmlType::Q5_0)
+    throw Error("pack_q32_runs: no run layout for " + type_name((uint32_t)W.type));
+  const int64_t nb = W.n_in / 32, rb = nb * simd::q32_block_bytes(W.type);
+  std::vector<uint8_t> p(rb * W.n_out);
+#pragma omp parallel for if (W.n_out * rb > (1 << 20))
+  for (int64_t o = 0; o < W.n_out; ++o) simd::pack_q32_row(W.type, W.data + o * W.row_stride, nb, &p[o * rb]);
+  return p;
+}
+
+std::vector<uint8_t> pack_weights(const QMatrix& W) {
+  switch (W.type) {
+    case GgmlType::Q8_0:
+      return pack_rows4(W);
+    case GgmlType::Q4_0:
+    case GgmlType::Q5_0:
+      return pack_q32_runs(W);
+    default:
+      return {};
+  }
 }
 
 void matmul(const QMatrix& W, const float* X, int64_t n_rows, float* Y) {

@@ -14,8 +14,9 @@ struct QMatrix {
   int64_t n_in = 0;
   int64_t n_out = 0;
   int64_t row_stride = 0;  // bytes per row
-  // Optional second copy of the rows in pack_rows4's layout (owned elsewhere), read by batch-1 decode.
-  const uint8_t* packed4 = nullptr;
+  // Optional second copy of the rows in the decode layout of the type (pack_weights; owned elsewhere), read by the
+  // dot kernels of decode.
+  const uint8_t* packed = nullptr;
 };
 
 // W's rows interleaved in groups of four, block by block (Q8_0: the four f16 scales, then the four rows' 32
@@ -23,6 +24,15 @@ struct QMatrix {
 // streams defeat the hardware prefetcher on a matrix that lives in DRAM). Rows after the last whole group are left
 // out (they are read from W). Error for a type without a packed layout (all but Q8_0).
 std::vector<uint8_t> pack_rows4(const QMatrix& W);
+
+// Q4_0/Q5_0: each row's blocks by runs of eight, their quants interleaved by fours across the run's blocks
+// (simd::packed_q32_plane gives the layout), as many bytes as the GGUF rows: the dot kernels then take one exact
+// int32 sum per block with no horizontal adds. Error for other types.
+std::vector<uint8_t> pack_q32_runs(const QMatrix& W);
+
+// W's rows in the decode layout of its type (pack_rows4 for Q8_0, pack_q32_runs for Q4_0/Q5_0), or empty for the
+// types that have none.
+std::vector<uint8_t> pack_weights(const QMatrix& W);
 
 // Y[b, o] = sum_i W[o, i] * X[b, i] for b in [0, n_rows); X is [n_rows, n_in], Y is [n_rows, n_out], both
 // row-major f32. Uses all OpenMP threads. Small n_rows (decode) streams the weights once with SIMD dot

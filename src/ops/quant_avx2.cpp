@@ -3,6 +3,7 @@
 
 namespace shadowkv::simd {
 
-const QuantOps kAvx2QuantOps{"avx2", dequantize, act_kind, quantize_act, dot, dot_rows, dot_rows_packed4};
+const QuantOps kAvx2QuantOps{"avx2",       dequantize, dequantize_packed, act_kind,
+                             quantize_act, dot,        dot_rows,          dot_rows_packed};
 
 }  // namespace shadowkv::simd

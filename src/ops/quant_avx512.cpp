@@ -3,6 +3,7 @@
 
 namespace shadowkv::simd {
 
-const QuantOps kAvx512QuantOps{"avx512", dequantize, act_kind, quantize_act, dot, dot_rows, dot_rows_packed4};
+const QuantOps kAvx512QuantOps{"avx512",     dequantize, dequantize_packed, act_kind,
+                               quantize_act, dot,        dot_rows,          dot_rows_packed};
 
 }  // namespace shadowkv::simd

@@ -11,8 +11,8 @@ enum class Backend { kScalar = 0, kAvx2 = 1, kAvx512 = 2 };
 
 // How dot kernels want the float vector x prepared. Integer kernels quantise x once per matvec (llama.cpp style)
 // and then take int8 x int8/x4 dot products.
-enum class ActKind { kNone, kQ8x32, kQ8x256, kQ8x32x8 };
-constexpr int kActKinds = 4;
+enum class ActKind { kNone, kQ8x32, kQ8x256, kQ8x32x8, kQ8x32x8i };
+constexpr int kActKinds = 5;
 
 // x quantised in blocks of 32: x[i] ~= d * qs[i]; s = d * sum(qs) (for types with an additive min).
 struct ActQ8x32 {
@@ -28,6 +28,8 @@ struct ActQ8x32x8 {
   int32_t offset[8];
   int8_t qs[8 * 32];
 };
+// kQ8x32x8i: the same numbers in ActQ8x32x8 with each group's quants interleaved by fours, as pack_q32_runs
+// interleaves the weights': quants 4m..4m+3 of block b at qs[32 m + 4 b].
 // x quantised in blocks of 256 (Q8_K-like): bsums[k] = sum of qs[16k..16k+15].
 struct ActQ8x256 {
   float d;
@@ -42,6 +44,7 @@ inline int64_t act_bytes(ActKind k, int64_t n) {
     case ActKind::kQ8x256:
       return n / 256 * (int64_t)sizeof(ActQ8x256);
     case ActKind::kQ8x32x8:
+    case ActKind::kQ8x32x8i:
       return (n / 32 + 7) / 8 * (int64_t)sizeof(ActQ8x32x8);
     default:
       return 0;
@@ -51,6 +54,8 @@ inline int64_t act_bytes(ActKind k, int64_t n) {
 struct QuantOps {
   const char* name;
   void (*dequantize)(GgmlType t, const void* src, float* dst, int64_t n);
+  // One Q4_0/Q5_0 row of n elements in pack_q32_runs' layout, as dequantize gives its GGUF row.
+  void (*dequantize_packed)(GgmlType t, const uint8_t* packed, float* dst, int64_t n);
   ActKind (*act_kind)(GgmlType t);
   void (*quantize_act)(ActKind k, const float* x, void* act, int64_t n);
   // act holds x prepared as act_kind(t) says (unused for kNone).
@@ -60,12 +65,14 @@ struct QuantOps {
   // and each result is bit-identical to what dot() gives for that pair alone.
   void (*dot_rows)(GgmlType t, const uint8_t* w, int64_t w_stride, int64_t n_w, const float* x, const void* act,
                    int64_t act_stride, int nr, int64_t n, float* y, int64_t y_stride);
-  // dot_rows, with weight rows [0, n_w) given twice: at w (GGUF layout) and, for the rows of whole groups of four,
-  // at packed (pack_rows4's layout, the group of row 4g at packed + 4g * row_bytes). Bit-identical to dot_rows; a
-  // backend may read either copy (reading only the packed one lets the GGUF copy's pages go).
-  void (*dot_rows_packed4)(GgmlType t, const uint8_t* packed, const uint8_t* w, int64_t w_stride, int64_t n_w,
-                           const float* x, const void* act, int64_t act_stride, int nr, int64_t n, float* y,
-                           int64_t y_stride);
+  // dot_rows, with weight rows [0, n_w) given twice: at w (GGUF layout) and at packed, in the decode layout of the
+  // type (pack_weights): Q8_0 for the rows of whole groups of four (pack_rows4's layout, the group of row 4g at
+  // packed + 4g * row_bytes), Q4_0/Q5_0 for every row (pack_q32_runs', row o at packed + o * row_bytes).
+  // Bit-identical to dot_rows; a backend may read either copy (reading only the packed one lets the GGUF copy's
+  // pages go).
+  void (*dot_rows_packed)(GgmlType t, const uint8_t* packed, const uint8_t* w, int64_t w_stride, int64_t n_w,
+                          const float* x, const void* act, int64_t act_stride, int nr, int64_t n, float* y,
+                          int64_t y_stride);
 };
 
 // pack_rows4's layout of a group of four Q8_0 rows (nb blocks each, 136 nb bytes), by runs of up to eight blocks:
@@ -82,6 +89,18 @@ inline int64_t packed_q8_0_quad(int64_t nb, int64_t i, int k, int m) {
   const int64_t j = i / 8, t = nb - 8 * j < 8 ? nb - 8 * j : 8;
   return kPackedRunBytes * j + 8 * t + 32 * t * k + 4 * t * m + 4 * (i % 8);
 }
+
+// pack_q32_runs' layout of one Q4_0 or Q5_0 row (nb blocks, as many bytes as its GGUF form: bb = 18 or 22 per
+// block), by runs of up to eight blocks: run j (t = min(8, nb - 8j) blocks) starts at byte 8 bb j and holds the t
+// f16 scales (block b's at 2 b), then the 32 t unsigned quants (0..15 for Q4_0, 0..31 for Q5_0: the stored value,
+// before the -8 / -16 offset) as eight vectors of 4 t bytes, where lane b of vector m holds quants 4m..4m+3 of
+// block b. Vectors 2p and 2p + 1 share the low and high nibbles of plane p (4 t bytes at 2 t + 4 t p); Q5_0 then
+// has one plane of 4 t bytes at 18 t whose bit m of byte 4 b + i is bit 4 of quant 4 m + i of block b.
+constexpr int64_t q32_block_bytes(GgmlType t) { return t == GgmlType::Q4_0 ? 18 : 22; }
+inline int64_t packed_q32_plane(int64_t t, int p) { return 2 * t + 4 * t * p; }  // p < 4: nibbles, p = 4: bit 4
+// One row of nb blocks from the GGUF layout into pack_q32_runs' and back (plain C++, quant_scalar.cpp).
+void pack_q32_row(GgmlType t, const uint8_t* gguf, int64_t nb, uint8_t* packed);
+void unpack_q32_row(GgmlType t, const uint8_t* packed, int64_t nb, uint8_t* gguf);
 
 // Activation rows one dot_rows call takes.
 constexpr int kMaxDotRows = 4;

@@ -175,6 +175,15 @@ void dequantize(GgmlType t, const void* src, float* dst, int64_t n) {
   dequant_blocks(t, (const uint8_t*)src, dst, n / tt.block_elems);
 }
 
+void dequantize_packed(GgmlType t, const uint8_t* packed, float* y, int64_t n) {
+  uint8_t row[22 * 32];  // rebuilt 1024 elements at a time
+  for (int64_t i = 0; i < n; i += 1024) {
+    const int64_t m = n - i < 1024 ? n - i : 1024, runs_bytes = i / 32 * q32_block_bytes(t);
+    unpack_q32_row(t, packed + runs_bytes, m / 32, row);
+    dequantize(t, row, y + i, m);
+  }
+}
+
 ActKind act_kind(GgmlType) { return ActKind::kNone; }
 void quantize_act(ActKind, const float*, void*, int64_t) {}
 
@@ -210,13 +219,76 @@ void dot_rows(GgmlType t, const uint8_t* w, int64_t w_stride, int64_t n_w, const
     for (int r = 0; r < nr; ++r) y[r * y_stride + o] = dot(t, w + o * w_stride, x + r * n, nullptr, n);
 }
 
-void dot_rows_packed4(GgmlType t, const uint8_t*, const uint8_t* w, int64_t w_stride, int64_t n_w, const float* x,
-                      const void* act, int64_t act_stride, int nr, int64_t n, float* y, int64_t y_stride) {
+void dot_rows_packed(GgmlType t, const uint8_t*, const uint8_t* w, int64_t w_stride, int64_t n_w, const float* x,
+                     const void* act, int64_t act_stride, int nr, int64_t n, float* y, int64_t y_stride) {
   dot_rows(t, w, w_stride, n_w, x, act, act_stride, nr, n, y, y_stride);
 }
 
 }  // namespace
 
-const QuantOps kScalarQuantOps{"scalar", dequantize, act_kind, quantize_act, dot, dot_rows, dot_rows_packed4};
+const QuantOps kScalarQuantOps{"scalar",     dequantize, dequantize_packed, act_kind,
+                               quantize_act, dot,        dot_rows,          dot_rows_packed};
+
+namespace {
+
+// The 32 unsigned quants (0..15 / 0..31, before the -8 / -16 offset) of a GGUF Q4_0/Q5_0 block, in element order.
+void q32_quants(GgmlType t, const uint8_t* block, uint8_t u[32]) {
+  const uint8_t* qs = block + q32_block_bytes(t) - 16;
+  uint32_t qh = 0;
+  if (t == GgmlType::Q5_0) std::memcpy(&qh, block + 2, 4);
+  for (int j = 0; j < 16; ++j) {
+    u[j] = (uint8_t)((qs[j] & 0xF) | (qh >> j & 1) << 4);
+    u[j + 16] = (uint8_t)((qs[j] >> 4) | (qh >> (j + 16) & 1) << 4);
+  }
+}
+
+}  // namespace
+
+// Block b of a run of t blocks: lane b of vector m (4 bytes) holds quants 4m..4m+3, vectors 2p and 2p + 1 are the
+// low and high nibbles of plane p, and Q5_0's plane 4 holds bit 4 of quant 4m + i as bit m of its byte i.
+void pack_q32_row(GgmlType type, const uint8_t* src, int64_t nb, uint8_t* dst) {
+  const int64_t bb = q32_block_bytes(type);
+  for (int64_t i = 0; i < nb; ++i) {
+    const int64_t j = i / 8, t = nb - 8 * j < 8 ? nb - 8 * j : 8;
+    const int b = (int)(i % 8);
+    uint8_t* run = dst + 8 * bb * j;
+    uint8_t u[32];
+    q32_quants(type, src + bb * i, u);
+    std::memcpy(run + 2 * b, src + bb * i, 2);
+    for (int p = 0; p < 4; ++p)
+      for (int k = 0; k < 4; ++k)
+        run[packed_q32_plane(t, p) + 4 * b + k] = (uint8_t)((u[8 * p + k] & 0xF) | (u[8 * p + 4 + k] & 0xF) << 4);
+    if (type == GgmlType::Q5_0)
+      for (int k = 0; k < 4; ++k) {
+        int h = 0;
+        for (int m = 0; m < 8; ++m) h |= (u[4 * m + k] >> 4) << m;
+        run[packed_q32_plane(t, 4) + 4 * b + k] = (uint8_t)h;
+      }
+  }
+}
+
+void unpack_q32_row(GgmlType type, const uint8_t* src, int64_t nb, uint8_t* dst) {
+  const int64_t bb = q32_block_bytes(type);
+  for (int64_t i = 0; i < nb; ++i) {
+    const int64_t j = i / 8, t = nb - 8 * j < 8 ? nb - 8 * j : 8;
+    const int b = (int)(i % 8);
+    const uint8_t* run = src + 8 * bb * j;
+    uint8_t u[32];
+    for (int p = 0; p < 4; ++p)
+      for (int k = 0; k < 4; ++k) {
+        const uint8_t v = run[packed_q32_plane(t, p) + 4 * b + k];
+        u[8 * p + k] = v & 0xF;
+        u[8 * p + 4 + k] = v >> 4;
+      }
+    uint8_t* block = dst + bb * i;
+    std::memcpy(block, run + 2 * b, 2);
+    uint32_t qh = 0;
+    if (type == GgmlType::Q5_0)
+      for (int k = 0; k < 4; ++k)
+        for (int m = 0; m < 8; ++m) qh |= (uint32_t)(run[packed_q32_plane(t, 4) + 4 * b + k] >> m & 1) << (4 * m + k);
+    if (type == GgmlType::Q5_0) std::memcpy(block + 2, &qh, 4);
+    for (int k = 0; k < 16; ++k) block[bb - 16 + k] = (uint8_t)(u[k] | u[k + 16] << 4);
+  }
+}
 
 }  // namespace shadowkv::simd

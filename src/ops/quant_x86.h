@@ -47,6 +47,25 @@ inline int hsum_i32(__m256i v) {
 
 inline __m256i loadu(const void* p) { return _mm256_loadu_si256((const __m256i*)p); }
 
+// Rows r[b] -> columns: afterwards lane b of r[m] is what lane m of r[b] was.
+inline void transpose8_epi32(__m256i r[8]) {
+  __m256i t[8], u[8];
+  for (int i = 0; i < 4; ++i) {
+    t[2 * i] = _mm256_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm256_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 2; ++i) {
+    u[4 * i + 0] = _mm256_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
+    u[4 * i + 1] = _mm256_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
+    u[4 * i + 2] = _mm256_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
+    u[4 * i + 3] = _mm256_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
+  }
+  for (int m = 0; m < 4; ++m) {
+    r[m] = _mm256_permute2x128_si256(u[m], u[4 + m], 0x20);
+    r[m + 4] = _mm256_permute2x128_si256(u[m], u[4 + m], 0x31);
+  }
+}
+
 // 16 packed bytes -> 32 nibbles: low nibbles in bytes 0..15, high nibbles in bytes 16..31 (the block order of
 // Q4_0/Q4_1/Q5_0/Q5_1).
 inline __m256i unpack_nibbles16(const uint8_t* p) {
@@ -215,11 +234,12 @@ void dequantize(GgmlType t, const void* src, float* y, int64_t n) {
 
 ActKind act_kind(GgmlType t) {
   switch (t) {
-    case GgmlType::Q4_0:
     case GgmlType::Q4_1:
-    case GgmlType::Q5_0:
     case GgmlType::Q5_1:
       return ActKind::kQ8x32;
+    case GgmlType::Q4_0:
+    case GgmlType::Q5_0:
+      return ActKind::kQ8x32x8i;
     case GgmlType::Q8_0:
       return ActKind::kQ8x32x8;
     case GgmlType::Q4_K:
@@ -272,7 +292,7 @@ void quantize_act(ActKind k, const float* x, void* act, int64_t n) {
       const int sum = quantize_block32(x + 32 * i, a[i].qs, a[i].d);
       a[i].s = a[i].d * (float)sum;
     }
-  } else if (k == ActKind::kQ8x32x8) {
+  } else if (k == ActKind::kQ8x32x8 || k == ActKind::kQ8x32x8i) {
     ActQ8x32x8* a = (ActQ8x32x8*)act;
     const int64_t nb = n / 32;
     std::memset((void*)(a + nb / 8), 0, act_bytes(k, n) - nb / 8 * sizeof(ActQ8x32x8));  // the padded last group
@@ -280,6 +300,13 @@ void quantize_act(ActKind k, const float* x, void* act, int64_t n) {
       ActQ8x32x8& g = a[i / 8];
       g.offset[i % 8] = 128 * quantize_block32(x + 32 * i, g.qs + 32 * (i % 8), g.d[i % 8]);
     }
+    if (k == ActKind::kQ8x32x8i)
+      for (int64_t j = 0; j < (nb + 7) / 8; ++j) {
+        __m256i v[8];
+        for (int b = 0; b < 8; ++b) v[b] = loadu(a[j].qs + 32 * b);
+        transpose8_epi32(v);
+        for (int m = 0; m < 8; ++m) _mm256_storeu_si256((__m256i*)(a[j].qs + 32 * m), v[m]);
+      }
   } else if (k == ActKind::kQ8x256) {
     ActQ8x256* a = (ActQ8x256*)act;
     for (int64_t i = 0; i < n / 256; ++i, x += 256) {
@@ -527,8 +554,8 @@ void dot_q8_0(const uint8_t* w, const void* act, int64_t as, int64_t nb, float* 
   dot_q8_0_row<NR>(GgufQ8Row{w}, act, as, nb, out);
 }
 
-// Q4_0/Q5_0 are handled as unsigned 4/5-bit values with a min of -8d/-16d, like Q4_1/Q5_1: u8 x s8 maddubs needs
-// no sign fix-ups, and the offset is applied once per block through s = d_x * sum(x_q).
+// Q4_0/Q4_1/Q5_0/Q5_1 blocks as unsigned 4/5-bit values (u8 x s8 dots need no sign fix-ups); the offset (-8, -16
+// or the stored min) is applied apart.
 template <GgmlType T>
 inline __m256i block_u8(const uint8_t* w) {
   if constexpr (T == GgmlType::Q4_0) return unpack_nibbles16(w + 2);
@@ -538,17 +565,154 @@ inline __m256i block_u8(const uint8_t* w) {
   return _mm256_or_si256(unpack_nibbles16(w + qh + 4), hi);
 }
 
-// The block's min times d_x * sum(x_q) is m * a.s, with m = -8d, -16d or the stored min.
+// Q4_1/Q5_1: the block's stored min, times d_x * sum(x_q) = a.s.
 template <GgmlType T>
 inline float block_min(const uint8_t* w) {
-  if constexpr (T == GgmlType::Q4_0) return -8.0f * half(w);
-  if constexpr (T == GgmlType::Q5_0) return -16.0f * half(w);
   return half(w + 2);
 }
 
+// Q4_0/Q5_0, in runs of eight blocks as Q8_0: the unsigned quants u (0..15 / 0..31) of a run, interleaved by fours
+// as pack_q32_runs stores them (lane b of vector m: quants 4m..4m+3 of block b), meet kQ8x32x8i activations in
+// eight lane-wise u8 x s8 dots, so lane b ends with sum(u x) of block b; minus 8 or 16 times sum(x) (the offset
+// 128 sum(x), shifted) that is the exact int32 dot of the signed quants. Then, as for Q8_0, one f32 multiply by
+// (weight scale * activation scale) and one FMA per run and row, one horizontal sum at the end. The GGUF layout
+// is read the same way after an 8 x 8 transpose of each run's blocks, so both layouts give the same bits. (Q4_1 and
+// Q5_1 keep dot_q32 below: per block, with a separate min term.)
+
+// 4 t bytes at p as the first t lanes of a vector, the others zero.
+inline __m256i load_lanes(const uint8_t* p, int t) {
+  if (t == 8) return loadu(p);
+  const __m256i keep = _mm256_cmpgt_epi32(_mm256_set1_epi32(t), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  return _mm256_maskload_epi32((const int*)p, keep);
+}
+
+// v + the lane-wise dot of unsigned u (< 64) and signed x, by groups of four bytes.
+inline __m256i u8_dot_acc(__m256i v, __m256i u, __m256i x) {
+#ifdef __AVX512VNNI__
+  return _mm256_dpbusd_epi32(v, u, x);
+#else
+  return _mm256_add_epi32(v, _mm256_madd_epi16(_mm256_maddubs_epi16(u, x), _mm256_set1_epi16(1)));
+#endif
+}
+
+// One Q4_0/Q5_0 row in pack_q32_runs' layout.
+template <GgmlType T>
+struct PackedQ32Row {
+  const uint8_t* w;
+  static constexpr int64_t kRunBytes = 8 * q32_block_bytes(T);
+  __m256 scales(int64_t j, int t) const {  // 16 bytes from the run start stay inside it (18 t or 22 t bytes)
+    return run_scales(_mm_loadu_si128((const __m128i*)(w + kRunBytes * j)), t);
+  }
+  void quants(int64_t j, int t, __m256i u[8]) const {
+    const uint8_t* run = w + kRunBytes * j;
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    for (int p = 0; p < 4; ++p) {
+      const __m256i v = load_lanes(run + packed_q32_plane(t, p), t);
+      u[2 * p] = _mm256_and_si256(v, m4);
+      u[2 * p + 1] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+    }
+    if constexpr (T == GgmlType::Q5_0) {  // bit m of each byte -> bit 4 of vector m (16-bit shifts keep it in its byte)
+      const __m256i h = load_lanes(run + packed_q32_plane(t, 4), t), b4 = _mm256_set1_epi8(0x10);
+      u[0] = _mm256_or_si256(u[0], _mm256_and_si256(_mm256_slli_epi16(h, 4), b4));
+      u[1] = _mm256_or_si256(u[1], _mm256_and_si256(_mm256_slli_epi16(h, 3), b4));
+      u[2] = _mm256_or_si256(u[2], _mm256_and_si256(_mm256_slli_epi16(h, 2), b4));
+      u[3] = _mm256_or_si256(u[3], _mm256_and_si256(_mm256_slli_epi16(h, 1), b4));
+      u[4] = _mm256_or_si256(u[4], _mm256_and_si256(h, b4));
+      u[5] = _mm256_or_si256(u[5], _mm256_and_si256(_mm256_srli_epi16(h, 1), b4));
+      u[6] = _mm256_or_si256(u[6], _mm256_and_si256(_mm256_srli_epi16(h, 2), b4));
+      u[7] = _mm256_or_si256(u[7], _mm256_and_si256(_mm256_srli_epi16(h, 3), b4));
+    }
+  }
+};
+
+// One Q4_0/Q5_0 row in the GGUF layout.
+template <GgmlType T>
+struct GgufQ32Row {
+  const uint8_t* w;
+  static constexpr int64_t kBytes = q32_block_bytes(T);
+  __m256 scales(int64_t j, int t) const {
+    const uint8_t* b = w + kBytes * 8 * j;
+    const auto h = [&](int k) {
+      uint16_t v = 0;
+      if (k < t) std::memcpy(&v, b + kBytes * k, 2);
+      return (short)v;
+    };
+    return _mm256_cvtph_ps(_mm_setr_epi16(h(0), h(1), h(2), h(3), h(4), h(5), h(6), h(7)));
+  }
+  void quants(int64_t j, int t, __m256i u[8]) const {
+    for (int b = 0; b < 8; ++b) u[b] = b < t ? block_u8<T>(w + kBytes * (8 * j + b)) : _mm256_setzero_si256();
+    transpose8_epi32(u);
+  }
+};
+
+// One pack_q32_runs row back to f32: each run's vectors transposed back to blocks, then dequantize's arithmetic.
+template <GgmlType T>
+void dequantize_runs(const uint8_t* w, float* y, int64_t n) {
+  const PackedQ32Row<T> row{w};
+  const int64_t nb = n / 32;
+  const __m256i offset = _mm256_set1_epi8(T == GgmlType::Q4_0 ? 8 : 16);
+  for (int64_t j = 0; 8 * j < nb; ++j) {
+    const int t = run_blocks(nb, j);
+    __m256i u[8];
+    row.quants(j, t, u);
+    transpose8_epi32(u);
+    for (int b = 0; b < t; ++b) {
+      const __m256 d = _mm256_set1_ps(half(w + PackedQ32Row<T>::kRunBytes * j + 2 * b));
+      store_scaled(_mm256_sub_epi8(u[b], offset), d, d, y + 32 * (8 * j + b));
+    }
+  }
+}
+
+void dequantize_packed(GgmlType t, const uint8_t* packed, float* y, int64_t n) {
+  if (t == GgmlType::Q4_0) return dequantize_runs<GgmlType::Q4_0>(packed, y, n);
+  if (t == GgmlType::Q5_0) return dequantize_runs<GgmlType::Q5_0>(packed, y, n);
+  kScalarQuantOps.dequantize_packed(t, packed, y, n);
+}
+
+// Adds run j (t blocks) of one Q4_0/Q5_0 row in layout R, against NR kQ8x32x8i activation rows, to acc[0..NR).
+template <GgmlType T, int NR, class R>
+inline __attribute__((always_inline)) void q32_run(const R& row, int64_t j, int t, const void* act, int64_t as,
+                                                   __m256* acc) {
+  __m256i u[8];
+  row.quants(j, t, u);
+  const __m256 dw = row.scales(j, t);
+  for (int r = 0; r < NR; ++r) {
+    const ActQ8x32x8& a = act_row<ActQ8x32x8>(act, as, r)[j];
+    __m256i v = _mm256_setzero_si256(), v2 = _mm256_setzero_si256();  // two chains: half the dpbusd latency
+    for (int m = 0; m < 8; m += 2) {
+      v = u8_dot_acc(v, u[m], loadu(a.qs + 32 * m));
+      v2 = u8_dot_acc(v2, u[m + 1], loadu(a.qs + 32 * (m + 1)));
+    }
+    v = _mm256_add_epi32(v, v2);
+    // sum(x) * 8 (Q4_0) or * 16 (Q5_0) from offset = 128 sum(x): an exact shift.
+    v = _mm256_sub_epi32(v, _mm256_srai_epi32(loadu(a.offset), T == GgmlType::Q4_0 ? 4 : 3));
+    acc[r] = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_loadu_ps(a.d)), _mm256_cvtepi32_ps(v), acc[r]);
+  }
+}
+
+template <GgmlType T, int NR, class R>
+inline void dot_q32_row(const R& row, const void* act, int64_t as, int64_t nb, float* out) {
+  __m256 acc[NR];
+  for (int r = 0; r < NR; ++r) acc[r] = _mm256_setzero_ps();
+  for (int64_t j = 0; 8 * j < nb; ++j) {
+    const int t = run_blocks(nb, j);
+    if (t == 8)
+      q32_run<T, NR>(row, j, 8, act, as, acc);
+    else
+      q32_run<T, NR>(row, j, t, act, as, acc);
+  }
+  for (int r = 0; r < NR; ++r) out[r] = hsum_ps(acc[r]);
+}
+
+template <GgmlType T, int NR>
+void dot_q32_gguf(const uint8_t* w, const void* act, int64_t as, int64_t nb, float* out) {
+  dot_q32_row<T, NR>(GgufQ32Row<T>{w}, act, as, nb, out);
+}
+
+// Q4_1 / Q5_1: per block, the min term accumulated apart.
 template <GgmlType T, int NR>
 void dot_q32(const uint8_t* w, const void* act, int64_t as, int64_t nb, float* out) {
-  constexpr int kBytes = T == GgmlType::Q4_0 ? 18 : T == GgmlType::Q4_1 ? 20 : T == GgmlType::Q5_0 ? 22 : 24;
+  constexpr int kBytes = T == GgmlType::Q4_1 ? 20 : 24;
   const ActQ8x32* a[NR];
   __m256 acc0[NR], acc1[NR];
   float mins[NR];
@@ -687,7 +851,7 @@ void dot4_q8_0(const uint8_t* w, int64_t ws, const void* act, int64_t nb, float*
 
 template <GgmlType T>
 void dot4_q32(const uint8_t* w, int64_t ws, const void* act, int64_t nb, float* out) {
-  constexpr int kBytes = T == GgmlType::Q4_0 ? 18 : T == GgmlType::Q4_1 ? 20 : T == GgmlType::Q5_0 ? 22 : 24;
+  constexpr int kBytes = T == GgmlType::Q4_1 ? 20 : 24;
   const ActQ8x32* a = (const ActQ8x32*)act;
   __m256 acc0[kWideRows], acc1[kWideRows];
   float mins[kWideRows];
@@ -724,12 +888,8 @@ WideKernel wide_kernel(GgmlType t) {
   switch (t) {
     case GgmlType::Q8_0:
       return dot4_q8_0;
-    case GgmlType::Q4_0:
-      return dot4_q32<GgmlType::Q4_0>;
     case GgmlType::Q4_1:
       return dot4_q32<GgmlType::Q4_1>;
-    case GgmlType::Q5_0:
-      return dot4_q32<GgmlType::Q5_0>;
     case GgmlType::Q5_1:
       return dot4_q32<GgmlType::Q5_1>;
     default:
@@ -746,11 +906,11 @@ RowsKernel int_kernel(GgmlType t) {
     case GgmlType::Q8_0:
       return dot_q8_0<NR>;
     case GgmlType::Q4_0:
-      return dot_q32<GgmlType::Q4_0, NR>;
+      return dot_q32_gguf<GgmlType::Q4_0, NR>;
     case GgmlType::Q4_1:
       return dot_q32<GgmlType::Q4_1, NR>;
     case GgmlType::Q5_0:
-      return dot_q32<GgmlType::Q5_0, NR>;
+      return dot_q32_gguf<GgmlType::Q5_0, NR>;
     case GgmlType::Q5_1:
       return dot_q32<GgmlType::Q5_1, NR>;
     case GgmlType::Q4_K:
@@ -836,8 +996,37 @@ void dot_packed_groups(const uint8_t* p, int64_t groups, const void* act, int64_
   }
 }
 
-void dot_rows_packed4(GgmlType t, const uint8_t* packed, const uint8_t* w, int64_t w_stride, int64_t n_w,
-                      const float* x, const void* act, int64_t as, int nr, int64_t n, float* y, int64_t ys) {
+// NR activation rows against n_w Q4_0/Q5_0 rows in pack_q32_runs' layout (row o at p + o * row bytes).
+template <GgmlType T, int NR>
+void dot_q32_packed_rows(const uint8_t* p, int64_t n_w, const void* act, int64_t as, int64_t nb, float* y, int64_t ys) {
+  const int64_t rb = nb * q32_block_bytes(T);
+  float out[NR];
+  for (int64_t o = 0; o < n_w; ++o, p += rb) {
+    for (int64_t l = 0; l < rb; l += 64) _mm_prefetch((const char*)p + kPackedAheadBytes + l, _MM_HINT_T1);
+    dot_q32_row<T, NR>(PackedQ32Row<T>{p}, act, as, nb, out);
+    for (int r = 0; r < NR; ++r) y[r * ys + o] = out[r];
+  }
+}
+
+template <GgmlType T>
+void dot_q32_packed(const uint8_t* p, int64_t n_w, const void* act, int64_t as, int nr, int64_t nb, float* y,
+                    int64_t ys) {
+  switch (nr) {
+    case 1:
+      return dot_q32_packed_rows<T, 1>(p, n_w, act, as, nb, y, ys);
+    case 2:
+      return dot_q32_packed_rows<T, 2>(p, n_w, act, as, nb, y, ys);
+    case 3:
+      return dot_q32_packed_rows<T, 3>(p, n_w, act, as, nb, y, ys);
+    default:
+      return dot_q32_packed_rows<T, 4>(p, n_w, act, as, nb, y, ys);
+  }
+}
+
+void dot_rows_packed(GgmlType t, const uint8_t* packed, const uint8_t* w, int64_t w_stride, int64_t n_w, const float* x,
+                     const void* act, int64_t as, int nr, int64_t n, float* y, int64_t ys) {
+  if (t == GgmlType::Q4_0) return dot_q32_packed<GgmlType::Q4_0>(packed, n_w, act, as, nr, n / 32, y, ys);
+  if (t == GgmlType::Q5_0) return dot_q32_packed<GgmlType::Q5_0>(packed, n_w, act, as, nr, n / 32, y, ys);
   if (t != GgmlType::Q8_0) return dot_rows(t, w, w_stride, n_w, x, act, as, nr, n, y, ys);
   const int64_t nb = n / 32, groups = n_w / kWideRows;
   thread_local std::vector<ActQ8x32x8> inter;
