@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <numeric>
 
 #include "ops/vec.h"
@@ -33,23 +34,31 @@ void ChunkSelector::select_rows(const float* q, int n_q, int head_dim, float sca
   for (int64_t c0 = 0; c0 < n_cand; c0 += kPer)
     group_scores(q, n_q, head_dim, scale, landmarks + c0 * head_dim, std::min(kPer, n_cand - c0), &logits_[c0], n_cand);
   std::fill(score_.begin(), score_.end(), 0.0f);
-  for (int h = 0; h < n_q; ++h) {
+  float* score = score_.data();
+  for (int h = 0; h < n_q; ++h) {  // softmax per head (vectorised exp), then max over the group
     float* l = &logits_[(size_t)h * n_cand];
-    const float m = *std::max_element(l, l + n_cand);
-    double z = 0.0;
-    for (int64_t c = 0; c < n_cand; ++c) {
-      l[c] = std::exp(l[c] - m);
-      z += l[c];
-    }
-    const float inv = (float)(1.0 / z);
-    for (int64_t c = 0; c < n_cand; ++c) score_[c] = std::max(score_[c], l[c] * inv);
+    float m = l[0];
+    for (int64_t c = 1; c < n_cand; ++c) m = l[c] > m ? l[c] : m;
+    const float inv = 1.0f / exp_shift_sum(l, n_cand, m);
+    for (int64_t c = 0; c < n_cand; ++c) score[c] = std::max(score[c], l[c] * inv);
   }
-  order_.resize(n_cand);
-  std::iota(order_.begin(), order_.end(), 0);
-  const float* s = score_.data();
-  auto better = [s](int64_t a, int64_t b) { return s[a] > s[b] || (s[a] == s[b] && a < b); };
-  if (k < n_cand) std::nth_element(order_.begin(), order_.begin() + k, order_.end(), better);
-  selected->assign(order_.begin(), order_.begin() + k);
+  if (k == n_cand) {
+    selected->resize(n_cand);
+    std::iota(selected->begin(), selected->end(), 0);
+    return;
+  }
+  // The k-th largest score t, found on a copy of the values; then every chunk above t and, of those equal to t,
+  // the lowest indices: the k best with ties to the lower index.
+  top_.assign(score, score + n_cand);
+  std::nth_element(top_.begin(), top_.begin() + (k - 1), top_.end(), std::greater<float>());
+  const float t = top_[k - 1];
+  int64_t above = 0;
+  for (int64_t c = 0; c < n_cand; ++c) above += score[c] > t;
+  int64_t ties = k - above;
+  selected->resize(k);
+  int64_t* out = selected->data();
+  for (int64_t c = 0; c < n_cand; ++c)
+    if (score[c] > t || (score[c] == t && ties-- > 0)) *out++ = c;
 }
 
 }  // namespace shadowkv

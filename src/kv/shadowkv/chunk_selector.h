@@ -10,7 +10,7 @@ namespace shadowkv {
 class ChunkSelector {
  public:
   // q: [n_q][head_dim] (the group's query heads); landmarks: [n_cand][head_dim]. Writes the indices (into the
-  // landmark list) of the min(k, n_cand) best chunks to `selected` (ties: lower index wins; order unspecified).
+  // landmark list) of the min(k, n_cand) best chunks to `selected` in increasing order (ties: lower index wins).
   // Uses OpenMP over landmarks when there are many. Reuses its scratch buffers across calls.
   void select(const float* q, int n_q, int head_dim, float scale, const float* landmarks, int64_t n_cand, int64_t k,
               std::vector<int64_t>* selected);
@@ -27,7 +27,7 @@ class ChunkSelector {
                    std::vector<int64_t>* selected);
   std::vector<float> logits_;  // [n_q][n_cand]
   std::vector<float> score_;   // [n_cand]
-  std::vector<int64_t> order_;
+  std::vector<float> top_;  // scratch for the k-th largest score
 };
 
 }  // namespace shadowkv
