@@ -2,7 +2,8 @@
 // 4 query heads on 1 KV head of 256), per query with attend_group (the old prefill path) vs tiled with
 // attend_tile (the current one). Run with OMP_NUM_THREADS=1 so the kernels compare, not the threading.
 //   OMP_NUM_THREADS=1 build/shadowkv_bench --benchmark_filter=PrefillAttention
-// And decode attention of one token over C rows on all threads: build/shadowkv_bench --benchmark_filter=Decode
+// And decode attention of one token over C rows on all threads: build/shadowkv_bench --benchmark_filter=Decode;
+// ShadowKV's sparse decode attention on one thread: --benchmark_filter=SparseAttention
 #include <benchmark/benchmark.h>
 #include <cblas.h>
 
@@ -87,6 +88,37 @@ void bm_decode(benchmark::State& state) {
   state.SetBytesProcessed(state.iterations() * ctx * kHeadDim * 2 * (f16 ? 2 : 4));
 }
 
+// Decode attention of one KV head's query group over the rows ShadowKV attends at its default budget (2048
+// selected + outliers + local window, ~2500 f16 rows) on one thread, as each sequence of a batch runs it:
+// Qwen2.5-Coder 0.5B's geometry (7 query heads per KV head of 64) and Gemma 3 270M's (4 of 256).
+void bm_sparse(benchmark::State& state) {
+  const int hd = (int)state.range(0), group = (int)state.range(1);
+  constexpr int64_t kRows = 2560;
+  std::mt19937 rng(4);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  std::vector<float> k(kRows * hd), v(kRows * hd), q((size_t)group * hd), acc((size_t)group * hd);
+  for (auto* vec : {&k, &v, &q})
+    for (float& x : *vec) x = nd(rng);
+  std::vector<uint16_t> kh(k.size()), vh(v.size());
+  f32_to_f16_row(k.data(), kh.data(), (int64_t)k.size());
+  f32_to_f16_row(v.data(), vh.data(), (int64_t)v.size());
+  const KeyValueRows rows{kh.data(), vh.data(), KvDType::F16, kRows, nullptr};
+  std::vector<SoftmaxAcc> st(group);
+  for (auto _ : state) {
+    for (int h = 0; h < group; ++h) st[h] = {-1e30f, 0.0f, &acc[(size_t)h * hd]};
+    std::fill(acc.begin(), acc.end(), 0.0f);
+    attend_rows(q.data(), group, hd, 0.125f, rows, kRows, 0, st.data());
+    benchmark::DoNotOptimize(acc.data());
+  }
+  state.SetBytesProcessed(state.iterations() * kRows * hd * 2 * 2);
+}
+
+BENCHMARK(bm_sparse)
+    ->Name("SparseAttention")
+    ->ArgNames({"hd", "group"})
+    ->Args({64, 7})
+    ->Args({256, 4})
+    ->Unit(benchmark::kMicrosecond);
 BENCHMARK(bm_decode)
     ->Name("DecodeAttention")
     ->ArgNames({"ctx", "f16"})

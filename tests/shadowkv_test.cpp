@@ -210,9 +210,15 @@ TEST(ShadowKvChunkRope, RunMatchesPerRowApplyRope) {
     const RopeSpec rope = RopeSpec::make(style, 48, 1000000.0f);  // partial rotation: dims 48.. pass through
     for (int64_t pos0 : {0L, 7L, 123457L}) {
       std::vector<float> a = randn((size_t)16 * hd, rng), b = a;
+      std::vector<float> c = a;
       apply_rope_run(rope, a.data(), 16, hd, hd, pos0);
       for (int r = 0; r < 16; ++r) apply_rope(rope, &b[(size_t)r * hd], 1, hd, pos0 + r);
       EXPECT_LT(max_abs_diff(a.data(), b.data(), a.size()), 2e-6) << pos0;
+      // The table's angles at pos0 (a multiple of its stride, in either of its two rows' ranges).
+      const RunAngles angles(rope, pos0 == 7 ? 7 : 1, pos0 + 1);
+      ASSERT_TRUE(angles.covers(pos0));
+      apply_rope_run(rope, c.data(), 16, hd, hd, pos0, &angles);
+      EXPECT_LT(max_abs_diff(c.data(), b.data(), c.size()), 2e-6) << pos0;
     }
   }
 }

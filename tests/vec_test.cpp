@@ -273,6 +273,26 @@ TEST(Vec, NextAtLeastFindsTheFirstQualifyingIndex) {
   }
 }
 
+TEST(Vec, MaxF32IsTheLargestElement) {
+  // Attention's block maximum and the chunk selector's softmax shift: every length (vector tail or not), the
+  // maximum at the first, last or a middle position, -inf entries, on every backend.
+  std::mt19937 rng(31);
+  for (simd::Backend b : backends()) {
+    BackendGuard g(b);
+    for (int64_t n : kSizes) {
+      if (n == 0) continue;
+      for (int64_t at : {(int64_t)0, n / 2, n - 1}) {
+        std::vector<float> x = randv(n, rng);
+        for (int64_t i = 1; i < n; i += 3) x[i] = -std::numeric_limits<float>::infinity();
+        x[at] = 100.0f + (float)at;
+        EXPECT_EQ(max_f32(x.data(), n), x[at]) << n << " " << at << " " << simd::backend_name(b);
+      }
+      const std::vector<float> ninf(n, -std::numeric_limits<float>::infinity());
+      EXPECT_EQ(max_f32(ninf.data(), n), -std::numeric_limits<float>::infinity()) << n;
+    }
+  }
+}
+
 TEST(Vec, GroupScoresOfContiguousRowsMatchDoubleReference) {
   // ShadowKV's landmark scoring: n key rows back to back (f32 and f16), every head count 1-5, row counts around the
   // 64-row blocks the wrapper hands the backend, results written with a row stride ld > n.

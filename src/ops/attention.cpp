@@ -44,8 +44,7 @@ void attend_range(const float* q, int n_q, int hd, float scale, const KeyValueRo
     ops.group_scores(q, n_q, hd, scale, run.keys, f16, idx, nv, s, kBlock);
     for (int h = 0; h < n_q; ++h) {
       float* sh = s + h * kBlock;
-      float bmax = -std::numeric_limits<float>::infinity();
-      for (int j = 0; j < nv; ++j) bmax = std::max(bmax, sh[j]);
+      const float bmax = ops.max_f32(sh, nv);
       SoftmaxAcc& a = st[h];
       if (bmax > a.m) {
         const float r = std::exp(a.m - bmax);  // exp(-inf) = 0 on the first block

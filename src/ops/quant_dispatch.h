@@ -127,6 +127,8 @@ struct VecOps {
   int64_t (*next_at_least)(const float* x, int64_t from, int64_t n, float t);
   // x[i] = e^(x[i] - m) (arguments below -87, -inf included, may give 0); returns the sum of the x[i].
   float (*exp_shift_sum)(float* x, int64_t n, float m);
+  // max(x[0..n)), n >= 1 (-inf scores count; no NaN expected).
+  float (*max_f32)(const float* x, int64_t n);
 };
 
 // matmul: from this many activation rows on, SGEMM on dequantised weight tiles beats per-row int8 dot products

@@ -88,11 +88,17 @@ float exp_shift_sum_s(float* x, int64_t n, float m) {
   return sum;
 }
 
+float max_f32_s(const float* x, int64_t n) {
+  float m = x[0];
+  for (int64_t i = 1; i < n; ++i) m = x[i] > m ? x[i] : m;
+  return m;
+}
+
 }  // namespace
 
-const VecOps kScalarVecOps{dot_f32_s,          dot_f16_s,       axpy_f32_s,     axpy_f16_s, scale_f32_s,
-                           f32_to_f16_s,       f16_to_f32_s,    sum_sq_s,       glu_s,      group_scores_s,
-                           group_accumulate_s, next_at_least_s, exp_shift_sum_s};
+const VecOps kScalarVecOps{dot_f32_s,          dot_f16_s,       axpy_f32_s,      axpy_f16_s, scale_f32_s,
+                           f32_to_f16_s,       f16_to_f32_s,    sum_sq_s,        glu_s,      group_scores_s,
+                           group_accumulate_s, next_at_least_s, exp_shift_sum_s, max_f32_s};
 
 }  // namespace simd
 
@@ -105,6 +111,7 @@ void f32_to_f16_row(const float* x, uint16_t* y, int64_t n) { simd::vec_ops().f3
 void f16_to_f32_row(const uint16_t* x, float* y, int64_t n) { simd::vec_ops().f16_to_f32(x, y, n); }
 void glu_f32(bool gelu, float* gate, const float* up, int64_t n) { simd::vec_ops().glu(gelu, gate, up, n); }
 float exp_shift_sum(float* x, int64_t n, float m) { return simd::vec_ops().exp_shift_sum(x, n, m); }
+float max_f32(const float* x, int64_t n) { return simd::vec_ops().max_f32(x, n); }
 
 namespace {
 void group_scores_rows(const float* q, int n_q, int hd, float scale, const void* keys, bool f16, int64_t n, float* s,

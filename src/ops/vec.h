@@ -21,6 +21,8 @@ void group_scores(const float* q, int n_q, int hd, float scale, const float* key
 void group_scores(const float* q, int n_q, int hd, float scale, const uint16_t* keys, int64_t n, float* s, int64_t ld);
 // Softmax numerators: x[i] = e^(x[i] - m) for i < n (masked -inf scores become 0); returns their sum.
 float exp_shift_sum(float* x, int64_t n, float m);
+// The largest of x[0..n), n >= 1.
+float max_f32(const float* x, int64_t n);
 
 // y = x / sqrt(mean(x^2) + eps) * w   (y may alias x; w may be null for no weight)
 void rmsnorm(const float* x, const float* w, float* y, int64_t n, float eps);

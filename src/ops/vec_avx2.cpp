@@ -157,16 +157,18 @@ inline __m256 load8(const void* rows, bool f16, int64_t off) {
   return f16 ? load_h8((const uint16_t*)rows + off) : _mm256_loadu_ps((const float*)rows + off);
 }
 
-// NH heads x 2 key rows at a time, their partial dot products in registers while the rows stream past (NH a
-// template parameter so the accumulators stay in registers).
+// NH (<= 4) heads x 2 key rows at a time, their partial dot products in registers while the rows stream past (NH a
+// template parameter so the accumulators stay in registers); the 2 NH sums are then reduced together by one tree
+// of horizontal adds (a separate reduction per sum cost as much as the dot itself at head_dim 64).
 template <int NH>
 void scores_heads(const float* q, int hd, float scale, const void* keys, bool f16, const int64_t* idx, int nv, float* s,
                   int ld) {
+  const __m256 sv = _mm256_set1_ps(scale);
   for (int j = 0; j < nv; j += 2) {
     const int nr = std::min(2, nv - j);
     const int64_t off0 = idx[j] * hd, off1 = idx[j + nr - 1] * hd;  // nr == 1: row j twice, second result dropped
-    __m256 a0[NH], a1[NH];
-    for (int h = 0; h < NH; ++h) a0[h] = a1[h] = _mm256_setzero_ps();
+    __m256 a0[4], a1[4];
+    for (int h = 0; h < 4; ++h) a0[h] = a1[h] = _mm256_setzero_ps();
     for (int c = 0; c < hd; c += 8) {
       const __m256 k0 = load8(keys, f16, off0 + c), k1 = load8(keys, f16, off1 + c);
       for (int h = 0; h < NH; ++h) {
@@ -175,9 +177,15 @@ void scores_heads(const float* q, int hd, float scale, const void* keys, bool f1
         a1[h] = _mm256_fmadd_ps(qv, k1, a1[h]);
       }
     }
+    // Lane h: head h . row j; lane 4 + h: head h . row j + 1.
+    const __m256 r0 = _mm256_hadd_ps(_mm256_hadd_ps(a0[0], a0[1]), _mm256_hadd_ps(a0[2], a0[3]));
+    const __m256 r1 = _mm256_hadd_ps(_mm256_hadd_ps(a1[0], a1[1]), _mm256_hadd_ps(a1[2], a1[3]));
+    const __m256 sum = _mm256_add_ps(_mm256_permute2f128_ps(r0, r1, 0x20), _mm256_permute2f128_ps(r0, r1, 0x31));
+    alignas(32) float out[8];
+    _mm256_store_ps(out, _mm256_mul_ps(sv, sum));
     for (int h = 0; h < NH; ++h) {
-      s[h * ld + j] = scale * hsum(a0[h]);
-      if (nr == 2) s[h * ld + j + 1] = scale * hsum(a1[h]);
+      s[h * ld + j] = out[h];
+      if (nr == 2) s[h * ld + j + 1] = out[4 + h];
     }
   }
 }
@@ -259,6 +267,18 @@ void group_accumulate(const float* p, int ld, int n_q, int hd, const void* vals,
   }
 }
 
+float max_f32(const float* x, int64_t n) {
+  if (n < 8) return kScalarVecOps.max_f32(x, n);
+  __m256 m = _mm256_loadu_ps(x);
+  int64_t i = 8;
+  for (; i + 8 <= n; i += 8) m = _mm256_max_ps(m, _mm256_loadu_ps(x + i));
+  if (i < n) m = _mm256_max_ps(m, _mm256_loadu_ps(x + n - 8));  // the last 8, overlapping
+  __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+  h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+  h = _mm_max_ss(h, _mm_movehdup_ps(h));
+  return _mm_cvtss_f32(h);
+}
+
 int64_t next_at_least(const float* x, int64_t from, int64_t n, float t) {
   const __m256 tv = _mm256_set1_ps(t);
   int64_t i = from;
@@ -273,7 +293,7 @@ int64_t next_at_least(const float* x, int64_t from, int64_t n, float t) {
 
 }  // namespace
 
-const VecOps kAvx2VecOps{dot_f32, dot_f16, axpy_f32,     axpy_f16,         scale_f32,     f32_to_f16,   f16_to_f32,
-                         sum_sq,  glu,     group_scores, group_accumulate, next_at_least, exp_shift_sum};
+const VecOps kAvx2VecOps{dot_f32, dot_f16, axpy_f32,     axpy_f16,         scale_f32,     f32_to_f16,    f16_to_f32,
+                         sum_sq,  glu,     group_scores, group_accumulate, next_at_least, exp_shift_sum, max_f32};
 
 }  // namespace shadowkv::simd

@@ -37,9 +37,7 @@ void ChunkSelector::select_rows(const float* q, int n_q, int head_dim, float sca
   float* score = score_.data();
   for (int h = 0; h < n_q; ++h) {  // softmax per head (vectorised exp), then max over the group
     float* l = &logits_[(size_t)h * n_cand];
-    float m = l[0];
-    for (int64_t c = 1; c < n_cand; ++c) m = l[c] > m ? l[c] : m;
-    const float inv = 1.0f / exp_shift_sum(l, n_cand, m);
+    const float inv = 1.0f / exp_shift_sum(l, n_cand, max_f32(l, n_cand));
     for (int64_t c = 0; c < n_cand; ++c) score[c] = std::max(score[c], l[c] * inv);
   }
   if (k == n_cand) {

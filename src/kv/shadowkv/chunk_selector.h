@@ -27,7 +27,7 @@ class ChunkSelector {
                    std::vector<int64_t>* selected);
   std::vector<float> logits_;  // [n_q][n_cand]
   std::vector<float> score_;   // [n_cand]
-  std::vector<float> top_;  // scratch for the k-th largest score
+  std::vector<float> top_;     // scratch for the k-th largest score
 };
 
 }  // namespace shadowkv

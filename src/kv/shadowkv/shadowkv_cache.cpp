@@ -253,7 +253,7 @@ void ShadowKvCache::fill_slots(GlobalLayer& g, const Fill* fills, size_t n) cons
   const ValueStore& store = *stores_[global_of_[g.layer]];
   for (size_t i = 0; i < n; ++i) {
     float* k = &keys[i * chunk * hd];
-    apply_rope_run(lg.rope, k, chunk, hd, hd, cand_chunk[fills[i].cand] * chunk);
+    apply_rope_run(lg.rope, k, chunk, hd, hd, cand_chunk[fills[i].cand] * chunk, g.angles.get());
     float* dst = vals.data();
     store.read(head, &fills[i].cand, 1, &dst);
     g.hot.put(head, fills[i].slot, k, vals.data());
@@ -338,8 +338,21 @@ void ShadowKvCache::end_prefill() {
   }
 }
 
+void ShadowKvCache::cover_angles(GlobalLayer& g, int64_t end) {
+  if (g.angles && g.angles->limit() >= end) return;
+  const RopeSpec& rope = geom_.layers[g.layer].rope;
+  for (const GlobalLayer& o : globals_)
+    if (o.angles && o.angles->limit() >= end && o.angles->inv_freq() == rope.inv_freq) {
+      g.angles = o.angles;
+      return;
+    }
+  // Room for generation beyond the prompt, so the table is not rebuilt at every fold.
+  g.angles = std::make_shared<const RunAngles>(rope, cfg_.chunk, end + (end >> 2) + 4096);
+}
+
 void ShadowKvCache::compress_block(GlobalLayer& g, int64_t n_chunks, int64_t n_outliers) {
   if (n_chunks <= 0) return;
+  cover_angles(g, g.comp_end + n_chunks * cfg_.chunk);
   const LayerGeometry& lg = geom_.layers[g.layer];
   const int hd = lg.head_dim, n_kv = lg.n_kv_head, width = n_kv * hd, chunk = cfg_.chunk;
   const int64_t n_tok = n_chunks * chunk, first_chunk = g.comp_end / chunk;

@@ -18,6 +18,7 @@
 
 #include "kv/dense_layer_store.h"
 #include "kv/kv_cache.h"
+#include "kv/shadowkv/chunk_rope.h"
 #include "kv/shadowkv/chunk_selector.h"
 #include "kv/shadowkv/factor_rows.h"
 #include "kv/shadowkv/hot_value_buffer.h"
@@ -77,6 +78,7 @@ class ShadowKvCache : public KvCache {
     std::vector<float> last_q;  // query of the last token attended before end_prefill (seeds the hot buffer)
     std::vector<Head> heads;
     HotValueBuffer hot;
+    std::shared_ptr<const RunAngles> angles;  // chunk-start RoPE angles of [0, comp_end), shared by equal ropes
   };
 
   void append_tail(GlobalLayer& g, int64_t pos, int n, const float* k_pre, const float* k, const float* v);
@@ -99,6 +101,8 @@ class ShadowKvCache : public KvCache {
   // Pre-RoPE keys of the next n_tok tail tokens, rotated back from the stored post-RoPE keys (RoPE is a rotation:
   // no separate pre-RoPE copy of the dense tail is kept).
   std::vector<float> pre_rope_keys(const GlobalLayer& g, int64_t n_tok) const;
+  // Makes g.angles cover positions [0, end): another global layer's table when it has the same rope, else a new one.
+  void cover_angles(GlobalLayer& g, int64_t end);
   // Compresses the oldest block of the dense tail while it is longer than the local window + dense_tail.
   void maybe_fold(GlobalLayer& g, int64_t pos);
   int64_t budget_chunks(const GlobalLayer& g) const;
