@@ -109,7 +109,7 @@ void matmul_dot(const MatOut* jobs, size_t n_jobs, const float* X, int64_t r0, i
 // of memory).
 const uint8_t* gguf_row(const QMatrix& W, int64_t o, std::vector<uint8_t>& buf) {
   const int64_t nb = W.n_in / 32;
-  if (!W.packed || o >= W.n_out / 4 * 4) return W.data + o * W.row_stride;
+  if (!W.packed || W.type != GgmlType::Q8_0 || o >= W.n_out / 4 * 4) return W.data + o * W.row_stride;
   const int k = (int)(o % 4);
   const uint8_t* g = W.packed + o / 4 * nb * simd::kPackedBlockBytes;
   buf.resize(nb * kBlock);

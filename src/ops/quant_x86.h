@@ -83,14 +83,16 @@ inline __m256i bits_to_bytes(const uint8_t* p) {
   return _mm256_cmpeq_epi8(bytes, _mm256_set1_epi64x(-1));
 }
 
-// Unsigned int8 (< 64) x signed int8, summed in groups of four -> 8 int32.
-inline __m256i dot_u8(__m256i u, __m256i x) {
+// v + the lane-wise dot of unsigned u (< 64) and signed x, by groups of four bytes (no s16 pair sum saturates).
+inline __m256i u8_dot_acc(__m256i v, __m256i u, __m256i x) {
 #ifdef __AVX512VNNI__
-  return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, x);
+  return _mm256_dpbusd_epi32(v, u, x);
 #else
-  return _mm256_madd_epi16(_mm256_maddubs_epi16(u, x), _mm256_set1_epi16(1));
+  return _mm256_add_epi32(v, _mm256_madd_epi16(_mm256_maddubs_epi16(u, x), _mm256_set1_epi16(1)));
 #endif
 }
+// Unsigned int8 (< 64) x signed int8, summed in groups of four -> 8 int32.
+inline __m256i dot_u8(__m256i u, __m256i x) { return u8_dot_acc(_mm256_setzero_si256(), u, x); }
 // A Q8_0 weight block's signed quants w against an activation block x -> 8 int32 lanes that sum to the block's dot
 // product, plus, with VNNI, 128 * sum(x), which the caller takes off per run (ActQ8x32x8::offset). AVX2: maddubs of
 // |w| <= 128 and x with w's sign; activation quants stay within +-127 (quantize32), so no s16 pair sum saturates
@@ -584,15 +586,6 @@ inline __m256i load_lanes(const uint8_t* p, int t) {
   if (t == 8) return loadu(p);
   const __m256i keep = _mm256_cmpgt_epi32(_mm256_set1_epi32(t), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
   return _mm256_maskload_epi32((const int*)p, keep);
-}
-
-// v + the lane-wise dot of unsigned u (< 64) and signed x, by groups of four bytes.
-inline __m256i u8_dot_acc(__m256i v, __m256i u, __m256i x) {
-#ifdef __AVX512VNNI__
-  return _mm256_dpbusd_epi32(v, u, x);
-#else
-  return _mm256_add_epi32(v, _mm256_madd_epi16(_mm256_maddubs_epi16(u, x), _mm256_set1_epi16(1)));
-#endif
 }
 
 // One Q4_0/Q5_0 row in pack_q32_runs' layout.
