@@ -28,6 +28,23 @@ std::vector<uint8_t> read_file(const std::string& path) {
   return std::vector<uint8_t>(std::istreambuf_iterator<char>(f), {});
 }
 
+// The first `rows` rows of x (n elements each) quantised as the active backend's dot kernels take them for type t:
+// row r at data + r * bytes (one spare byte, so a kind with no bytes still gives a valid pointer).
+struct Acts {
+  simd::ActKind kind;
+  int64_t bytes;  // per row
+  std::vector<uint8_t> data;
+  const uint8_t* row(int r) const { return data.data() + r * bytes; }
+};
+Acts quantize_rows(GgmlType t, const float* x, int64_t n, int rows) {
+  const simd::QuantOps& ops = simd::quant_ops();
+  Acts a{ops.act_kind(t), 0, {}};
+  a.bytes = simd::act_bytes(a.kind, n);
+  a.data.resize(a.bytes * rows + 1);
+  for (int r = 0; r < rows; ++r) ops.quantize_act(a.kind, x + r * n, a.data.data() + r * a.bytes, n);
+  return a;
+}
+
 struct Fixture {
   std::vector<uint8_t> raw;
   std::vector<float> expected;
@@ -199,13 +216,11 @@ TEST(QuantDot, Avx512GivesTheAvx2ResultsBitForBit) {
     for (int k = 0; k < 2; ++k) {
       BackendGuard g(k ? simd::Backend::kAvx512 : simd::Backend::kAvx2);
       const simd::QuantOps& ops = simd::quant_ops();
-      const simd::ActKind kind = ops.act_kind(t);
-      const int64_t ab = simd::act_bytes(kind, kFixtureElems);
-      std::vector<uint8_t> act(ab * kRows + 1);
-      for (int r = 0; r < kRows; ++r) ops.quantize_act(kind, &x[r * kFixtureElems], act.data() + r * ab, kFixtureElems);
+      const Acts a = quantize_rows(t, x.data(), kFixtureElems, kRows);
       y[k].assign((kRows + 1) * fx.rows, NAN);  // kRows rows at once, then row 0 alone after them
-      ops.dot_rows(t, fx.raw.data(), rb, fx.rows, x.data(), act.data(), ab, kRows, kFixtureElems, y[k].data(), fx.rows);
-      ops.dot_rows(t, fx.raw.data(), rb, fx.rows, x.data(), act.data(), ab, 1, kFixtureElems,
+      ops.dot_rows(t, fx.raw.data(), rb, fx.rows, x.data(), a.row(0), a.bytes, kRows, kFixtureElems, y[k].data(),
+                   fx.rows);
+      ops.dot_rows(t, fx.raw.data(), rb, fx.rows, x.data(), a.row(0), a.bytes, 1, kFixtureElems,
                    y[k].data() + kRows * fx.rows, fx.rows);
     }
     EXPECT_EQ(std::memcmp(y[0].data(), y[1].data(), 4 * y[0].size()), 0) << traits(t).name;
@@ -225,10 +240,7 @@ TEST(QuantDot, RowsKernelsEqualOneRowDotBitForBit) {
     for (simd::Backend b : backends()) {
       BackendGuard g(b);
       const simd::QuantOps& ops = simd::quant_ops();
-      const simd::ActKind kind = ops.act_kind(t);
-      const int64_t ab = simd::act_bytes(kind, kFixtureElems);
-      std::vector<uint8_t> act(ab * kRows + 1);
-      for (int r = 0; r < kRows; ++r) ops.quantize_act(kind, &x[r * kFixtureElems], act.data() + r * ab, kFixtureElems);
+      const Acts a = quantize_rows(t, x.data(), kFixtureElems, kRows);
       const int64_t rb = row_bytes(t, kFixtureElems);
       // The fixture's rows repeated to 2 * rows + 1 weight rows: batch 1 takes four weight rows per pass, then a tail.
       const int64_t n_w = 2 * fx.rows + 1;
@@ -236,10 +248,10 @@ TEST(QuantDot, RowsKernelsEqualOneRowDotBitForBit) {
       for (int64_t o = 0; o < n_w; ++o) std::memcpy(&w[o * rb], fx.raw.data() + (o % fx.rows) * rb, rb);
       for (int nr = 1; nr <= kRows; ++nr) {
         std::vector<float> y(kRows * n_w, NAN);
-        ops.dot_rows(t, w.data(), rb, n_w, x.data(), act.data(), ab, nr, kFixtureElems, y.data(), n_w);
+        ops.dot_rows(t, w.data(), rb, n_w, x.data(), a.row(0), a.bytes, nr, kFixtureElems, y.data(), n_w);
         for (int64_t o = 0; o < n_w; ++o)
           for (int r = 0; r < nr; ++r) {
-            const float one = ops.dot(t, &w[o * rb], &x[r * kFixtureElems], act.data() + r * ab, kFixtureElems);
+            const float one = ops.dot(t, &w[o * rb], &x[r * kFixtureElems], a.row(r), kFixtureElems);
             EXPECT_EQ(std::memcmp(&y[r * n_w + o], &one, 4), 0)
                 << traits(t).name << " nr=" << nr << " [" << r << "," << o << "]: " << y[r * n_w + o] << " vs " << one
                 << " on " << simd_backend();
@@ -270,19 +282,15 @@ TEST(QuantDot, PackedRowsEqualOneRowDotBitForBit) {
     for (simd::Backend b : backends()) {
       BackendGuard g(b);
       const simd::QuantOps& ops = simd::quant_ops();
-      const simd::ActKind kind = ops.act_kind(t);
-      const int64_t ab = simd::act_bytes(kind, kFixtureElems);
-      std::vector<uint8_t> act(ab * simd::kMaxDotRows);
-      for (int r = 0; r < simd::kMaxDotRows; ++r)
-        ops.quantize_act(kind, &x[r * kFixtureElems], &act[r * ab], kFixtureElems);
+      const Acts a = quantize_rows(t, x.data(), kFixtureElems, simd::kMaxDotRows);
       for (int nr = 1; nr <= simd::kMaxDotRows; ++nr)
         for (int64_t o0 : {0, 4, 8}) {
           std::vector<float> y(nr * n_w, NAN);
-          ops.dot_rows_packed(t, packed.data() + o0 * rb, &w[o0 * rb], rb, n_w - o0, x.data(), act.data(), ab, nr,
+          ops.dot_rows_packed(t, packed.data() + o0 * rb, &w[o0 * rb], rb, n_w - o0, x.data(), a.row(0), a.bytes, nr,
                               kFixtureElems, y.data(), n_w);
           for (int r = 0; r < nr; ++r)
             for (int64_t o = o0; o < n_w; ++o) {
-              const float one = ops.dot(t, &w[o * rb], &x[r * kFixtureElems], &act[r * ab], kFixtureElems);
+              const float one = ops.dot(t, &w[o * rb], &x[r * kFixtureElems], a.row(r), kFixtureElems);
               EXPECT_EQ(std::memcmp(&y[r * n_w + o - o0], &one, 4), 0)
                   << traits(t).name << " row " << o << " from " << o0 << ", act row " << r << " of " << nr << " on "
                   << simd_backend();
@@ -334,14 +342,12 @@ TEST(QuantDot, Q8_0Q4_0Q5_0RowsOfAnyBlockCountAgreeOnEveryPath) {
       for (simd::Backend b : backends()) {
         BackendGuard g(b);
         const simd::QuantOps& ops = simd::quant_ops();
-        const simd::ActKind kind = ops.act_kind(t);
-        const int64_t ab = simd::act_bytes(kind, n);
-        std::vector<uint8_t> act(ab * simd::kMaxDotRows + 1);
-        for (int r = 0; r < simd::kMaxDotRows; ++r) ops.quantize_act(kind, &x[r * n], &act[r * ab], n);
+        const Acts a = quantize_rows(t, x.data(), n, simd::kMaxDotRows);
+        const simd::ActKind kind = a.kind;
         std::vector<float> one(simd::kMaxDotRows * n_w);
         for (int r = 0; r < simd::kMaxDotRows; ++r)
           for (int64_t o = 0; o < n_w; ++o) {
-            one[r * n_w + o] = ops.dot(t, &w[o * rb], &x[r * n], &act[r * ab], n);
+            one[r * n_w + o] = ops.dot(t, &w[o * rb], &x[r * n], a.row(r), n);
             double ref = 0.0;
             for (int64_t i = 0; i < n; ++i) ref += (double)wf[o * n + i] * x[r * n + i];
             EXPECT_NEAR(one[r * n_w + o], ref,
@@ -353,9 +359,10 @@ TEST(QuantDot, Q8_0Q4_0Q5_0RowsOfAnyBlockCountAgreeOnEveryPath) {
             if (use_packed && packed.empty()) continue;
             std::vector<float> y(nr * n_w, NAN);
             if (use_packed)
-              ops.dot_rows_packed(t, packed.data(), w.data(), rb, n_w, x.data(), act.data(), ab, nr, n, y.data(), n_w);
+              ops.dot_rows_packed(t, packed.data(), w.data(), rb, n_w, x.data(), a.row(0), a.bytes, nr, n, y.data(),
+                                  n_w);
             else
-              ops.dot_rows(t, w.data(), rb, n_w, x.data(), act.data(), ab, nr, n, y.data(), n_w);
+              ops.dot_rows(t, w.data(), rb, n_w, x.data(), a.row(0), a.bytes, nr, n, y.data(), n_w);
             for (int r = 0; r < nr; ++r)
               EXPECT_EQ(std::memcmp(&y[r * n_w], &one[r * n_w], 4 * n_w), 0)
                   << traits(t).name << " " << nb << " blocks, nr=" << nr << " packed=" << use_packed << " row " << r

@@ -490,19 +490,29 @@ inline __attribute__((always_inline)) void q8_0_run(const R& row, int64_t j, int
   }
 }
 
-// NR activation rows against one Q8_0 row in layout R.
-template <int NR, class R>
-inline void dot_q8_0_row(const R& row, const void* act, int64_t as, int64_t nb, float* out) {
+// NR f32 accumulators over the runs of a row of nb blocks: add(j, t, acc) adds run j of t blocks (a whole run
+// passes the constant 8, so that case is compiled on its own), then out[r] = the horizontal sum of acc[r].
+template <int NR, class Add>
+inline __attribute__((always_inline)) void sum_runs(int64_t nb, float* out, const Add& add) {
   __m256 acc[NR];
   for (int r = 0; r < NR; ++r) acc[r] = _mm256_setzero_ps();
   for (int64_t j = 0; 8 * j < nb; ++j) {
     const int t = run_blocks(nb, j);
     if (t == 8)
-      q8_0_run<NR>(row, j, 8, act, as, acc);
+      add(j, 8, acc);
     else
-      q8_0_run<NR>(row, j, t, act, as, acc);
+      add(j, t, acc);
   }
   for (int r = 0; r < NR; ++r) out[r] = hsum_ps(acc[r]);
+}
+
+// NR activation rows against one Q8_0 row in layout R.
+template <int NR, class R>
+inline void dot_q8_0_row(const R& row, const void* act, int64_t as, int64_t nb, float* out) {
+  sum_runs<NR>(
+      nb, out, [&](int64_t j, int t, __m256* acc) __attribute__((always_inline)) {
+        q8_0_run<NR>(row, j, t, act, as, acc);
+      });
 }
 
 // run_dot for four rows (row k's block b at q[k] + bs * b) and one activation row: each activation block is
@@ -685,16 +695,10 @@ inline __attribute__((always_inline)) void q32_run(const R& row, int64_t j, int 
 
 template <GgmlType T, int NR, class R>
 inline void dot_q32_row(const R& row, const void* act, int64_t as, int64_t nb, float* out) {
-  __m256 acc[NR];
-  for (int r = 0; r < NR; ++r) acc[r] = _mm256_setzero_ps();
-  for (int64_t j = 0; 8 * j < nb; ++j) {
-    const int t = run_blocks(nb, j);
-    if (t == 8)
-      q32_run<T, NR>(row, j, 8, act, as, acc);
-    else
-      q32_run<T, NR>(row, j, t, act, as, acc);
-  }
-  for (int r = 0; r < NR; ++r) out[r] = hsum_ps(acc[r]);
+  sum_runs<NR>(
+      nb, out, [&](int64_t j, int t, __m256* acc) __attribute__((always_inline)) {
+        q32_run<T, NR>(row, j, t, act, as, acc);
+      });
 }
 
 template <GgmlType T, int NR>
