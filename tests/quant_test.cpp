@@ -274,6 +274,11 @@ TEST(QuantDot, PackedRowsEqualOneRowDotBitForBit) {
     QMatrix W{t, w.data(), kFixtureElems, n_w, rb};
     const std::vector<uint8_t> packed = pack_weights(W);
     ASSERT_EQ((int64_t)packed.size(), (t == GgmlType::Q8_0 ? n_w / 4 * 4 : n_w) * rb) << traits(t).name;
+    ASSERT_EQ(packed_bytes(W), (int64_t)packed.size());
+    std::vector<uint8_t> into(packed.size() + 1, 0xAB);  // the model's arena packs in place: same bytes, no more
+    pack_weights_into(W, into.data());
+    EXPECT_EQ(std::memcmp(into.data(), packed.data(), packed.size()), 0) << traits(t).name;
+    EXPECT_EQ(into.back(), 0xAB) << traits(t).name;
     constexpr int kRows = (int)simd::kGemmMinRows + 1;  // matmul takes the GEMM path too
     std::mt19937 rng(17);
     std::normal_distribution<float> nd(0.0f, 1.0f);
@@ -313,6 +318,8 @@ TEST(QuantDot, PackedRowsEqualOneRowDotBitForBit) {
   EXPECT_THROW(pack_q32_runs(q4), Error);
   q4.type = GgmlType::Q4_K;
   EXPECT_TRUE(pack_weights(q4).empty());
+  EXPECT_EQ(packed_bytes(q4), 0);
+  EXPECT_THROW(pack_weights_into(q4, nullptr), Error);
 }
 
 TEST(QuantDot, Q8_0Q4_0Q5_0RowsOfAnyBlockCountAgreeOnEveryPath) {

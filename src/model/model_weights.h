@@ -1,11 +1,11 @@
-// Views of a model's tensors inside the memory-mapped GGUF file (nothing is copied but the matrices decode reads
-// from a packed copy: a large Q8_0 LM head and the Q4_0/Q5_0 layer matrices).
+// A model's tensors: views inside the memory-mapped GGUF file, but for the matrices decode streams, which sit in one
+// huge-page arena (packed in the decode layout of their type where it has one).
 #pragma once
-#include <memory>
 #include <vector>
 
 #include "model/model_config.h"
 #include "ops/matmul.h"
+#include "util/huge_pages.h"
 
 namespace shadowkv {
 
@@ -23,9 +23,9 @@ struct LayerWeights {
 struct ModelWeights {
   QMatrix token_embd;  // [n_vocab rows of n_embd]
   QMatrix output;      // the LM head (token_embd when tied)
-  // The packed copies (pack_weights) that matrices' `packed` point into: a Q8_0 head of DRAM size, every Q4_0/Q5_0
-  // layer matrix.
-  std::vector<std::shared_ptr<const std::vector<uint8_t>>> packed;
+  // The matrices decode streams (the layers' and the LM head), in huge-page memory: packed (pack_weights; their
+  // `packed` points here) for a Q8_0 head of DRAM size and every Q4_0/Q5_0 matrix, else copied (`data` points here).
+  HugeVector<uint8_t> arena;
   const float* output_norm = nullptr;
   const float* rope_freqs = nullptr;  // llama3 frequency divisors [n_rot/2], optional
   std::vector<LayerWeights> layers;

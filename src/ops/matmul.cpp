@@ -164,44 +164,64 @@ void matmul_gemm(const MatOut* jobs, size_t n_jobs, const float* X, const RowSpa
   openblas_set_num_threads(blas_threads);
 }
 
-}  // namespace
-
-std::vector<uint8_t> pack_rows4(const QMatrix& W) {
-  if (W.type != GgmlType::Q8_0) throw Error("pack_rows4: no packed layout for " + type_name((uint32_t)W.type));
+void pack_rows4_into(const QMatrix& W, uint8_t* p) {
   const int64_t nb = W.n_in / 32, groups = W.n_out / 4;
-  std::vector<uint8_t> p(groups * nb * simd::kPackedBlockBytes);
+#pragma omp parallel for if (groups * nb * simd::kPackedBlockBytes > (1 << 20))
   for (int64_t g = 0; g < groups; ++g)
     for (int64_t i = 0; i < nb; ++i) {
-      uint8_t* dst = &p[g * nb * simd::kPackedBlockBytes];
+      uint8_t* dst = p + g * nb * simd::kPackedBlockBytes;
       for (int k = 0; k < 4; ++k) {
         const uint8_t* src = W.data + (4 * g + k) * W.row_stride + i * kBlock;
         std::memcpy(dst + simd::packed_q8_0_scale(nb, i, k), src, 2);
         for (int m = 0; m < 8; ++m) std::memcpy(dst + simd::packed_q8_0_quad(nb, i, k, m), src + 2 + 4 * m, 4);
       }
     }
+}
+
+void pack_q32_runs_into(const QMatrix& W, uint8_t* p) {
+  const int64_t nb = W.n_in / 32, rb = nb * simd::q32_block_bytes(W.type);
+#pragma omp parallel for if (W.n_out * rb > (1 << 20))
+  for (int64_t o = 0; o < W.n_out; ++o) simd::pack_q32_row(W.type, W.data + o * W.row_stride, nb, p + o * rb);
+}
+
+}  // namespace
+
+int64_t packed_bytes(const QMatrix& W) {
+  switch (W.type) {
+    case GgmlType::Q8_0:
+      return W.n_out / 4 * (W.n_in / 32) * simd::kPackedBlockBytes;
+    case GgmlType::Q4_0:
+    case GgmlType::Q5_0:
+      return W.n_out * (W.n_in / 32) * simd::q32_block_bytes(W.type);
+    default:
+      return 0;
+  }
+}
+
+void pack_weights_into(const QMatrix& W, uint8_t* dst) {
+  if (W.type == GgmlType::Q8_0)
+    pack_rows4_into(W, dst);
+  else if (W.type == GgmlType::Q4_0 || W.type == GgmlType::Q5_0)
+    pack_q32_runs_into(W, dst);
+  else
+    throw Error("pack_weights_into: no packed layout for " + type_name((uint32_t)W.type));
+}
+
+std::vector<uint8_t> pack_weights(const QMatrix& W) {
+  std::vector<uint8_t> p(packed_bytes(W));
+  if (!p.empty()) pack_weights_into(W, p.data());
   return p;
+}
+
+std::vector<uint8_t> pack_rows4(const QMatrix& W) {
+  if (W.type != GgmlType::Q8_0) throw Error("pack_rows4: no packed layout for " + type_name((uint32_t)W.type));
+  return pack_weights(W);
 }
 
 std::vector<uint8_t> pack_q32_runs(const QMatrix& W) {
   if (W.type != GgmlType::Q4_0 && W.type != GgmlType::Q5_0)
     throw Error("pack_q32_runs: no run layout for " + type_name((uint32_t)W.type));
-  const int64_t nb = W.n_in / 32, rb = nb * simd::q32_block_bytes(W.type);
-  std::vector<uint8_t> p(rb * W.n_out);
-#pragma omp parallel for if (W.n_out * rb > (1 << 20))
-  for (int64_t o = 0; o < W.n_out; ++o) simd::pack_q32_row(W.type, W.data + o * W.row_stride, nb, &p[o * rb]);
-  return p;
-}
-
-std::vector<uint8_t> pack_weights(const QMatrix& W) {
-  switch (W.type) {
-    case GgmlType::Q8_0:
-      return pack_rows4(W);
-    case GgmlType::Q4_0:
-    case GgmlType::Q5_0:
-      return pack_q32_runs(W);
-    default:
-      return {};
-  }
+  return pack_weights(W);
 }
 
 void matmul(const QMatrix& W, const float* X, int64_t n_rows, float* Y) {

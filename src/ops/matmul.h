@@ -34,6 +34,11 @@ std::vector<uint8_t> pack_q32_runs(const QMatrix& W);
 // types that have none.
 std::vector<uint8_t> pack_weights(const QMatrix& W);
 
+// The size of pack_weights(W) (0: no packed layout), and the same bytes written to dst (Error for a type without a
+// packed layout), for a caller that owns the memory (the model's weight arena).
+int64_t packed_bytes(const QMatrix& W);
+void pack_weights_into(const QMatrix& W, uint8_t* dst);
+
 // Y[b, o] = sum_i W[o, i] * X[b, i] for b in [0, n_rows); X is [n_rows, n_in], Y is [n_rows, n_out], both
 // row-major f32. Uses all OpenMP threads. Small n_rows (decode) streams the weights once with SIMD dot
 // kernels; large n_rows (prefill) dequantises weight tiles and runs an SGEMM.
