@@ -21,6 +21,13 @@ struct LayerWeights {
 };
 
 struct ModelWeights {
+  // Move-only: the matrices point into `arena`, which a copy would not carry along.
+  ModelWeights() = default;
+  ModelWeights(ModelWeights&&) = default;
+  ModelWeights& operator=(ModelWeights&&) = default;
+  ModelWeights(const ModelWeights&) = delete;
+  ModelWeights& operator=(const ModelWeights&) = delete;
+
   QMatrix token_embd;  // [n_vocab rows of n_embd]
   QMatrix output;      // the LM head (token_embd when tied)
   // The matrices decode streams (the layers' and the LM head), in huge-page memory: packed (pack_weights; their
