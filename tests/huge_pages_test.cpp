@@ -1,4 +1,5 @@
-// HugePageAllocator: large blocks 2 MiB-aligned, zero-filled, usable to their last byte, contents kept across growth.
+// HugePageAllocator: blocks zero-filled, large ones 2 MiB-aligned, usable to their last byte, contents kept across
+// growth.
 #include "util/huge_pages.h"
 
 #include <gtest/gtest.h>
@@ -24,6 +25,9 @@ TEST(HugePages, LargeBlocksAreAlignedZeroedAndKeepTheirContentsWhenTheyGrow) {
 }
 
 TEST(HugePages, SmallBlocksComeFromTheHeap) {
+  { const HugeVector<int> dirty(1000, -1); }  // leaves a freed heap block of the same size for the next one to reuse
+  const HugeVector<int> zeros(1000);          // constructed without arguments: the block's zero-fill is the value
+  for (int x : zeros) ASSERT_EQ(x, 0);
   HugeVector<float> v(100, 1.5f);
   v.push_back(2.5f);
   EXPECT_EQ(v.size(), 101u);

@@ -62,8 +62,7 @@ class TensorFinder {
 constexpr int64_t kPackMinBytes = 64 << 20;
 
 bool packs(const QMatrix& m) {
-  const bool q32 = m.type == GgmlType::Q4_0 || m.type == GgmlType::Q5_0;
-  return q32 || (m.type == GgmlType::Q8_0 && m.row_stride * m.n_out >= kPackMinBytes);
+  return packed_bytes(m) > 0 && (m.type != GgmlType::Q8_0 || m.row_stride * m.n_out >= kPackMinBytes);
 }
 
 int64_t arena_bytes(const QMatrix& m) {
@@ -73,8 +72,10 @@ int64_t arena_bytes(const QMatrix& m) {
 
 // Every matrix decode streams (the layers' and the LM head) moves into one block of huge-page memory (on 4 KiB file
 // pages, Gemma's 512-token batch-1 decode ran ~15% slower, Qwen's ~19%): packed (m.packed) where its type has a decode
-// layout, else copied (m.data). The GGUF copy's pages go back to the page cache; only the GEMM of prefill (a packed
-// Q8_0 head), the scalar backend and token embedding lookups (tied heads: a few rows per token) fault them back in.
+// layout, else copied (m.data). The arena is not zeroed first (HugePageAllocator): its pages become resident as they
+// are written, while the GGUF pages go, so loading never holds both copies. The GGUF copy's pages go back to the page
+// cache; only the GEMM of prefill (a packed Q8_0 head), the scalar backend and token embedding lookups (tied heads: a
+// few rows per token) fault them back in.
 void place_in_arena(const GgufFile& file, const std::vector<QMatrix*>& ms, ModelWeights& w) {
   int64_t total = 0;
   for (const QMatrix* m : ms) total += arena_bytes(*m);

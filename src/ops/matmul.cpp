@@ -164,7 +164,7 @@ void matmul_gemm(const MatOut* jobs, size_t n_jobs, const float* X, const RowSpa
   openblas_set_num_threads(blas_threads);
 }
 
-void pack_rows4_into(const QMatrix& W, uint8_t* p) {
+void pack_rows4(const QMatrix& W, uint8_t* p) {
   const int64_t nb = W.n_in / 32, groups = W.n_out / 4;
 #pragma omp parallel for if (groups * nb * simd::kPackedBlockBytes > (1 << 20))
   for (int64_t g = 0; g < groups; ++g)
@@ -178,7 +178,7 @@ void pack_rows4_into(const QMatrix& W, uint8_t* p) {
     }
 }
 
-void pack_q32_runs_into(const QMatrix& W, uint8_t* p) {
+void pack_q32_runs(const QMatrix& W, uint8_t* p) {
   const int64_t nb = W.n_in / 32, rb = nb * simd::q32_block_bytes(W.type);
 #pragma omp parallel for if (W.n_out * rb > (1 << 20))
   for (int64_t o = 0; o < W.n_out; ++o) simd::pack_q32_row(W.type, W.data + o * W.row_stride, nb, p + o * rb);
@@ -200,9 +200,9 @@ int64_t packed_bytes(const QMatrix& W) {
 
 void pack_weights_into(const QMatrix& W, uint8_t* dst) {
   if (W.type == GgmlType::Q8_0)
-    pack_rows4_into(W, dst);
+    pack_rows4(W, dst);
   else if (W.type == GgmlType::Q4_0 || W.type == GgmlType::Q5_0)
-    pack_q32_runs_into(W, dst);
+    pack_q32_runs(W, dst);
   else
     throw Error("pack_weights_into: no packed layout for " + type_name((uint32_t)W.type));
 }
@@ -211,17 +211,6 @@ std::vector<uint8_t> pack_weights(const QMatrix& W) {
   std::vector<uint8_t> p(packed_bytes(W));
   if (!p.empty()) pack_weights_into(W, p.data());
   return p;
-}
-
-std::vector<uint8_t> pack_rows4(const QMatrix& W) {
-  if (W.type != GgmlType::Q8_0) throw Error("pack_rows4: no packed layout for " + type_name((uint32_t)W.type));
-  return pack_weights(W);
-}
-
-std::vector<uint8_t> pack_q32_runs(const QMatrix& W) {
-  if (W.type != GgmlType::Q4_0 && W.type != GgmlType::Q5_0)
-    throw Error("pack_q32_runs: no run layout for " + type_name((uint32_t)W.type));
-  return pack_weights(W);
 }
 
 void matmul(const QMatrix& W, const float* X, int64_t n_rows, float* Y) {

@@ -19,25 +19,19 @@ struct QMatrix {
   const uint8_t* packed = nullptr;
 };
 
-// W's rows interleaved in groups of four, block by block (Q8_0: the four f16 scales, then the four rows' 32
-// quants), so that a batch-1 matvec reads one sequential stream while it computes four rows (four separate row
-// streams defeat the hardware prefetcher on a matrix that lives in DRAM). Rows after the last whole group are left
-// out (they are read from W). Error for a type without a packed layout (all but Q8_0).
-std::vector<uint8_t> pack_rows4(const QMatrix& W);
-
-// Q4_0/Q5_0: each row's blocks by runs of eight, their quants interleaved by fours across the run's blocks
-// (simd::packed_q32_plane gives the layout), as many bytes as the GGUF rows: the dot kernels then take one exact
-// int32 sum per block with no horizontal adds. Error for other types.
-std::vector<uint8_t> pack_q32_runs(const QMatrix& W);
-
-// W's rows in the decode layout of its type (pack_rows4 for Q8_0, pack_q32_runs for Q4_0/Q5_0), or empty for the
-// types that have none.
-std::vector<uint8_t> pack_weights(const QMatrix& W);
-
-// The size of pack_weights(W) (0: no packed layout), and the same bytes written to dst (Error for a type without a
-// packed layout), for a caller that owns the memory (the model's weight arena).
-int64_t packed_bytes(const QMatrix& W);
+// W's rows in the decode layout of its type, written to dst (packed_bytes(W) bytes; Error for a type without one):
+// - Q8_0 (pack_rows4): rows interleaved in groups of four, block by block (the four f16 scales, then the four rows'
+//   32 quants), so that a batch-1 matvec reads one sequential stream while it computes four rows (four separate row
+//   streams defeat the hardware prefetcher on a matrix that lives in DRAM). Rows after the last whole group are left
+//   out (they are read from W).
+// - Q4_0/Q5_0 (pack_q32_runs): each row's blocks by runs of eight, their quants interleaved by fours across the
+//   run's blocks (simd::packed_q32_plane gives the layout), as many bytes as the GGUF rows: the dot kernels then take
+//   one exact int32 sum per block with no horizontal adds.
 void pack_weights_into(const QMatrix& W, uint8_t* dst);
+// The size of W's packed layout (0: its type has none).
+int64_t packed_bytes(const QMatrix& W);
+// The same bytes in a vector of their own (empty for a type without a packed layout).
+std::vector<uint8_t> pack_weights(const QMatrix& W);
 
 // Y[b, o] = sum_i W[o, i] * X[b, i] for b in [0, n_rows); X is [n_rows, n_in], Y is [n_rows, n_out], both
 // row-major f32. Uses all OpenMP threads. Small n_rows (decode) streams the weights once with SIMD dot
