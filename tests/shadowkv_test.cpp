@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <fstream>
 #include <random>
 #include <set>
@@ -16,12 +17,14 @@
 #include "kv/shadowkv/chunk_rope.h"
 #include "kv/shadowkv/chunk_selector.h"
 #include "kv/shadowkv/hot_value_buffer.h"
+#include "kv/shadowkv/landmark_panels.h"
 #include "kv/shadowkv/landmarks.h"
 #include "kv/shadowkv/low_rank_keys.h"
 #include "kv/shadowkv/outliers.h"
 #include "kv/shadowkv/shadowkv_cache.h"
 #include "kv/shadowkv/shadowkv_options.h"
 #include "kv/shadowkv/value_store.h"
+#include "ops/f16.h"
 #include "ops/rope.h"
 #include "util/error.h"
 
@@ -291,6 +294,44 @@ std::vector<int64_t> select_ref(const std::vector<float>& q, int n_q, int hd, fl
   return idx;
 }
 
+TEST(ShadowKvLandmarks, PanelsHoldEveryRowTransposed) {
+  // Rows appended in runs that start and end inside panels read back as appended (f32 exactly, f16 as its
+  // rounding); the last panel's unused columns are zero; memory is whole panels.
+  std::mt19937 rng(12);
+  const int hd = 5;
+  for (bool f16 : {false, true}) {
+    LandmarkPanels p(hd, f16);
+    std::vector<float> all;
+    for (int64_t n : {3, 20, 1, 13}) {
+      const std::vector<float> rows = randn((size_t)n * hd, rng);
+      p.append(rows.data(), n);
+      all.insert(all.end(), rows.begin(), rows.end());
+    }
+    ASSERT_EQ(p.size(), 37);
+    ASSERT_EQ(p.n_panels(), 3);
+    EXPECT_EQ(p.bytes(), 3 * hd * kPanelRows * (f16 ? 2 : 4));
+    std::vector<float> got(hd);
+    for (int64_t i = 0; i < p.size(); ++i) {
+      p.read(i, got.data());
+      for (int d = 0; d < hd; ++d) {
+        const float want = all[(size_t)i * hd + d];
+        EXPECT_EQ(got[d], f16 ? f16_to_f32(f32_to_f16(want)) : want) << i << " " << d;
+        // Transposed: element d of row i sits at [panel][d][column].
+        const int64_t at = (i / kPanelRows * hd + d) * kPanelRows + i % kPanelRows;
+        const float stored =
+            f16 ? f16_to_f32(static_cast<const uint16_t*>(p.data())[at]) : static_cast<const float*>(p.data())[at];
+        EXPECT_EQ(stored, got[d]);
+      }
+    }
+    for (int64_t c = 37 % kPanelRows; c < kPanelRows; ++c)
+      for (int d = 0; d < hd; ++d) {
+        const int64_t at = (2 * hd + d) * kPanelRows + c;
+        EXPECT_EQ(f16 ? (float)static_cast<const uint16_t*>(p.data())[at] : static_cast<const float*>(p.data())[at],
+                  0.0f);
+      }
+  }
+}
+
 TEST(ShadowKvChunkSelector, SoftmaxThenMaxOverGqaGroup) {
   // Head 0 splits its mass over chunks 0 and 1 (0.5 each); head 1 puts ~0.95 on chunk 2 with a smaller logit.
   // Softmax-then-max must pick chunk 2 first; max over raw logits would pick chunk 0.
@@ -303,16 +344,18 @@ TEST(ShadowKvChunkSelector, SoftmaxThenMaxOverGqaGroup) {
                           0, 1, 0, 0};  // head 1
   ChunkSelector sel;
   std::vector<int64_t> out;
-  sel.select(q.data(), 2, hd, 1.0f, lm.data(), n_cand, 1, &out);
+  LandmarkPanels panels(hd, /*f16=*/false);
+  panels.append(lm.data(), n_cand);
+  sel.select(q.data(), 2, hd, 1.0f, panels, 1, &out);
   EXPECT_EQ(out, (std::vector<int64_t>{2}));
-  sel.select(q.data(), 2, hd, 1.0f, lm.data(), n_cand, 3, &out);
+  sel.select(q.data(), 2, hd, 1.0f, panels, 3, &out);
   std::sort(out.begin(), out.end());
   EXPECT_EQ(out, (std::vector<int64_t>{0, 1, 2}));
   // Head 0 alone picks chunk 0 (tie with 1 broken by index).
-  sel.select(q.data(), 1, hd, 1.0f, lm.data(), n_cand, 1, &out);
+  sel.select(q.data(), 1, hd, 1.0f, panels, 1, &out);
   EXPECT_EQ(out, (std::vector<int64_t>{0}));
   // k larger than the candidates: all of them.
-  sel.select(q.data(), 2, hd, 1.0f, lm.data(), n_cand, 10, &out);
+  sel.select(q.data(), 2, hd, 1.0f, panels, 10, &out);
   EXPECT_EQ(out.size(), (size_t)n_cand);
 }
 
@@ -323,7 +366,9 @@ TEST(ShadowKvChunkSelector, MatchesReferenceOnRandomInputs) {
     std::vector<float> q = randn((size_t)n_q * hd, rng), lm = randn((size_t)n_cand * hd, rng);
     ChunkSelector sel;
     std::vector<int64_t> out;
-    sel.select(q.data(), n_q, hd, 0.3f, lm.data(), n_cand, 5, &out);
+    LandmarkPanels panels(hd, /*f16=*/false);
+    panels.append(lm.data(), n_cand);
+    sel.select(q.data(), n_q, hd, 0.3f, panels, 5, &out);
     std::sort(out.begin(), out.end());
     EXPECT_EQ(out, select_ref(q, n_q, hd, 0.3f, lm, n_cand, 5)) << n_cand;
   }
@@ -339,7 +384,8 @@ TEST(ShadowKvHotBuffer, ScriptedSelections) {
     EXPECT_EQ((int64_t)misses.size(), want_misses);
     for (const auto& m : misses) {
       const std::vector<float> keys(chunk * hd, (float)-m.chunk), vals(chunk * hd, (float)m.chunk);
-      buf.put(head, m.slot, keys.data(), vals.data());
+      buf.put_keys(head, m.slot, keys.data());
+      std::memcpy(buf.value_slot(head, m.slot), vals.data(), sizeof(float) * vals.size());
     }
     EXPECT_EQ(buf.misses() - m0, want_misses);
     EXPECT_EQ(buf.hits() - h0, (int64_t)sel.size() - want_misses);
@@ -392,6 +438,16 @@ TEST(ShadowKvValueStore, RoundTrip) {
     EXPECT_EQ(copy->bytes(), store.bytes());
     const int64_t bad = 4;
     EXPECT_THROW(store.read(0, &bad, 1, dst), Error);
+    // As stored: the halves (or floats) themselves, which read() converts.
+    EXPECT_EQ(store.f16(), f16);
+    std::vector<uint32_t> raw(16);
+    store.read_stored(0, 3, raw.data());
+    for (int i = 0; i < 16; ++i)
+      if (f16)
+        EXPECT_EQ(reinterpret_cast<const uint16_t*>(raw.data())[i], f32_to_f16(chunks[9][i])) << i;
+      else
+        EXPECT_EQ(reinterpret_cast<const float*>(raw.data())[i], chunks[9][i]) << i;
+    EXPECT_THROW(store.read_stored(0, 4, raw.data()), Error);
   }
 }
 
@@ -433,9 +489,14 @@ TEST(ShadowKvValueStore, FileStoreMatchesRamStoreAcrossExtentsAndLeavesNoFile) {
         copy->read(s, &slot, 1, &g2);
         ASSERT_EQ(want, got) << "stream " << s << " slot " << slot << (f16 ? " f16" : " f32");
         ASSERT_EQ(want, got2) << "clone, stream " << s << " slot " << slot;
+        std::vector<uint8_t> raw_ram(elems * 4), raw_disk(elems * 4);
+        ram->read_stored(s, slot, raw_ram.data());
+        disk->read_stored(s, slot, raw_disk.data());
+        ASSERT_EQ(raw_ram, raw_disk) << "as stored, stream " << s << " slot " << slot;
       }
     const int64_t bad = disk->n_slots(0);
     EXPECT_THROW(disk->read(0, &bad, 1, &g), Error);
+    EXPECT_THROW(disk->read_stored(0, bad, got.data()), Error);
     EXPECT_FALSE(maps_a_value_file());
   }
   EXPECT_EQ(rmdir(dir.c_str()), 0) << "the value files must not stay in the directory";

@@ -176,6 +176,7 @@ TEST(Vec, EveryBackendTableIsComplete) {
   };
   EXPECT_TRUE(all_set(simd::kScalarVecOps));
   EXPECT_TRUE(all_set(simd::kAvx2VecOps));
+  EXPECT_TRUE(all_set(simd::kAvx512VecOps));
   EXPECT_TRUE(all_set(simd::kScalarQuantOps));
   EXPECT_TRUE(all_set(simd::kAvx2QuantOps));
   EXPECT_TRUE(all_set(simd::kAvx512QuantOps));
@@ -290,6 +291,83 @@ TEST(Vec, MaxF32IsTheLargestElement) {
       const std::vector<float> ninf(n, -std::numeric_limits<float>::infinity());
       EXPECT_EQ(max_f32(ninf.data(), n), -std::numeric_limits<float>::infinity()) << n;
     }
+  }
+}
+
+TEST(Vec, PanelScoresMatchDoubleReference) {
+  // Landmark scoring: query heads against key rows stored as transposed panels, f32 and f16, head counts that fill
+  // and overflow each backend's head groups, odd panel counts (the AVX-512 kernel takes panels in pairs), on every
+  // backend; entries past the panels' columns in each head's row are untouched.
+  std::mt19937 rng(41);
+  for (simd::Backend b : backends()) {
+    BackendGuard g(b);
+    for (int hd : {8, 12, 64, 256})
+      for (int n_q : {1, 3, 4, 7, 8, 9})
+        for (int64_t n_panels : {1, 2, 3, 5})
+          for (bool f16 : {false, true}) {
+            const int64_t elems = n_panels * hd * kPanelRows, ld = n_panels * kPanelRows + 3;
+            const auto q = randv((int64_t)n_q * hd, rng), pf = randv(elems, rng);
+            const auto ph = to_half(pf);
+            std::vector<float> s((size_t)n_q * ld, 7.0f);
+            panel_scores(q.data(), n_q, hd, 0.25f, f16 ? (const void*)ph.data() : pf.data(), f16, n_panels, s.data(),
+                         ld);
+            for (int h = 0; h < n_q; ++h)
+              for (int64_t j = 0; j < ld; ++j) {
+                if (j >= n_panels * kPanelRows) {
+                  EXPECT_EQ(s[h * ld + j], 7.0f);
+                  continue;
+                }
+                const int64_t p = j / kPanelRows, c = j % kPanelRows;
+                double want = 0, mag = 0;
+                for (int d = 0; d < hd; ++d) {
+                  const int64_t at = (p * hd + d) * kPanelRows + c;
+                  const double k = f16 ? (double)f16_to_f32(ph[at]) : pf[at];
+                  want += q[h * hd + d] * k, mag += std::fabs(q[h * hd + d] * k);
+                }
+                EXPECT_NEAR(s[h * ld + j], 0.25 * want, 1e-6 * hd * mag)
+                    << simd::backend_name(b) << " hd " << hd << " n_q " << n_q << " h " << h << " j " << j;
+              }
+          }
+  }
+}
+
+TEST(Vec, RopeRowsMatchDoubleReference) {
+  // Key rebuild's RoPE of a run of rows: row r rotated by theta0 + r * f per pair, from the first row's cos/sin and
+  // r steps' cos/sin, both pair layouts, pair counts with and without a vector tail, dims past the pairs untouched.
+  std::mt19937 rng(37);
+  std::uniform_real_distribution<double> ang(-3.1, 3.1);
+  for (simd::Backend b : backends()) {
+    BackendGuard g(b);
+    for (bool neox : {true, false})
+      for (int half : {1, 3, 8, 9, 16, 32, 128})
+        for (int n_rows : {1, 3, 8}) {
+          const int64_t stride = 2 * half + 5;
+          std::vector<double> theta(half), f(half);
+          std::vector<float> c0(half), s0(half), sc((size_t)n_rows * half), ss((size_t)n_rows * half);
+          for (int i = 0; i < half; ++i) {
+            theta[i] = ang(rng), f[i] = ang(rng) / 3.0;
+            c0[i] = (float)std::cos(theta[i]), s0[i] = (float)std::sin(theta[i]);
+            for (int r = 0; r < n_rows; ++r) {
+              sc[(size_t)r * half + i] = (float)std::cos(r * f[i]);
+              ss[(size_t)r * half + i] = (float)std::sin(r * f[i]);
+            }
+          }
+          const std::vector<float> x0 = randv(n_rows * stride, rng);
+          std::vector<float> x = x0;
+          rope_rows(x.data(), n_rows, stride, half, neox, c0.data(), s0.data(), sc.data(), ss.data());
+          for (int r = 0; r < n_rows; ++r) {
+            const float* v0 = &x0[(size_t)r * stride];
+            const float* v = &x[(size_t)r * stride];
+            for (int i = 0; i < half; ++i) {
+              const int ia = neox ? i : 2 * i, ib = neox ? i + half : 2 * i + 1;
+              const double t = theta[i] + r * f[i], a = v0[ia], bb = v0[ib];
+              const double tol = 1e-6 * (std::fabs(a) + std::fabs(bb)) + 1e-7;
+              EXPECT_NEAR(v[ia], a * std::cos(t) - bb * std::sin(t), tol) << simd::backend_name(b) << " " << i;
+              EXPECT_NEAR(v[ib], a * std::sin(t) + bb * std::cos(t), tol) << simd::backend_name(b) << " " << i;
+            }
+            for (int64_t d = 2 * half; d < stride; ++d) EXPECT_EQ(v[d], v0[d]) << "pass-through dim " << d;
+          }
+        }
   }
 }
 

@@ -94,7 +94,17 @@ const QuantOps& quant_ops() {
   }
   return kScalarQuantOps;
 }
-const VecOps& vec_ops() { return active() == Backend::kScalar ? kScalarVecOps : kAvx2VecOps; }
+const VecOps& vec_ops() {
+  switch (active()) {
+    case Backend::kScalar:
+      return kScalarVecOps;
+    case Backend::kAvx2:
+      return kAvx2VecOps;
+    case Backend::kAvx512:
+      return kAvx512VecOps;
+  }
+  return kScalarVecOps;
+}
 
 void set_backend(Backend b) {
   if (!supported(b)) throw Error(std::string("SIMD backend not supported on this CPU: ") + backend_name(b));

@@ -129,16 +129,22 @@ struct VecOps {
   float (*exp_shift_sum)(float* x, int64_t n, float m);
   // max(x[0..n)), n >= 1 (-inf scores count; no NaN expected).
   float (*max_f32)(const float* x, int64_t n);
+  // Scores against transposed panels of key rows (vec.h panel_scores).
+  void (*panel_scores)(const float* q, int n_q, int hd, float scale, const void* panels, bool f16, int64_t n_panels,
+                       float* s, int64_t ld);
+  // RoPE of n_rows rows at consecutive positions (vec.h rope_rows).
+  void (*rope_rows)(float* x, int n_rows, int64_t row_stride, int half, bool neox, const float* c0, const float* s0,
+                    const float* step_c, const float* step_s);
 };
 
 // matmul: from this many activation rows on, SGEMM on dequantised weight tiles beats per-row int8 dot products
 // (measured crossover on Zen 2: ~7 rows for Q5_0, ~14 for Q8_0/Q4_K).
 constexpr int64_t kGemmMinRows = 12;
 
-// Tables per backend (defined in quant_scalar.cpp / quant_avx2.cpp / quant_avx512.cpp / vec.cpp / vec_avx2.cpp; the
-// AVX-512 backend runs the AVX2 vector ops).
+// Tables per backend (defined in quant_scalar.cpp / quant_avx2.cpp / quant_avx512.cpp / vec.cpp / vec_avx2.cpp /
+// vec_avx512.cpp; the AVX-512 vector table is the AVX2 one with its own panel_scores).
 extern const QuantOps kScalarQuantOps, kAvx2QuantOps, kAvx512QuantOps;
-extern const VecOps kScalarVecOps, kAvx2VecOps;
+extern const VecOps kScalarVecOps, kAvx2VecOps, kAvx512VecOps;
 
 // True when this build has kernels for b and the CPU can run them.
 bool supported(Backend b);

@@ -14,10 +14,6 @@ RopeSpec RopeSpec::make(Style style, int n_rot, float base, float linear_scale, 
     if (freq_factors) f /= freq_factors[i];
     r.inv_freq[i] = (float)f;
   }
-  for (float f : r.inv_freq) {
-    r.step_cos.push_back(std::cos((double)f));
-    r.step_sin.push_back(std::sin((double)f));
-  }
   return r;
 }
 

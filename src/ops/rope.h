@@ -9,9 +9,8 @@ namespace shadowkv {
 struct RopeSpec {
   enum class Style { Norm, Neox };
   Style style = Style::Neox;
-  int n_rot = 0;                           // rotated dims (even)
-  std::vector<float> inv_freq;             // n_rot/2 angular frequencies, scaling already folded in
-  std::vector<double> step_cos, step_sin;  // cos and sin of each inv_freq: one position step (apply_rope_run)
+  int n_rot = 0;                // rotated dims (even)
+  std::vector<float> inv_freq;  // n_rot/2 angular frequencies, scaling already folded in
 
   // base^(-2i/n_rot) / (freq_factors[i] if given) * (1/linear_scale)
   static RopeSpec make(Style style, int n_rot, float base, float linear_scale = 1.0f,

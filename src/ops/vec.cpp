@@ -94,11 +94,43 @@ float max_f32_s(const float* x, int64_t n) {
   return m;
 }
 
+void panel_scores_s(const float* q, int n_q, int hd, float scale, const void* panels, bool f16, int64_t n_panels,
+                    float* s, int64_t ld) {
+  for (int64_t p = 0; p < n_panels; ++p)
+    for (int h = 0; h < n_q; ++h)
+      for (int c = 0; c < kPanelRows; ++c) {
+        float acc = 0.0f;
+        for (int d = 0; d < hd; ++d) {
+          const int64_t at = (p * hd + d) * kPanelRows + c;
+          acc +=
+              q[(int64_t)h * hd + d] * (f16 ? f16_to_f32(((const uint16_t*)panels)[at]) : ((const float*)panels)[at]);
+        }
+        s[h * ld + p * kPanelRows + c] = scale * acc;
+      }
+}
+
+void rope_rows_s(float* x, int n_rows, int64_t row_stride, int half, bool neox, const float* c0, const float* s0,
+                 const float* step_c, const float* step_s) {
+  for (int r = 0; r < n_rows; ++r) {
+    float* v = x + r * row_stride;
+    const float *sc = step_c + (int64_t)r * half, *ss = step_s + (int64_t)r * half;
+    for (int i = 0; i < half; ++i) {
+      const float c = c0[i] * sc[i] - s0[i] * ss[i], s = s0[i] * sc[i] + c0[i] * ss[i];
+      float* pa = neox ? &v[i] : &v[2 * i];
+      float* pb = neox ? &v[i + half] : &v[2 * i + 1];
+      const float a = *pa, b = *pb;
+      *pa = a * c - b * s;
+      *pb = a * s + b * c;
+    }
+  }
+}
+
 }  // namespace
 
-const VecOps kScalarVecOps{dot_f32_s,          dot_f16_s,       axpy_f32_s,      axpy_f16_s, scale_f32_s,
-                           f32_to_f16_s,       f16_to_f32_s,    sum_sq_s,        glu_s,      group_scores_s,
-                           group_accumulate_s, next_at_least_s, exp_shift_sum_s, max_f32_s};
+const VecOps kScalarVecOps{dot_f32_s,       dot_f16_s,      axpy_f32_s,         axpy_f16_s,
+                           scale_f32_s,     f32_to_f16_s,   f16_to_f32_s,       sum_sq_s,
+                           glu_s,           group_scores_s, group_accumulate_s, next_at_least_s,
+                           exp_shift_sum_s, max_f32_s,      panel_scores_s,     rope_rows_s};
 
 }  // namespace simd
 
@@ -112,6 +144,14 @@ void f16_to_f32_row(const uint16_t* x, float* y, int64_t n) { simd::vec_ops().f1
 void glu_f32(bool gelu, float* gate, const float* up, int64_t n) { simd::vec_ops().glu(gelu, gate, up, n); }
 float exp_shift_sum(float* x, int64_t n, float m) { return simd::vec_ops().exp_shift_sum(x, n, m); }
 float max_f32(const float* x, int64_t n) { return simd::vec_ops().max_f32(x, n); }
+void panel_scores(const float* q, int n_q, int hd, float scale, const void* panels, bool f16, int64_t n_panels,
+                  float* s, int64_t ld) {
+  simd::vec_ops().panel_scores(q, n_q, hd, scale, panels, f16, n_panels, s, ld);
+}
+void rope_rows(float* x, int n_rows, int64_t row_stride, int half, bool neox, const float* c0, const float* s0,
+               const float* step_c, const float* step_s) {
+  simd::vec_ops().rope_rows(x, n_rows, row_stride, half, neox, c0, s0, step_c, step_s);
+}
 
 namespace {
 void group_scores_rows(const float* q, int n_q, int hd, float scale, const void* keys, bool f16, int64_t n, float* s,

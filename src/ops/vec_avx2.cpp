@@ -5,6 +5,7 @@
 
 #include "ops/f16.h"
 #include "ops/quant_dispatch.h"
+#include "ops/vec.h"
 
 namespace shadowkv::simd {
 namespace {
@@ -291,9 +292,104 @@ int64_t next_at_least(const float* x, int64_t from, int64_t n, float t) {
   return n;
 }
 
+// NH (<= 4) query heads against one panel: two registers of 8 columns per head, one broadcast per query element.
+template <int NH>
+void panel_heads(const float* q, int hd, float scale, const void* panel, bool f16, float* s, int64_t ld) {
+  __m256 a0[NH], a1[NH];
+  for (int h = 0; h < NH; ++h) a0[h] = a1[h] = _mm256_setzero_ps();
+  for (int d = 0; d < hd; ++d) {
+    const __m256 p0 = load8(panel, f16, (int64_t)d * kPanelRows), p1 = load8(panel, f16, (int64_t)d * kPanelRows + 8);
+    for (int h = 0; h < NH; ++h) {
+      const __m256 qv = _mm256_broadcast_ss(q + (int64_t)h * hd + d);
+      a0[h] = _mm256_fmadd_ps(qv, p0, a0[h]);
+      a1[h] = _mm256_fmadd_ps(qv, p1, a1[h]);
+    }
+  }
+  const __m256 sv = _mm256_set1_ps(scale);
+  for (int h = 0; h < NH; ++h) {
+    _mm256_storeu_ps(s + h * ld, _mm256_mul_ps(sv, a0[h]));
+    _mm256_storeu_ps(s + h * ld + 8, _mm256_mul_ps(sv, a1[h]));
+  }
+}
+
+void panel_scores(const float* q, int n_q, int hd, float scale, const void* panels, bool f16, int64_t n_panels,
+                  float* s, int64_t ld) {
+  static_assert(kPanelRows == 16, "two 8-float registers per panel row");
+  const int64_t panel_bytes = (int64_t)hd * kPanelRows * (f16 ? 2 : 4);
+  for (int64_t p = 0; p < n_panels; ++p) {
+    const void* panel = (const uint8_t*)panels + p * panel_bytes;
+    for (int h0 = 0; h0 < n_q; h0 += 4) {
+      const float* qh = q + (int64_t)h0 * hd;
+      float* sh = s + h0 * ld + p * kPanelRows;
+      switch (std::min(4, n_q - h0)) {
+        case 1:
+          panel_heads<1>(qh, hd, scale, panel, f16, sh, ld);
+          break;
+        case 2:
+          panel_heads<2>(qh, hd, scale, panel, f16, sh, ld);
+          break;
+        case 3:
+          panel_heads<3>(qh, hd, scale, panel, f16, sh, ld);
+          break;
+        default:
+          panel_heads<4>(qh, hd, scale, panel, f16, sh, ld);
+          break;
+      }
+    }
+  }
+}
+
+// Row r's cos and sin of 8 pairs from the first row's and r steps' (angle addition).
+inline void rope_angles8(const float* c0, const float* s0, const float* sc, const float* ss, __m256* c, __m256* s) {
+  const __m256 a = _mm256_loadu_ps(c0), b = _mm256_loadu_ps(s0), C = _mm256_loadu_ps(sc), S = _mm256_loadu_ps(ss);
+  *c = _mm256_fmsub_ps(a, C, _mm256_mul_ps(b, S));
+  *s = _mm256_fmadd_ps(b, C, _mm256_mul_ps(a, S));
+}
+
+void rope_rows(float* x, int n_rows, int64_t row_stride, int half, bool neox, const float* c0, const float* s0,
+               const float* step_c, const float* step_s) {
+  for (int r = 0; r < n_rows; ++r) {
+    float* v = x + r * row_stride;
+    const float *sc = step_c + (int64_t)r * half, *ss = step_s + (int64_t)r * half;
+    int i = 0;
+    __m256 c, s;
+    if (neox) {
+      for (; i + 8 <= half; i += 8) {
+        rope_angles8(c0 + i, s0 + i, sc + i, ss + i, &c, &s);
+        const __m256 a = _mm256_loadu_ps(v + i), b = _mm256_loadu_ps(v + i + half);
+        _mm256_storeu_ps(v + i, _mm256_fmsub_ps(a, c, _mm256_mul_ps(b, s)));
+        _mm256_storeu_ps(v + i + half, _mm256_fmadd_ps(a, s, _mm256_mul_ps(b, c)));
+      }
+    } else {
+      for (; i + 8 <= half; i += 8) {  // pairs interleaved: 16 floats, two registers of 4 pairs each
+        rope_angles8(c0 + i, s0 + i, sc + i, ss + i, &c, &s);
+        const __m256 clo = _mm256_unpacklo_ps(c, c), chi = _mm256_unpackhi_ps(c, c);  // c0 c0 c1 c1 | c4 c4 c5 c5
+        const __m256 slo = _mm256_unpacklo_ps(s, s), shi = _mm256_unpackhi_ps(s, s);
+        const __m256 c01 = _mm256_permute2f128_ps(clo, chi, 0x20), c23 = _mm256_permute2f128_ps(clo, chi, 0x31);
+        const __m256 s01 = _mm256_permute2f128_ps(slo, shi, 0x20), s23 = _mm256_permute2f128_ps(slo, shi, 0x31);
+        for (int h = 0; h < 2; ++h) {
+          float* p = v + 2 * i + 8 * h;
+          const __m256 xv = _mm256_loadu_ps(p), sw = _mm256_permute_ps(xv, 0xB1);  // (a, b) -> (b, a)
+          // even lanes a*c - b*s, odd lanes b*c + a*s
+          _mm256_storeu_ps(p, _mm256_addsub_ps(_mm256_mul_ps(xv, h ? c23 : c01), _mm256_mul_ps(sw, h ? s23 : s01)));
+        }
+      }
+    }
+    for (; i < half; ++i) {
+      const float cc = c0[i] * sc[i] - s0[i] * ss[i], sn = s0[i] * sc[i] + c0[i] * ss[i];
+      float* pa = neox ? &v[i] : &v[2 * i];
+      float* pb = neox ? &v[i + half] : &v[2 * i + 1];
+      const float a = *pa, b = *pb;
+      *pa = a * cc - b * sn;
+      *pb = a * sn + b * cc;
+    }
+  }
+}
+
 }  // namespace
 
-const VecOps kAvx2VecOps{dot_f32, dot_f16, axpy_f32,     axpy_f16,         scale_f32,     f32_to_f16,    f16_to_f32,
-                         sum_sq,  glu,     group_scores, group_accumulate, next_at_least, exp_shift_sum, max_f32};
+const VecOps kAvx2VecOps{dot_f32,       dot_f16, axpy_f32,     axpy_f16,     scale_f32,        f32_to_f16,
+                         f16_to_f32,    sum_sq,  glu,          group_scores, group_accumulate, next_at_least,
+                         exp_shift_sum, max_f32, panel_scores, rope_rows};
 
 }  // namespace shadowkv::simd

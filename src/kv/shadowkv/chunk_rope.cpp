@@ -3,6 +3,8 @@
 #include <cmath>
 #include <vector>
 
+#include "ops/vec.h"
+
 namespace shadowkv {
 
 RunAngles::RunAngles(const RopeSpec& rope, int64_t stride, int64_t limit)
@@ -18,16 +20,23 @@ RunAngles::RunAngles(const RopeSpec& rope, int64_t stride, int64_t limit)
   };
   for (int b = 0; b < kFine; ++b) fill(&fine_[(size_t)b * 2 * half_], b * stride);
   for (int64_t a = 0; a < coarse_rows; ++a) fill(&coarse_[(size_t)a * 2 * half_], a * kFine * stride);
+  step_c_.resize((size_t)stride * half_);
+  step_s_.resize((size_t)stride * half_);
+  for (int64_t r = 0; r < stride; ++r)
+    for (int i = 0; i < half_; ++i) {
+      step_c_[(size_t)r * half_ + i] = (float)std::cos((double)r * inv_freq_[i]);
+      step_s_[(size_t)r * half_ + i] = (float)std::sin((double)r * inv_freq_[i]);
+    }
 }
 
-void RunAngles::at(int64_t pos, double* c, double* s) const {
+void RunAngles::at(int64_t pos, float* c, float* s) const {
   const int64_t k = pos / stride_;
   const double* f = &fine_[(size_t)(k % kFine) * 2 * half_];
   const double* g = &coarse_[(size_t)(k / kFine) * 2 * half_];
 #pragma omp simd
   for (int i = 0; i < half_; ++i) {
-    c[i] = g[i] * f[i] - g[half_ + i] * f[half_ + i];
-    s[i] = g[half_ + i] * f[i] + g[i] * f[half_ + i];
+    c[i] = (float)(g[i] * f[i] - g[half_ + i] * f[half_ + i]);
+    s[i] = (float)(g[half_ + i] * f[i] + g[i] * f[half_ + i]);
   }
 }
 
@@ -35,47 +44,31 @@ void apply_rope_run(const RopeSpec& rope, float* x, int n_rows, int64_t row_stri
                     const RunAngles* angles) {
   const int half = rope.n_rot / 2;
   if (half == 0 || n_rows <= 0) return;
-  double c[512], s[512], dc[512], ds[512];
-  const bool have = rope.step_cos.size() == rope.inv_freq.size();  // RopeSpec::make fills the step tables
-  const bool table = angles && angles->covers(pos0);
-  if (table) angles->at(pos0, c, s);
-  for (int i = 0; i < half; ++i) {
-    const double f = rope.inv_freq[i];
-    if (!table) {
-      c[i] = std::cos((double)pos0 * f);
-      s[i] = std::sin((double)pos0 * f);
-    }
-    dc[i] = have ? rope.step_cos[i] : std::cos(f);
-    ds[i] = have ? rope.step_sin[i] : std::sin(f);
-  }
-  const bool neox = rope.style == RopeSpec::Style::Neox;
-  float cf[512], sf[512];
-  for (int r = 0; r < n_rows; ++r) {
-    // The row's angles as floats, then the next row's (angle += inv_freq): separate loops, so both vectorise.
-#pragma omp simd
-    for (int i = 0; i < half; ++i) cf[i] = (float)c[i], sf[i] = (float)s[i];
-#pragma omp simd
+  float c0[512], s0[512];
+  if (angles && angles->covers(pos0)) {
+    angles->at(pos0, c0, s0);
+  } else {
     for (int i = 0; i < half; ++i) {
-      const double nc = c[i] * dc[i] - s[i] * ds[i];
-      s[i] = s[i] * dc[i] + c[i] * ds[i];
-      c[i] = nc;
-    }
-    float* v = x + r * row_stride;
-    if (neox) {
-#pragma omp simd
-      for (int i = 0; i < half; ++i) {
-        const float a = v[i], b = v[i + half];
-        v[i] = a * cf[i] - b * sf[i];
-        v[i + half] = a * sf[i] + b * cf[i];
-      }
-    } else {
-      for (int i = 0; i < half; ++i) {
-        const float a = v[2 * i], b = v[2 * i + 1];
-        v[2 * i] = a * cf[i] - b * sf[i];
-        v[2 * i + 1] = a * sf[i] + b * cf[i];
-      }
+      c0[i] = (float)std::cos((double)pos0 * rope.inv_freq[i]);
+      s0[i] = (float)std::sin((double)pos0 * rope.inv_freq[i]);
     }
   }
+  const float *step_c, *step_s;
+  thread_local std::vector<float> steps;  // no table long enough: the steps' cos and sin here
+  if (angles && n_rows <= angles->stride()) {
+    step_c = angles->step_cos();
+    step_s = angles->step_sin();
+  } else {
+    steps.resize((size_t)2 * n_rows * half);
+    for (int r = 0; r < n_rows; ++r)
+      for (int i = 0; i < half; ++i) {
+        steps[(size_t)r * half + i] = (float)std::cos((double)r * rope.inv_freq[i]);
+        steps[(size_t)(n_rows + r) * half + i] = (float)std::sin((double)r * rope.inv_freq[i]);
+      }
+    step_c = steps.data();
+    step_s = steps.data() + (size_t)n_rows * half;
+  }
+  rope_rows(x, n_rows, row_stride, half, rope.style == RopeSpec::Style::Neox, c0, s0, step_c, step_s);
 }
 
 }  // namespace shadowkv

@@ -9,34 +9,25 @@
 
 namespace shadowkv {
 
-void ChunkSelector::select(const float* q, int n_q, int head_dim, float scale, const float* landmarks, int64_t n_cand,
+void ChunkSelector::select(const float* q, int n_q, int head_dim, float scale, const LandmarkPanels& landmarks,
                            int64_t k, std::vector<int64_t>* selected) {
-  select_rows(q, n_q, head_dim, scale, landmarks, n_cand, k, selected);
-}
-
-void ChunkSelector::select(const float* q, int n_q, int head_dim, float scale, const uint16_t* landmarks,
-                           int64_t n_cand, int64_t k, std::vector<int64_t>* selected) {
-  select_rows(q, n_q, head_dim, scale, landmarks, n_cand, k, selected);
-}
-
-template <class T>
-void ChunkSelector::select_rows(const float* q, int n_q, int head_dim, float scale, const T* landmarks, int64_t n_cand,
-                                int64_t k, std::vector<int64_t>* selected) {
   selected->clear();
+  const int64_t n_cand = landmarks.size(), n_panels = landmarks.n_panels(), ld = n_panels * kPanelRows;
   k = std::min(k, n_cand);
   if (k <= 0) return;
-  logits_.resize((size_t)n_q * n_cand);
+  logits_.resize((size_t)n_q * ld);
   score_.resize(n_cand);
   const bool par = n_cand * n_q * head_dim > (1 << 17);
-  // Landmark-major so each landmark row is read once for all heads of the group.
-  constexpr int64_t kPer = 256;
+  const int64_t panel_bytes = (int64_t)head_dim * kPanelRows * (landmarks.f16() ? 2 : 4);
+  constexpr int64_t kPer = 16;  // panels per job
 #pragma omp parallel for if (par)
-  for (int64_t c0 = 0; c0 < n_cand; c0 += kPer)
-    group_scores(q, n_q, head_dim, scale, landmarks + c0 * head_dim, std::min(kPer, n_cand - c0), &logits_[c0], n_cand);
+  for (int64_t p0 = 0; p0 < n_panels; p0 += kPer)
+    panel_scores(q, n_q, head_dim, scale, (const uint8_t*)landmarks.data() + p0 * panel_bytes, landmarks.f16(),
+                 std::min(kPer, n_panels - p0), &logits_[p0 * kPanelRows], ld);
   std::fill(score_.begin(), score_.end(), 0.0f);
   float* score = score_.data();
   for (int h = 0; h < n_q; ++h) {  // softmax per head (vectorised exp), then max over the group
-    float* l = &logits_[(size_t)h * n_cand];
+    float* l = &logits_[(size_t)h * ld];
     const float inv = 1.0f / exp_shift_sum(l, n_cand, max_f32(l, n_cand));
     for (int64_t c = 0; c < n_cand; ++c) score[c] = std::max(score[c], l[c] * inv);
   }

@@ -5,27 +5,23 @@
 #include <cstdint>
 #include <vector>
 
+#include "kv/shadowkv/landmark_panels.h"
+
 namespace shadowkv {
 
 class ChunkSelector {
  public:
-  // q: [n_q][head_dim] (the group's query heads); landmarks: [n_cand][head_dim]. Writes the indices (into the
-  // landmark list) of the min(k, n_cand) best chunks to `selected` in increasing order (ties: lower index wins).
-  // Uses OpenMP over landmarks when there are many. Reuses its scratch buffers across calls.
-  void select(const float* q, int n_q, int head_dim, float scale, const float* landmarks, int64_t n_cand, int64_t k,
-              std::vector<int64_t>* selected);
-  // The same with IEEE f16 landmarks.
-  void select(const float* q, int n_q, int head_dim, float scale, const uint16_t* landmarks, int64_t n_cand, int64_t k,
+  // q: [n_q][head_dim] (the group's query heads). Writes the indices (into the landmark list) of the
+  // min(k, size) best chunks to `selected` in increasing order (ties: lower index wins). Uses OpenMP over the
+  // landmarks when there are many. Reuses its scratch buffers across calls.
+  void select(const float* q, int n_q, int head_dim, float scale, const LandmarkPanels& landmarks, int64_t k,
               std::vector<int64_t>* selected);
 
   // Per-chunk scores of the last select() (max over heads of softmax probability), for tests.
   const std::vector<float>& scores() const { return score_; }
 
  private:
-  template <class T>
-  void select_rows(const float* q, int n_q, int head_dim, float scale, const T* landmarks, int64_t n_cand, int64_t k,
-                   std::vector<int64_t>* selected);
-  std::vector<float> logits_;  // [n_q][n_cand]
+  std::vector<float> logits_;  // [n_q][panels * kPanelRows]
   std::vector<float> score_;   // [n_cand]
   std::vector<float> top_;     // scratch for the k-th largest score
 };

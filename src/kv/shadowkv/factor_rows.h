@@ -1,5 +1,5 @@
-// Rows of `width` floats stored as f32 or IEEE f16: ShadowKV's U rows and landmarks (f16 halves their share of
-// the hot tier; the authors keep everything in bf16).
+// Rows of `width` floats stored as f32 or IEEE f16: ShadowKV's U rows (f16 halves their share of the hot tier;
+// the authors keep everything in bf16). The landmarks have their own layout (landmark_panels.h).
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -19,8 +19,6 @@ class FactorRows {
   int64_t bytes() const { return (int64_t)(h_.size() * 2 + f_.size() * 4); }
   int width() const { return width_; }
   bool f16() const { return f16_; }
-  const float* f32_data() const { return f_.data(); }     // when !f16()
-  const uint16_t* f16_data() const { return h_.data(); }  // when f16()
 
  private:
   int width_ = 0;

@@ -10,17 +10,12 @@ namespace shadowkv {
 HotValueBuffer::HotValueBuffer(int n_heads, int chunk, int head_dim, bool f16)
     : row_elems_((int64_t)chunk * head_dim), chunk_(chunk), f16_(f16), heads_(n_heads) {}
 
-void HotValueBuffer::put(int head, int slot, const float* keys, const float* values) {
-  Head& h = heads_[head];
-  uint8_t* kd = &h.keys[(size_t)slot * slot_bytes()];
-  uint8_t* vd = &h.vals[(size_t)slot * slot_bytes()];
-  if (f16_) {
+void HotValueBuffer::put_keys(int head, int slot, const float* keys) {
+  uint8_t* kd = &heads_[head].keys[(size_t)slot * slot_bytes()];
+  if (f16_)
     f32_to_f16_row(keys, reinterpret_cast<uint16_t*>(kd), row_elems_);
-    f32_to_f16_row(values, reinterpret_cast<uint16_t*>(vd), row_elems_);
-  } else {
+  else
     std::memcpy(kd, keys, slot_bytes());
-    std::memcpy(vd, values, slot_bytes());
-  }
 }
 
 KeyValueRows HotValueBuffer::rows(int head) const {

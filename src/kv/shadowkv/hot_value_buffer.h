@@ -27,8 +27,12 @@ class HotValueBuffer {
   // whose slots the caller must fill via keys()/values(). Counts hits and misses.
   const std::vector<Miss>& update(int head, const int64_t* selected, int64_t n_selected);
 
-  // Fills a slot (a miss of the last update) with chunk*head_dim key and value floats.
-  void put(int head, int slot, const float* keys, const float* values);
+  // Fills a slot's keys (a miss of the last update) with chunk*head_dim floats.
+  void put_keys(int head, int slot, const float* keys);
+  // A slot's chunk*head_dim values, to be written by the caller in the buffer's type (halves if f16(), else
+  // floats), e.g. straight from a value store of the same type.
+  void* value_slot(int head, int slot) { return &heads_[head].vals[(size_t)slot * slot_bytes()]; }
+  bool f16() const { return f16_; }
   // The slots in use of `head` as size(head)*chunk attention rows (no positions: all in the query's past).
   KeyValueRows rows(int head) const;
   int size(int head) const { return (int)heads_[head].ids.size(); }  // slots in use (chunks)

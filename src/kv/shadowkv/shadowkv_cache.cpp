@@ -104,11 +104,13 @@ ShadowKvCache::ShadowKvCache(const KvGeometry& geometry, const KvOptions& option
     g.tail = DenseLayerStore(lg, false);
     g.coef = FactorRows(g.rank, cfg_.f16_factors);
     g.heads.resize(lg.n_kv_head);
-    for (Head& h : g.heads) h.landmarks = FactorRows(lg.head_dim, cfg_.f16_factors);
+    for (Head& h : g.heads) h.landmarks = LandmarkPanels(lg.head_dim, cfg_.f16_factors);
     g.hot = HotValueBuffer(lg.n_kv_head, cfg_.chunk, lg.head_dim, cfg_.f16_values);
     globals_.push_back(std::move(g));
     stores_.push_back(
         make_value_store(cfg_.value_store, lg.n_kv_head, (int64_t)cfg_.chunk * lg.head_dim, cfg_.f16_values));
+    if (stores_.back()->f16() != globals_.back().hot.f16())
+      throw Error("shadowkv: value store and hot buffer types differ");
   }
 }
 
@@ -244,19 +246,17 @@ void ShadowKvCache::fill_slots(GlobalLayer& g, const Fill* fills, size_t n) cons
   const int hd = lg.head_dim, chunk = cfg_.chunk, head = fills[0].head;
   const std::vector<int64_t>& cand_chunk = g.heads[head].cand_chunk;
   const Segment& seg = segment_at(g, cand_chunk[fills[0].cand] * chunk);
-  thread_local std::vector<float> coef, keys, vals;
+  thread_local std::vector<float> coef, keys;
   coef.resize(n * chunk * g.rank);
   keys.resize(n * chunk * hd);
-  vals.resize((size_t)chunk * hd);
   for (size_t i = 0; i < n; ++i) g.coef.read(cand_chunk[fills[i].cand] * chunk, chunk, &coef[i * chunk * g.rank]);
   rebuild_keys(coef.data(), (int)(n * chunk), &seg.svt[(size_t)head * g.rank * hd], g.rank, hd, keys.data());
-  const ValueStore& store = *stores_[global_of_[g.layer]];
+  const ValueStore& store = *stores_[global_of_[g.layer]];  // same element type as the hot buffer (constructor)
   for (size_t i = 0; i < n; ++i) {
     float* k = &keys[i * chunk * hd];
     apply_rope_run(lg.rope, k, chunk, hd, hd, cand_chunk[fills[i].cand] * chunk, g.angles.get());
-    float* dst = vals.data();
-    store.read(head, &fills[i].cand, 1, &dst);
-    g.hot.put(head, fills[i].slot, k, vals.data());
+    g.hot.put_keys(head, fills[i].slot, k);
+    store.read_stored(head, fills[i].cand, g.hot.value_slot(head, fills[i].slot));
   }
 }
 
@@ -267,13 +267,7 @@ void ShadowKvCache::select_and_fetch(GlobalLayer& g, const float* q) {
   std::vector<Fill> fills;
   for (int h = 0; h < n_kv; ++h) {
     Head& hs = g.heads[h];
-    const int64_t n_cand = (int64_t)hs.cand_chunk.size();
-    if (hs.landmarks.f16())
-      hs.selector.select(q + (int64_t)h * group * hd, group, hd, lg.scale, hs.landmarks.f16_data(), n_cand, k,
-                         &hs.selected);
-    else
-      hs.selector.select(q + (int64_t)h * group * hd, group, hd, lg.scale, hs.landmarks.f32_data(), n_cand, k,
-                         &hs.selected);
+    hs.selector.select(q + (int64_t)h * group * hd, group, hd, lg.scale, hs.landmarks, k, &hs.selected);
     for (const HotValueBuffer::Miss& m : g.hot.update(h, hs.selected.data(), (int64_t)hs.selected.size()))
       fills.push_back({h, m.chunk, m.slot});
   }

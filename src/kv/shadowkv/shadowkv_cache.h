@@ -1,4 +1,5 @@
-// The `shadowkv` KV-cache policy (arXiv 2410.21465, following the authors' code; see docs/shadowkv.md).
+// The `shadowkv` KV-cache policy (arXiv 2410.21465, following the authors' code; tuning and measurements in
+// docs/shadowkv-tuning.md).
 // Global layers: prefill is dense (the same DenseLayerStore and tiled kernel as `full`); end_prefill() factors the
 // prompt's pre-RoPE keys (low_rank_keys), summarises chunks by landmarks, keeps outlier chunks and the local window
 // dense, moves the other chunks' values to the value store and seeds the hot buffer with the last prompt query's
@@ -10,8 +11,9 @@
 // A prompt no longer than the default budget is not compressed (the whole of it would be selected anyway).
 // Sliding-window layers use the `full` policy's DenseLayerStore ring.
 // Choices beyond the paper: U is stored as U.S (= K.V, see low_rank_keys.h); U rows and landmarks are f16 unless
-// --factor-dtype is f32; --kv-f16 makes the value store (cold tier) f16, dense parts stay f32;
-// "hot_values" in memory() counts the buffer's rebuilt keys and values.
+// --factor-dtype is f32, landmarks in transposed panels for scoring (landmark_panels.h); the value store (cold
+// tier) and the hot buffer are f16 unless --value-dtype is f32; --kv-f16 makes the sliding-window layers f16, the
+// dense tail stays f32; "hot_values" in memory() counts the buffer's rebuilt keys and values.
 #pragma once
 #include <memory>
 #include <vector>
@@ -22,6 +24,7 @@
 #include "kv/shadowkv/chunk_selector.h"
 #include "kv/shadowkv/factor_rows.h"
 #include "kv/shadowkv/hot_value_buffer.h"
+#include "kv/shadowkv/landmark_panels.h"
 #include "kv/shadowkv/low_rank_keys.h"
 #include "kv/shadowkv/shadowkv_options.h"
 #include "kv/shadowkv/value_store.h"
@@ -58,7 +61,7 @@ class ShadowKvCache : public KvCache {
  private:
   struct Head {
     std::vector<float> out_k, out_v;  // outlier chunks [n_out*chunk][head_dim]
-    FactorRows landmarks;             // [n_cand][head_dim]
+    LandmarkPanels landmarks;         // n_cand landmarks of head_dim
     std::vector<int64_t> cand_chunk;  // candidate index -> chunk number (first position = chunk*C)
     std::vector<int64_t> selected;    // scratch: this step's selection
     ChunkSelector selector;

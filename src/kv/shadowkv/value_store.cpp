@@ -15,6 +15,13 @@
 
 namespace shadowkv {
 
+namespace {
+void check_slot(int64_t slot, int64_t have) {
+  if (slot < 0 || slot >= have)
+    throw Error("value store: slot " + std::to_string(slot) + " out of range (" + std::to_string(have) + ")");
+}
+}  // namespace
+
 RamValueStore::RamValueStore(int n_streams, int64_t chunk_elems, bool f16) : chunk_elems_(chunk_elems), f16_(f16) {
   if (n_streams < 0 || chunk_elems < 1) throw Error("value store: bad shape");
   if (f16_) {
@@ -40,14 +47,21 @@ int64_t RamValueStore::append(int stream, const float* vals) {
 void RamValueStore::read(int stream, const int64_t* slots, int n, float* const* dst) const {
   const int64_t have = n_slots(stream);
   for (int i = 0; i < n; ++i) {
-    if (slots[i] < 0 || slots[i] >= have)
-      throw Error("value store: slot " + std::to_string(slots[i]) + " out of range (" + std::to_string(have) + ")");
+    check_slot(slots[i], have);
     if (f16_) {
       f16_to_f32_row(f16s_[stream].data() + slots[i] * chunk_elems_, dst[i], chunk_elems_);
     } else {
       std::copy_n(f32_[stream].data() + slots[i] * chunk_elems_, chunk_elems_, dst[i]);
     }
   }
+}
+
+void RamValueStore::read_stored(int stream, int64_t slot, void* dst) const {
+  check_slot(slot, n_slots(stream));
+  if (f16_)
+    std::memcpy(dst, f16s_[stream].data() + slot * chunk_elems_, (size_t)chunk_elems_ * 2);
+  else
+    std::memcpy(dst, f32_[stream].data() + slot * chunk_elems_, (size_t)chunk_elems_ * 4);
 }
 
 int64_t RamValueStore::n_slots(int stream) const {
@@ -149,8 +163,7 @@ void FileValueStore::read(int stream, const int64_t* slots, int n, float* const*
   const int64_t have = n_slots(stream);
   std::vector<uint16_t> h(f16_ ? chunk_elems_ : 0);
   for (int i = 0; i < n; ++i) {
-    if (slots[i] < 0 || slots[i] >= have)
-      throw Error("value store: slot " + std::to_string(slots[i]) + " out of range (" + std::to_string(have) + ")");
+    check_slot(slots[i], have);
     const int64_t off = slot_offset(stream, slots[i]);
     if (f16_) {
       io_exact(pread, fd_, h.data(), slot_bytes(), off, "read");
@@ -159,6 +172,11 @@ void FileValueStore::read(int stream, const int64_t* slots, int n, float* const*
       io_exact(pread, fd_, dst[i], slot_bytes(), off, "read");
     }
   }
+}
+
+void FileValueStore::read_stored(int stream, int64_t slot, void* dst) const {
+  check_slot(slot, n_slots(stream));
+  io_exact(pread, fd_, dst, slot_bytes(), slot_offset(stream, slot), "read");
 }
 
 bool is_value_store_spec(const std::string& spec) {

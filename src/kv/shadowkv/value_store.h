@@ -20,6 +20,10 @@ class ValueStore {
   // Copies the chunks at slots[i] of `stream` into dst[i] (chunk_elems() floats each). Batched so a disk or
   // device store can coalesce the reads. Safe to call concurrently on different or equal streams.
   virtual void read(int stream, const int64_t* slots, int n, float* const* dst) const = 0;
+  // Copies the chunk at `slot` of `stream` into dst as stored (chunk_elems() halves if f16(), else floats), for a
+  // reader that keeps the same type (the hot buffer): no conversion to f32 and back.
+  virtual void read_stored(int stream, int64_t slot, void* dst) const = 0;
+  virtual bool f16() const = 0;
 
   virtual int64_t n_slots(int stream) const = 0;
   virtual int64_t chunk_elems() const = 0;
@@ -34,6 +38,8 @@ class RamValueStore : public ValueStore {
 
   int64_t append(int stream, const float* vals) override;
   void read(int stream, const int64_t* slots, int n, float* const* dst) const override;
+  void read_stored(int stream, int64_t slot, void* dst) const override;
+  bool f16() const override { return f16_; }
   int64_t n_slots(int stream) const override;
   int64_t chunk_elems() const override { return chunk_elems_; }
   int64_t bytes() const override;
@@ -62,6 +68,8 @@ class FileValueStore : public ValueStore {
 
   int64_t append(int stream, const float* vals) override;
   void read(int stream, const int64_t* slots, int n, float* const* dst) const override;
+  void read_stored(int stream, int64_t slot, void* dst) const override;
+  bool f16() const override { return f16_; }
   int64_t n_slots(int stream) const override { return n_slots_.at(stream); }
   int64_t chunk_elems() const override { return chunk_elems_; }
   int64_t bytes() const override { return file_bytes_; }
