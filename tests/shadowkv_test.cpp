@@ -374,43 +374,64 @@ TEST(ShadowKvChunkSelector, MatchesReferenceOnRandomInputs) {
   }
 }
 
+// Runs one update of `buf` and fills each miss with its chunk id (keys -id, values id); then checks the hit and miss
+// counts and that the rows attention reads (through the index) hold exactly the selection's chunks, in order.
+void hot_step(HotValueBuffer& buf, int chunk, int hd, int head, std::vector<int64_t> sel, int64_t extra,
+              int64_t want_misses) {
+  const int64_t h0 = buf.hits(), m0 = buf.misses();
+  const auto& misses = buf.update(head, sel.data(), (int64_t)sel.size(), extra);
+  EXPECT_EQ((int64_t)misses.size(), want_misses);
+  for (const auto& m : misses) {
+    const std::vector<float> keys(chunk * hd, (float)-m.chunk), vals(chunk * hd, (float)m.chunk);
+    buf.put_keys(head, m.slot, keys.data());
+    std::memcpy(buf.value_slot(head, m.slot), vals.data(), sizeof(float) * vals.size());
+  }
+  EXPECT_EQ(buf.misses() - m0, want_misses);
+  EXPECT_EQ(buf.hits() - h0, (int64_t)sel.size() - want_misses);
+  ASSERT_EQ(buf.size(head), (int)sel.size());
+  const KeyValueRows r = buf.rows(head);
+  ASSERT_EQ(r.n, (int64_t)sel.size() * chunk);
+  ASSERT_NE(r.index, nullptr);
+  for (size_t c = 0; c < sel.size(); ++c) {
+    EXPECT_EQ(buf.chunk_at(head, (int)c), sel[c]);
+    for (int t = 0; t < chunk; ++t)
+      for (int d = 0; d < hd; ++d) {
+        const int64_t row = r.index[c * chunk + t];
+        EXPECT_EQ(static_cast<const float*>(r.vals)[row * hd + d], (float)sel[c]) << "chunk " << sel[c];
+        EXPECT_EQ(static_cast<const float*>(r.keys)[row * hd + d], (float)-sel[c]) << "chunk " << sel[c];
+      }
+  }
+}
+
 TEST(ShadowKvHotBuffer, ScriptedSelections) {
+  // No extra room: the buffer holds exactly the selection.
   const int chunk = 2, hd = 3;
   HotValueBuffer buf(2, chunk, hd, /*f16=*/false);
-  // Fills each miss with its chunk id, then checks every slot still holds the id of the chunk mapped there.
-  auto step = [&](int head, std::vector<int64_t> sel, int64_t want_misses) {
-    const int64_t h0 = buf.hits(), m0 = buf.misses();
-    const auto& misses = buf.update(head, sel.data(), (int64_t)sel.size());
-    EXPECT_EQ((int64_t)misses.size(), want_misses);
-    for (const auto& m : misses) {
-      const std::vector<float> keys(chunk * hd, (float)-m.chunk), vals(chunk * hd, (float)m.chunk);
-      buf.put_keys(head, m.slot, keys.data());
-      std::memcpy(buf.value_slot(head, m.slot), vals.data(), sizeof(float) * vals.size());
-    }
-    EXPECT_EQ(buf.misses() - m0, want_misses);
-    EXPECT_EQ(buf.hits() - h0, (int64_t)sel.size() - want_misses);
-    ASSERT_EQ(buf.size(head), (int)sel.size());
-    std::set<int64_t> held;
-    for (int s = 0; s < buf.size(head); ++s) {
-      held.insert(buf.chunk_at(head, s));
-      for (int i = 0; i < chunk * hd; ++i) {
-        const KeyValueRows r = buf.rows(head);
-        EXPECT_EQ(r.n, (int64_t)buf.size(head) * chunk);
-        EXPECT_EQ(static_cast<const float*>(r.vals)[(size_t)s * chunk * hd + i], (float)buf.chunk_at(head, s));
-        EXPECT_EQ(static_cast<const float*>(r.keys)[(size_t)s * chunk * hd + i], (float)-buf.chunk_at(head, s));
-      }
-    }
-    EXPECT_EQ(held, std::set<int64_t>(sel.begin(), sel.end()));
-  };
-  step(0, {1, 2, 3}, 3);
-  step(0, {3, 2, 4}, 1);        // 4 takes 1's slot
-  step(0, {4, 2, 3}, 0);        // same set, different order: all hits
-  step(1, {2, 3}, 2);           // heads are independent
-  step(0, {9, 8, 4, 2, 3}, 2);  // grows
-  step(0, {3, 10}, 1);          // shrinks: 3 survives (may move), 10 is new
-  step(0, {}, 0);
-  step(0, {3}, 1);  // emptied buffer forgets everything
+  hot_step(buf, chunk, hd, 0, {1, 2, 3}, 0, 3);
+  hot_step(buf, chunk, hd, 0, {3, 2, 4}, 0, 1);        // 4 takes 1's slot
+  hot_step(buf, chunk, hd, 0, {4, 2, 3}, 0, 0);        // same set, different order: all hits
+  hot_step(buf, chunk, hd, 1, {2, 3}, 0, 2);           // heads are independent
+  hot_step(buf, chunk, hd, 0, {9, 8, 4, 2, 3}, 0, 2);  // grows
+  hot_step(buf, chunk, hd, 0, {3, 10}, 0, 1);          // shrinks: 3 survives, 10 is new
+  hot_step(buf, chunk, hd, 0, {}, 0, 0);
+  hot_step(buf, chunk, hd, 0, {3}, 0, 1);  // emptied buffer forgets everything
   EXPECT_EQ(buf.hits(), 2 + 3 + 3 + 1);
+}
+
+TEST(ShadowKvHotBuffer, ExtraRoomKeepsTheMostRecentlySelected) {
+  // With room for 2 chunks beyond a selection of 2, a chunk that left the selection one or two updates ago is still a
+  // hit; the least recently selected one is dropped first; slots never exceed the selection + the extra room.
+  const int chunk = 2, hd = 3;
+  HotValueBuffer buf(1, chunk, hd, /*f16=*/false);
+  hot_step(buf, chunk, hd, 0, {1, 2}, 2, 2);
+  hot_step(buf, chunk, hd, 0, {3, 4}, 2, 2);  // holds 1 2 3 4
+  hot_step(buf, chunk, hd, 0, {1, 5}, 2, 1);  // 1 is back (hit); 5 replaces 2, the least recently selected
+  hot_step(buf, chunk, hd, 0, {2, 3}, 2, 1);  // 3 is a hit, 2 was dropped; 4 (selected before 1 and 5) goes
+  hot_step(buf, chunk, hd, 0, {1, 5}, 2, 0);  // both still held
+  EXPECT_EQ(buf.slots(0), 4);
+  EXPECT_EQ(buf.hits(), 1 + 1 + 2);
+  hot_step(buf, chunk, hd, 0, {7, 8, 9}, 0, 3);  // no extra room: only the selection stays
+  hot_step(buf, chunk, hd, 0, {1, 5, 2}, 0, 3);
 }
 
 TEST(ShadowKvValueStore, RoundTrip) {

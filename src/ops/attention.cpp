@@ -11,6 +11,7 @@
 
 #include "ops/quant_dispatch.h"
 #include "ops/vec.h"
+#include "util/error.h"
 
 namespace shadowkv {
 namespace {
@@ -30,7 +31,8 @@ void attend_range(const float* q, int n_q, int hd, float scale, const KeyValueRo
   s_buf.resize((size_t)n_q * kBlock);
   float* s = s_buf.data();  // [n_q][kBlock] scores, then probabilities
   for (int64_t b0 = begin, b1; b0 < end; b0 = b1) {
-    const RowRun run = row_run(kv, b0, hd);  // a block of rows never crosses a pool block
+    // A block of rows never crosses a pool block; gathered rows are indices from the base of keys / vals.
+    const RowRun run = kv.index ? RowRun{kv.keys, kv.vals, end - b0} : row_run(kv, b0, hd);
     b1 = std::min({end, b0 + kBlock, b0 + run.n});
     int nv = 0;
     for (int64_t i = b0; i < b1; ++i) {
@@ -38,7 +40,7 @@ void attend_range(const float* q, int n_q, int hd, float scale, const KeyValueRo
         const int64_t p = kv.pos[i];
         if (p > q_pos || p < 0 || (window > 0 && q_pos - p >= window)) continue;
       }
-      idx[nv++] = i - b0;
+      idx[nv++] = kv.index ? kv.index[i] : i - b0;
     }
     if (nv == 0) continue;
     ops.group_scores(q, n_q, hd, scale, run.keys, f16, idx, nv, s, kBlock);
@@ -87,6 +89,8 @@ KeyValueRows slice_rows(const KeyValueRows& kv, int64_t begin, int64_t end, int 
   KeyValueRows s = kv;
   if (kv.block_rows > 0) {
     s.first += begin;
+  } else if (kv.index) {
+    s.index += begin;
   } else {
     const RowRun run = row_run(kv, begin, head_dim);
     s.keys = run.keys, s.vals = run.vals;
@@ -113,6 +117,7 @@ void attend_tile(const float* q, int64_t q_stride, int n_tok, int n_q, int head_
   const int64_t q_last = q_pos0 + n_tok - 1;
   for (int si = 0; si < n_sets; ++si) {
     const KeyValueRows& kv = sets[si];
+    if (kv.index) throw Error("attention: gathered rows (KeyValueRows::index) are for decode kernels only");
     const int window_kv = kv.sink ? 0 : window;
     const int64_t n = kv.pos ? kv.n : std::clamp<int64_t>(q_last + 1 - kv.pos0, 0, kv.n);
     for (int64_t b0 = 0, B; b0 < n; b0 += B) {

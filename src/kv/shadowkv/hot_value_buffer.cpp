@@ -1,3 +1,4 @@
+// The hot buffer of selected (and recently selected) chunks' rebuilt keys and values (hot_value_buffer.h).
 #include "kv/shadowkv/hot_value_buffer.h"
 
 #include <algorithm>
@@ -20,61 +21,75 @@ void HotValueBuffer::put_keys(int head, int slot, const float* keys) {
 
 KeyValueRows HotValueBuffer::rows(int head) const {
   const Head& h = heads_[head];
-  return {h.keys.data(), h.vals.data(), f16_ ? KvDType::F16 : KvDType::F32, (int64_t)h.ids.size() * chunk_, nullptr};
+  KeyValueRows r{h.keys.data(), h.vals.data(), f16_ ? KvDType::F16 : KvDType::F32, (int64_t)h.index.size(), nullptr};
+  r.index = h.index.data();
+  return r;
 }
 
-const std::vector<HotValueBuffer::Miss>& HotValueBuffer::update(int head, const int64_t* selected, int64_t n_selected) {
+void HotValueBuffer::grow(Head& h, int64_t n_slots) const {
+  if ((int64_t)h.ids.size() >= n_slots) return;
+  h.ids.resize(n_slots, -1);
+  h.last.resize(n_slots, -1);
+  h.keys.resize((size_t)n_slots * slot_bytes());
+  h.vals.resize((size_t)n_slots * slot_bytes());
+}
+
+std::vector<int> HotValueBuffer::take_slots(Head& h, size_t n, int64_t cap) const {
+  std::vector<int> free_slots;
+  std::vector<std::pair<int64_t, int>> old;  // (last selected, slot) of occupied slots not selected now
+  for (int s = 0; s < (int)h.ids.size(); ++s) {
+    if (h.ids[s] < 0)
+      free_slots.push_back(s);
+    else if (h.last[s] < h.tick)
+      old.push_back({h.last[s], s});
+  }
+  // Chunks held after this update: at most cap (the selection + extra), so the oldest ones go.
+  const int64_t occupied = (int64_t)(h.ids.size() - free_slots.size());
+  const int64_t drop = std::min<int64_t>((int64_t)old.size(), std::max<int64_t>(0, occupied + (int64_t)n - cap));
+  if (drop > 0) std::nth_element(old.begin(), old.begin() + (drop - 1), old.end());
+  for (int64_t i = 0; i < drop; ++i) {
+    const int s = old[i].second;
+    h.slot_of[h.ids[s]] = -1;
+    h.ids[s] = -1;
+    free_slots.push_back(s);
+  }
+  std::sort(free_slots.begin(), free_slots.end());
+  free_slots.resize(n);  // enough: the buffer has cap >= selected slots
+  return free_slots;
+}
+
+const std::vector<HotValueBuffer::Miss>& HotValueBuffer::update(int head, const int64_t* selected, int64_t n_selected,
+                                                                int64_t extra) {
   Head& h = heads_[head];
+  ++h.tick;
   h.misses.clear();
-  const int old_size = (int)h.ids.size();
-  h.keep.assign(old_size, 0);
+  h.active.clear();
+  const int64_t cap = n_selected + std::max<int64_t>(0, extra);
+  grow(h, cap);
   int64_t max_id = -1;
   for (int64_t i = 0; i < n_selected; ++i) max_id = std::max(max_id, selected[i]);
   if ((int64_t)h.slot_of.size() <= max_id) h.slot_of.resize(max_id + 1, -1);
-
-  // Pass 1: hits keep their slot; misses are queued with no slot yet.
-  int64_t hits = 0;
-  for (int64_t i = 0; i < n_selected; ++i) {
+  for (int64_t i = 0; i < n_selected; ++i) {  // hits keep their slot; misses are queued with no slot yet
     const int s = h.slot_of[selected[i]];
     if (s >= 0) {
-      h.keep[s] = 1;
-      ++hits;
+      h.last[s] = h.tick;
     } else {
       h.misses.push_back({selected[i], -1});
     }
   }
-  // Pass 2: free the slots of chunks that dropped out; misses take freed slots first, then new ones at the end.
-  // If the selection shrank, the surviving entries past the new size move down (rare: only if k decreases).
-  const int new_size = (int)n_selected;
-  std::vector<int> free_slots;
-  for (int s = 0; s < old_size; ++s)
-    if (!h.keep[s]) {
-      h.slot_of[h.ids[s]] = -1;
-      if (s < new_size) free_slots.push_back(s);
-    }
-  if (new_size < old_size) {
-    for (int s = new_size; s < old_size; ++s)
-      if (h.keep[s]) {  // move a kept entry into a free low slot; it stays a hit (keys/values copied along)
-        const int d = free_slots.back();
-        free_slots.pop_back();
-        std::memcpy(&h.keys[(size_t)d * slot_bytes()], &h.keys[(size_t)s * slot_bytes()], slot_bytes());
-        std::memcpy(&h.vals[(size_t)d * slot_bytes()], &h.vals[(size_t)s * slot_bytes()], slot_bytes());
-        h.ids[d] = h.ids[s];
-        h.slot_of[h.ids[d]] = d;
-      }
-  }
-  h.ids.resize(new_size, -1);
-  h.keys.resize((size_t)new_size * slot_bytes());
-  h.vals.resize((size_t)new_size * slot_bytes());
-  for (int s = old_size; s < new_size; ++s) free_slots.push_back(s);
-  // free_slots now has exactly one entry per miss.
+  const std::vector<int> free_slots = take_slots(h, h.misses.size(), cap);
   for (size_t i = 0; i < h.misses.size(); ++i) {
     const int s = free_slots[i];
     h.misses[i].slot = s;
     h.ids[s] = h.misses[i].chunk;
+    h.last[s] = h.tick;
     h.slot_of[h.misses[i].chunk] = s;
   }
-  hits_ += hits;
+  for (int64_t i = 0; i < n_selected; ++i) h.active.push_back(h.slot_of[selected[i]]);  // in selection order
+  h.index.clear();
+  for (int s : h.active)
+    for (int r = 0; r < chunk_; ++r) h.index.push_back((int64_t)s * chunk_ + r);
+  hits_ += n_selected - (int64_t)h.misses.size();
   misses_ += (int64_t)h.misses.size();
   return h.misses;
 }

@@ -71,6 +71,9 @@ const KvPolicyRegistration kShadowKv{
       {"local-chunks", SettingType::Int, "4", "chunks at the end of the prompt kept dense"},
       {"dense-tail", SettingType::Int, "-1",
        "tokens after the prompt kept exact before the oldest half is compressed (-1 = 2048)"},
+      {"hot-extra", SettingType::Int, "-1",
+       "chunks the hot buffer keeps per KV head beyond the selection, the least recently selected dropped first, so "
+       "a chunk that returns is not rebuilt (-1 = half the budget)"},
       {"factor-dtype", SettingType::Text, "f16", "storage of U rows and landmarks: f16 or f32"},
       {"value-dtype", SettingType::Text, "f16",
        "storage of the value store (cold tier) and of the hot buffer's rebuilt keys and values: f16 or f32"},
@@ -263,12 +266,12 @@ void ShadowKvCache::fill_slots(GlobalLayer& g, const Fill* fills, size_t n) cons
 void ShadowKvCache::select_and_fetch(GlobalLayer& g, const float* q) {
   const LayerGeometry& lg = geom_.layers[g.layer];
   const int hd = lg.head_dim, n_kv = lg.n_kv_head, group = lg.n_head / n_kv;
-  const int64_t k = budget_chunks(g);
+  const int64_t k = budget_chunks(g), extra = cfg_.hot_extra >= 0 ? cfg_.hot_extra : k / 2;
   std::vector<Fill> fills;
   for (int h = 0; h < n_kv; ++h) {
     Head& hs = g.heads[h];
     hs.selector.select(q + (int64_t)h * group * hd, group, hd, lg.scale, hs.landmarks, k, &hs.selected);
-    for (const HotValueBuffer::Miss& m : g.hot.update(h, hs.selected.data(), (int64_t)hs.selected.size()))
+    for (const HotValueBuffer::Miss& m : g.hot.update(h, hs.selected.data(), (int64_t)hs.selected.size(), extra))
       fills.push_back({h, m.chunk, m.slot});
   }
   // Misses in batches of one head and one segment (candidates are in position order within a head).

@@ -41,7 +41,7 @@ int default_rank(int width) {
 
 ShadowKvConfig parse_shadowkv_options(const KvOptions& o, const KvGeometry& g) {
   const int64_t chunk = o.integer("chunk"), local = o.integer("local-chunks"), outliers = o.integer("outliers"),
-                rank = o.integer("rank"), dense_tail = o.integer("dense-tail");
+                rank = o.integer("rank"), dense_tail = o.integer("dense-tail"), hot_extra = o.integer("hot-extra");
   const auto in_range = [](int64_t v, int64_t lo) { return v >= lo && v <= (1 << 30); };
   if (!in_range(chunk, 1)) throw Error("shadowkv: chunk must be >= 1 (got " + std::to_string(chunk) + ")");
   if (!in_range(local, 0)) throw Error("shadowkv: local_chunks must be >= 0 (got " + std::to_string(local) + ")");
@@ -50,6 +50,8 @@ ShadowKvConfig parse_shadowkv_options(const KvOptions& o, const KvGeometry& g) {
   if (!in_range(rank, 0)) throw Error("shadowkv: rank must be >= 1 (got " + std::to_string(rank) + ")");
   if (!in_range(dense_tail, -1))
     throw Error("shadowkv: dense_tail must be >= 0 tokens (got " + std::to_string(dense_tail) + ")");
+  if (!in_range(hot_extra, -1))
+    throw Error("shadowkv: hot_extra must be >= 0 chunks (got " + std::to_string(hot_extra) + ")");
   for (const LayerGeometry& l : g.layers) {
     if (l.n_head < 1 || l.n_kv_head < 1 || l.head_dim < 1 || l.n_head % l.n_kv_head != 0)
       throw Error("shadowkv: bad layer geometry (n_head must be a multiple of n_kv_head)");
@@ -64,6 +66,7 @@ ShadowKvConfig parse_shadowkv_options(const KvOptions& o, const KvGeometry& g) {
   c.outliers = (int)outliers;
   c.f16 = o.flag("kv-f16");
   if (dense_tail >= 0) c.dense_tail = (int)dense_tail;
+  c.hot_extra = (int)hot_extra;
   const std::string factors = o.text("factor-dtype");
   if (factors != "f16" && factors != "f32")
     throw Error("shadowkv: factor dtype must be f16 or f32 (got '" + factors + "')");

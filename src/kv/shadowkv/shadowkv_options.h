@@ -22,6 +22,8 @@ struct ShadowKvConfig {
   // Tokens after the prompt (generated, or later turns) kept exact and always attended. Past that, the oldest
   // half of it is compressed as one block with its own basis, landmarks and outliers.
   int dense_tail = kDefaultDenseTail;
+  // Chunks the hot buffer keeps per KV head beyond the selection (recently selected ones); -1 = half the budget.
+  int hot_extra = -1;
 
   static constexpr int kDefaultBudget = 2048;  // the authors' budget in every RULER experiment
   static constexpr int kDefaultDenseTail = 2048;
