@@ -446,29 +446,21 @@ TEST(ShadowKvValueStore, RoundTrip) {
     EXPECT_EQ(store.n_slots(0), 4);
     EXPECT_EQ(store.n_slots(2), 3);
     EXPECT_EQ(store.bytes(), 10 * 16 * (f16 ? 2 : 4));
-    std::vector<float> a(16), b(16);
-    float* dst[2] = {a.data(), b.data()};
-    const int64_t slots[2] = {3, 1};
-    store.read(0, slots, 2, dst);
-    const float tol = f16 ? 2e-3f : 0.0f;
-    for (int i = 0; i < 16; ++i) {
-      EXPECT_NEAR(a[i], chunks[9][i], tol * std::fabs(chunks[9][i]) + 1e-7);
-      EXPECT_NEAR(b[i], chunks[3][i], tol * std::fabs(chunks[3][i]) + 1e-7);
+    // Read as stored: the floats, or their halves.
+    EXPECT_EQ(store.f16(), f16);
+    std::vector<uint32_t> raw(16);
+    for (int64_t slot : {3, 1}) {
+      store.read(0, slot, raw.data());
+      const std::vector<float>& want = chunks[3 * slot];
+      for (int i = 0; i < 16; ++i)
+        if (f16)
+          EXPECT_EQ(reinterpret_cast<const uint16_t*>(raw.data())[i], f32_to_f16(want[i])) << i;
+        else
+          EXPECT_EQ(reinterpret_cast<const float*>(raw.data())[i], want[i]) << i;
     }
     auto copy = store.clone();
     EXPECT_EQ(copy->bytes(), store.bytes());
-    const int64_t bad = 4;
-    EXPECT_THROW(store.read(0, &bad, 1, dst), Error);
-    // As stored: the halves (or floats) themselves, which read() converts.
-    EXPECT_EQ(store.f16(), f16);
-    std::vector<uint32_t> raw(16);
-    store.read_stored(0, 3, raw.data());
-    for (int i = 0; i < 16; ++i)
-      if (f16)
-        EXPECT_EQ(reinterpret_cast<const uint16_t*>(raw.data())[i], f32_to_f16(chunks[9][i])) << i;
-      else
-        EXPECT_EQ(reinterpret_cast<const float*>(raw.data())[i], chunks[9][i]) << i;
-    EXPECT_THROW(store.read_stored(0, 4, raw.data()), Error);
+    EXPECT_THROW(store.read(0, 4, raw.data()), Error);
   }
 }
 
@@ -501,23 +493,16 @@ TEST(ShadowKvValueStore, FileStoreMatchesRamStoreAcrossExtentsAndLeavesNoFile) {
     std::unique_ptr<ValueStore> copy = disk->clone();
     EXPECT_EQ(disk->n_slots(1), ram->n_slots(1));
     EXPECT_GE(disk->bytes(), ram->bytes());
-    std::vector<float> want(elems), got(elems), got2(elems);
-    float *w = want.data(), *g = got.data(), *g2 = got2.data();
+    std::vector<uint8_t> want(elems * 4), got(elems * 4), got2(elems * 4);
     for (int s = 0; s < 2; ++s)
       for (int64_t slot = 0; slot < ram->n_slots(s); slot += 7) {
-        ram->read(s, &slot, 1, &w);
-        disk->read(s, &slot, 1, &g);
-        copy->read(s, &slot, 1, &g2);
+        ram->read(s, slot, want.data());
+        disk->read(s, slot, got.data());
+        copy->read(s, slot, got2.data());
         ASSERT_EQ(want, got) << "stream " << s << " slot " << slot << (f16 ? " f16" : " f32");
         ASSERT_EQ(want, got2) << "clone, stream " << s << " slot " << slot;
-        std::vector<uint8_t> raw_ram(elems * 4), raw_disk(elems * 4);
-        ram->read_stored(s, slot, raw_ram.data());
-        disk->read_stored(s, slot, raw_disk.data());
-        ASSERT_EQ(raw_ram, raw_disk) << "as stored, stream " << s << " slot " << slot;
       }
-    const int64_t bad = disk->n_slots(0);
-    EXPECT_THROW(disk->read(0, &bad, 1, &g), Error);
-    EXPECT_THROW(disk->read_stored(0, bad, got.data()), Error);
+    EXPECT_THROW(disk->read(0, disk->n_slots(0), got.data()), Error);
     EXPECT_FALSE(maps_a_value_file());
   }
   EXPECT_EQ(rmdir(dir.c_str()), 0) << "the value files must not stay in the directory";

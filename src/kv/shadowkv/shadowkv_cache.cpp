@@ -259,7 +259,7 @@ void ShadowKvCache::fill_slots(GlobalLayer& g, const Fill* fills, size_t n) cons
     float* k = &keys[i * chunk * hd];
     apply_rope_run(lg.rope, k, chunk, hd, hd, cand_chunk[fills[i].cand] * chunk, g.angles.get());
     g.hot.put_keys(head, fills[i].slot, k);
-    store.read_stored(head, fills[i].cand, g.hot.value_slot(head, fills[i].slot));
+    store.read(head, fills[i].cand, g.hot.value_slot(head, fills[i].slot));
   }
 }
 

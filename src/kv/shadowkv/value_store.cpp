@@ -44,19 +44,7 @@ int64_t RamValueStore::append(int stream, const float* vals) {
   return (int64_t)(s.size() / chunk_elems_) - 1;
 }
 
-void RamValueStore::read(int stream, const int64_t* slots, int n, float* const* dst) const {
-  const int64_t have = n_slots(stream);
-  for (int i = 0; i < n; ++i) {
-    check_slot(slots[i], have);
-    if (f16_) {
-      f16_to_f32_row(f16s_[stream].data() + slots[i] * chunk_elems_, dst[i], chunk_elems_);
-    } else {
-      std::copy_n(f32_[stream].data() + slots[i] * chunk_elems_, chunk_elems_, dst[i]);
-    }
-  }
-}
-
-void RamValueStore::read_stored(int stream, int64_t slot, void* dst) const {
+void RamValueStore::read(int stream, int64_t slot, void* dst) const {
   check_slot(slot, n_slots(stream));
   if (f16_)
     std::memcpy(dst, f16s_[stream].data() + slot * chunk_elems_, (size_t)chunk_elems_ * 2);
@@ -159,22 +147,7 @@ int64_t FileValueStore::append(int stream, const float* vals) {
   return slot;
 }
 
-void FileValueStore::read(int stream, const int64_t* slots, int n, float* const* dst) const {
-  const int64_t have = n_slots(stream);
-  std::vector<uint16_t> h(f16_ ? chunk_elems_ : 0);
-  for (int i = 0; i < n; ++i) {
-    check_slot(slots[i], have);
-    const int64_t off = slot_offset(stream, slots[i]);
-    if (f16_) {
-      io_exact(pread, fd_, h.data(), slot_bytes(), off, "read");
-      f16_to_f32_row(h.data(), dst[i], chunk_elems_);
-    } else {
-      io_exact(pread, fd_, dst[i], slot_bytes(), off, "read");
-    }
-  }
-}
-
-void FileValueStore::read_stored(int stream, int64_t slot, void* dst) const {
+void FileValueStore::read(int stream, int64_t slot, void* dst) const {
   check_slot(slot, n_slots(stream));
   io_exact(pread, fd_, dst, slot_bytes(), slot_offset(stream, slot), "read");
 }

@@ -17,12 +17,10 @@ class ValueStore {
   // Appends one chunk (chunk_elems() floats) to `stream` and returns its slot.
   virtual int64_t append(int stream, const float* vals) = 0;
 
-  // Copies the chunks at slots[i] of `stream` into dst[i] (chunk_elems() floats each). Batched so a disk or
-  // device store can coalesce the reads. Safe to call concurrently on different or equal streams.
-  virtual void read(int stream, const int64_t* slots, int n, float* const* dst) const = 0;
-  // Copies the chunk at `slot` of `stream` into dst as stored (chunk_elems() halves if f16(), else floats), for a
-  // reader that keeps the same type (the hot buffer): no conversion to f32 and back.
-  virtual void read_stored(int stream, int64_t slot, void* dst) const = 0;
+  // Copies the chunk at `slot` of `stream` into dst as stored (chunk_elems() halves if f16(), else floats): its
+  // reader, the hot buffer, keeps the same type, so nothing is converted. Safe to call concurrently on different
+  // or equal streams; throws Error on a slot out of range.
+  virtual void read(int stream, int64_t slot, void* dst) const = 0;
   virtual bool f16() const = 0;
 
   virtual int64_t n_slots(int stream) const = 0;
@@ -31,14 +29,13 @@ class ValueStore {
   virtual std::unique_ptr<ValueStore> clone() const = 0;
 };
 
-// Values in RAM, f32 or IEEE f16 (f16 halves the cold tier; reads convert back to f32).
+// Values in RAM, f32 or IEEE f16 (f16 halves the cold tier).
 class RamValueStore : public ValueStore {
  public:
   RamValueStore(int n_streams, int64_t chunk_elems, bool f16);
 
   int64_t append(int stream, const float* vals) override;
-  void read(int stream, const int64_t* slots, int n, float* const* dst) const override;
-  void read_stored(int stream, int64_t slot, void* dst) const override;
+  void read(int stream, int64_t slot, void* dst) const override;
   bool f16() const override { return f16_; }
   int64_t n_slots(int stream) const override;
   int64_t chunk_elems() const override { return chunk_elems_; }
@@ -67,8 +64,7 @@ class FileValueStore : public ValueStore {
   ~FileValueStore() override;
 
   int64_t append(int stream, const float* vals) override;
-  void read(int stream, const int64_t* slots, int n, float* const* dst) const override;
-  void read_stored(int stream, int64_t slot, void* dst) const override;
+  void read(int stream, int64_t slot, void* dst) const override;
   bool f16() const override { return f16_; }
   int64_t n_slots(int stream) const override { return n_slots_.at(stream); }
   int64_t chunk_elems() const override { return chunk_elems_; }
