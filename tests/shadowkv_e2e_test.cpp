@@ -55,6 +55,15 @@ TEST(ShadowKvEndToEnd, FullRankFullBudgetEqualsFullPolicy) {
   EXPECT_GT(ctr["value_misses"], 0);
   EXPECT_GT(ctr["value_hits"], 0);  // full budget: after the first step nearly everything is a hit
   EXPECT_GT(ctr["value_hit_rate"], 0.9);
+  // Every candidate is selected, so the hot buffer has no room beyond them: keys and values (f32) of each
+  // candidate chunk, nothing idle.
+  int64_t cand = 0;
+  for (int l : {0, 2})
+    for (int h = 0; h < kKv; ++h) cand += skv.candidate_chunks(l, h);
+  int64_t hot = -1;
+  for (const auto& [name, bytes] : skv.memory().parts)
+    if (name == "hot_values") hot = bytes;
+  EXPECT_EQ(hot, cand * 8 * kHd * 4 * 2);
 }
 
 TEST(ShadowKvEndToEnd, SmallBudgetLowRankIsApproximate) {

@@ -7,6 +7,8 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
 #include <algorithm>
+#include <array>
+#include <utility>
 
 #include "ops/quant_dispatch.h"
 #include "ops/vec.h"
@@ -39,26 +41,18 @@ void panel_heads(const float* q, int hd, float scale, const void* panels, bool f
     for (int h = 0; h < NH; ++h) _mm512_storeu_ps(s + h * ld + p * kPanelRows, _mm512_mul_ps(sv, acc[p][h]));
 }
 
+using PanelFn = void (*)(const float*, int, float, const void*, bool, float*, int64_t);
+
+// panel_heads for NP panels and 1..8 heads, indexed by heads - 1.
+template <int NP, int... H>
+constexpr std::array<PanelFn, sizeof...(H)> panel_fns(std::integer_sequence<int, H...>) {
+  return {panel_heads<H + 1, NP>...};
+}
+
 template <int NP>
 void panel_group(int n, const float* q, int hd, float scale, const void* panels, bool f16, float* s, int64_t ld) {
-  switch (n) {
-    case 1:
-      return panel_heads<1, NP>(q, hd, scale, panels, f16, s, ld);
-    case 2:
-      return panel_heads<2, NP>(q, hd, scale, panels, f16, s, ld);
-    case 3:
-      return panel_heads<3, NP>(q, hd, scale, panels, f16, s, ld);
-    case 4:
-      return panel_heads<4, NP>(q, hd, scale, panels, f16, s, ld);
-    case 5:
-      return panel_heads<5, NP>(q, hd, scale, panels, f16, s, ld);
-    case 6:
-      return panel_heads<6, NP>(q, hd, scale, panels, f16, s, ld);
-    case 7:
-      return panel_heads<7, NP>(q, hd, scale, panels, f16, s, ld);
-    default:
-      return panel_heads<8, NP>(q, hd, scale, panels, f16, s, ld);
-  }
+  static constexpr std::array<PanelFn, 8> fns = panel_fns<NP>(std::make_integer_sequence<int, 8>());
+  fns[n - 1](q, hd, scale, panels, f16, s, ld);  // n in 1..8
 }
 
 void panel_scores(const float* q, int n_q, int hd, float scale, const void* panels, bool f16, int64_t n_panels,

@@ -34,9 +34,11 @@ void HotValueBuffer::grow(Head& h, int64_t n_slots) const {
   h.vals.resize((size_t)n_slots * slot_bytes());
 }
 
-std::vector<int> HotValueBuffer::take_slots(Head& h, size_t n, int64_t cap) const {
-  std::vector<int> free_slots;
-  std::vector<std::pair<int64_t, int>> old;  // (last selected, slot) of occupied slots not selected now
+const std::vector<int>& HotValueBuffer::take_slots(Head& h, size_t n, int64_t cap) const {
+  std::vector<int>& free_slots = h.free_slots;
+  std::vector<std::pair<int64_t, int>>& old = h.old;  // occupied slots not selected now
+  free_slots.clear();
+  old.clear();
   for (int s = 0; s < (int)h.ids.size(); ++s) {
     if (h.ids[s] < 0)
       free_slots.push_back(s);
@@ -77,7 +79,7 @@ const std::vector<HotValueBuffer::Miss>& HotValueBuffer::update(int head, const 
       h.misses.push_back({selected[i], -1});
     }
   }
-  const std::vector<int> free_slots = take_slots(h, h.misses.size(), cap);
+  const std::vector<int>& free_slots = take_slots(h, h.misses.size(), cap);
   for (size_t i = 0; i < h.misses.size(); ++i) {
     const int s = free_slots[i];
     h.misses[i].slot = s;

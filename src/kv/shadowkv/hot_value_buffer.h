@@ -8,6 +8,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "ops/attention.h"
@@ -48,19 +49,21 @@ class HotValueBuffer {
 
  private:
   struct Head {
-    std::vector<int64_t> ids;         // slot -> candidate index, -1 if free
-    std::vector<int64_t> last;        // slot -> update (tick) that last selected it
-    std::vector<int> slot_of;         // candidate index -> slot, -1 if absent (grows with the candidates)
-    std::vector<uint8_t> keys, vals;  // [slots][chunk][head_dim] of f16 or f32
-    std::vector<int> active;          // slots of the current selection
-    std::vector<int64_t> index;       // their rows: slot * chunk + r
-    std::vector<Miss> misses;         // result of the last update
+    std::vector<int64_t> ids;                  // slot -> candidate index, -1 if free
+    std::vector<int64_t> last;                 // slot -> update (tick) that last selected it
+    std::vector<int> slot_of;                  // candidate index -> slot, -1 if absent (grows with the candidates)
+    std::vector<uint8_t> keys, vals;           // [slots][chunk][head_dim] of f16 or f32
+    std::vector<int> active;                   // slots of the current selection
+    std::vector<int64_t> index;                // their rows: slot * chunk + r
+    std::vector<Miss> misses;                  // result of the last update
+    std::vector<int> free_slots;               // scratch of take_slots
+    std::vector<std::pair<int64_t, int>> old;  // scratch of take_slots: (last selected, slot)
     int64_t tick = 0;
   };
   void grow(Head& h, int64_t n_slots) const;
   // Slots for n misses, after freeing the chunks selected least recently (none of this update's hits) until at
   // most cap chunks will be held.
-  std::vector<int> take_slots(Head& h, size_t n, int64_t cap) const;
+  const std::vector<int>& take_slots(Head& h, size_t n, int64_t cap) const;
   int64_t row_elems_ = 0;  // chunk * head_dim
   int chunk_ = 0;
   bool f16_ = true;

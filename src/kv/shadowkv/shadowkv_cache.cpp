@@ -271,7 +271,8 @@ void ShadowKvCache::select_and_fetch(GlobalLayer& g, const float* q) {
   for (int h = 0; h < n_kv; ++h) {
     Head& hs = g.heads[h];
     hs.selector.select(q + (int64_t)h * group * hd, group, hd, lg.scale, hs.landmarks, k, &hs.selected);
-    for (const HotValueBuffer::Miss& m : g.hot.update(h, hs.selected.data(), (int64_t)hs.selected.size(), extra))
+    const int64_t n = (int64_t)hs.selected.size(), room = std::min(extra, hs.landmarks.size() - n);  // no idle slots
+    for (const HotValueBuffer::Miss& m : g.hot.update(h, hs.selected.data(), n, room))
       fills.push_back({h, m.chunk, m.slot});
   }
   // Misses in batches of one head and one segment (candidates are in position order within a head).
