@@ -24,9 +24,9 @@ struct KeyValueRows {
   const void* const* key_blocks = nullptr;
   const void* const* val_blocks = nullptr;
   int64_t block_rows = 0;
-  int64_t first = 0;  // Gathered rows (decode only: attend_rows, attend_group): when index is set, row i is row
-                      // index[i] of keys / vals
-  // (a hot buffer's selected slots among others).
+  int64_t first = 0;
+  // Gathered rows (decode only: attend_rows, attend_group): when index is set, row i is row index[i] of keys /
+  // vals (a hot buffer's selected slots among others).
   const int64_t* index = nullptr;
 };
 

@@ -65,7 +65,6 @@ const std::vector<HotValueBuffer::Miss>& HotValueBuffer::update(int head, const 
   Head& h = heads_[head];
   ++h.tick;
   h.misses.clear();
-  h.active.clear();
   const int64_t cap = n_selected + std::max<int64_t>(0, extra);
   grow(h, cap);
   int64_t max_id = -1;
@@ -87,10 +86,9 @@ const std::vector<HotValueBuffer::Miss>& HotValueBuffer::update(int head, const 
     h.last[s] = h.tick;
     h.slot_of[h.misses[i].chunk] = s;
   }
-  for (int64_t i = 0; i < n_selected; ++i) h.active.push_back(h.slot_of[selected[i]]);  // in selection order
   h.index.clear();
-  for (int s : h.active)
-    for (int r = 0; r < chunk_; ++r) h.index.push_back((int64_t)s * chunk_ + r);
+  for (int64_t i = 0; i < n_selected; ++i)  // in selection order
+    for (int r = 0; r < chunk_; ++r) h.index.push_back((int64_t)h.slot_of[selected[i]] * chunk_ + r);
   hits_ += n_selected - (int64_t)h.misses.size();
   misses_ += (int64_t)h.misses.size();
   return h.misses;

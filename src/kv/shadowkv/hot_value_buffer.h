@@ -39,8 +39,10 @@ class HotValueBuffer {
   // The selection of `head` as size(head)*chunk attention rows (gathered by index; no positions: all in the
   // query's past), in selection order.
   KeyValueRows rows(int head) const;
-  int size(int head) const { return (int)heads_[head].active.size(); }                          // selected chunks
-  int64_t chunk_at(int head, int i) const { return heads_[head].ids[heads_[head].active[i]]; }  // i < size(head)
+  int size(int head) const { return (int)(heads_[head].index.size() / chunk_); }  // selected chunks
+  int64_t chunk_at(int head, int i) const {                                       // i < size(head)
+    return heads_[head].ids[heads_[head].index[(size_t)i * chunk_] / chunk_];
+  }
   int slots(int head) const { return (int)heads_[head].ids.size(); }
 
   int64_t hits() const { return hits_; }
@@ -53,8 +55,7 @@ class HotValueBuffer {
     std::vector<int64_t> last;                 // slot -> update (tick) that last selected it
     std::vector<int> slot_of;                  // candidate index -> slot, -1 if absent (grows with the candidates)
     std::vector<uint8_t> keys, vals;           // [slots][chunk][head_dim] of f16 or f32
-    std::vector<int> active;                   // slots of the current selection
-    std::vector<int64_t> index;                // their rows: slot * chunk + r
+    std::vector<int64_t> index;                // the selection's rows, in its order: slot * chunk + r
     std::vector<Miss> misses;                  // result of the last update
     std::vector<int> free_slots;               // scratch of take_slots
     std::vector<std::pair<int64_t, int>> old;  // scratch of take_slots: (last selected, slot)

@@ -26,12 +26,4 @@ void LandmarkPanels::append(const float* rows, int64_t n) {
   }
 }
 
-void LandmarkPanels::read(int64_t i, float* out) const {
-  const int64_t p = i / kPanelRows, c = i % kPanelRows, panel_elems = (int64_t)width_ * kPanelRows;
-  for (int d = 0; d < width_; ++d) {
-    const size_t at = (size_t)(p * panel_elems + (int64_t)d * kPanelRows + c);
-    out[d] = f16_ ? f16_to_f32(h_[at]) : f_[at];
-  }
-}
-
 }  // namespace shadowkv

@@ -16,8 +16,6 @@ class LandmarkPanels {
 
   // Appends n landmarks of width floats each.
   void append(const float* rows, int64_t n);
-  // Landmark i as f32 into out[width].
-  void read(int64_t i, float* out) const;
 
   int64_t size() const { return n_; }
   int64_t n_panels() const { return (n_ + kPanelRows - 1) / kPanelRows; }
