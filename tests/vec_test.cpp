@@ -217,8 +217,8 @@ TEST(Vec, GroupScoresAndAccumulateMatchDoubleReference) {
   for (simd::Backend b : backends()) {
     BackendGuard g(b);
     const simd::VecOps& ops = simd::vec_ops();
-    for (int hd : {8, 12, 16, 64, 256})
-      for (int n_q : {1, 2, 3, 4, 5, 8, 9})
+    for (int hd : {8, 12, 16, 32, 48, 64, 256})
+      for (int n_q : {1, 2, 3, 4, 5, 7, 8, 9, 14})
         for (int nv : {1, 2, 3, 5, 64})
           for (bool f16 : {false, true}) {
             const int64_t rows = 80;

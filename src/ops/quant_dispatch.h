@@ -61,8 +61,9 @@ struct QuantOps {
   // act holds x prepared as act_kind(t) says (unused for kNone).
   float (*dot)(GgmlType t, const void* row, const float* x, const void* act, int64_t n);
   // y[r * y_stride + o] = dot of weight row o (at w + o * w_stride, o < n_w) with activation row r (x + r * n,
-  // prepared at act + r * act_stride; r < nr <= kMaxDotRows). Each weight row is unpacked once for all nr rows,
-  // and each result is bit-identical to what dot() gives for that pair alone.
+  // prepared at act + r * act_stride; r < nr <= kMaxDotRows). Each weight row is unpacked once per pass of
+  // rows (all nr rows, or as many as the backend's registers hold), and each result is bit-identical to what dot()
+  // gives for that pair alone.
   void (*dot_rows)(GgmlType t, const uint8_t* w, int64_t w_stride, int64_t n_w, const float* x, const void* act,
                    int64_t act_stride, int nr, int64_t n, float* y, int64_t y_stride);
   // dot_rows, with weight rows [0, n_w) given twice: at w (GGUF layout) and at packed, in the decode layout of the
@@ -102,8 +103,9 @@ inline int64_t packed_q32_plane(int64_t t, int p) { return 2 * t + 4 * t * p; } 
 void pack_q32_row(GgmlType t, const uint8_t* gguf, int64_t nb, uint8_t* packed);
 void unpack_q32_row(GgmlType t, const uint8_t* packed, int64_t nb, uint8_t* gguf);
 
-// Activation rows one dot_rows call takes.
-constexpr int kMaxDotRows = 4;
+// Activation rows one dot_rows call takes (a decode batch of up to eight sequences in one call; a backend may
+// split them into passes over each weight row, see quant_x86.h kPassRows).
+constexpr int kMaxDotRows = 8;
 
 struct VecOps {
   float (*dot_f32)(const float* a, const float* b, int64_t n);

@@ -12,6 +12,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <utility>
 #include <vector>
 
 #include "ops/quant_dispatch.h"
@@ -483,6 +484,7 @@ inline __attribute__((always_inline)) void q8_0_run(const R& row, int64_t j, int
                                                     __m256* acc) {
   const __m256 dw = row.scales(j, t);
   const uint8_t* q = row.quants(j, t);
+#pragma GCC unroll 8
   for (int r = 0; r < NR; ++r) {
     const ActQ8x32x8& a = act_row<ActQ8x32x8>(act, as, r)[j];
     const __m256i v = q8_offset_off(run_dot(q, R::kStride, a.qs, t), a);
@@ -679,6 +681,7 @@ inline __attribute__((always_inline)) void q32_run(const R& row, int64_t j, int 
   __m256i u[8];
   row.quants(j, t, u);
   const __m256 dw = row.scales(j, t);
+#pragma GCC unroll 8
   for (int r = 0; r < NR; ++r) {
     const ActQ8x32x8& a = act_row<ActQ8x32x8>(act, as, r)[j];
     __m256i v = _mm256_setzero_si256(), v2 = _mm256_setzero_si256();  // two chains: half the dpbusd latency
@@ -722,7 +725,7 @@ void dot_q32(const uint8_t* w, const void* act, int64_t as, int64_t nb, float* o
   for (; i + 2 <= nb; i += 2, w += 2 * kBytes) {  // two independent accumulators hide the FMA latency
     const __m256i u0 = block_u8<T>(w), u1 = block_u8<T>(w + kBytes);
     const float d0 = half(w), d1 = half(w + kBytes), m0 = block_min<T>(w), m1 = block_min<T>(w + kBytes);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int r = 0; r < NR; ++r) {
       const __m256i p0 = dot_u8(u0, loadu(a[r][i].qs)), p1 = dot_u8(u1, loadu(a[r][i + 1].qs));
       acc0[r] = _mm256_fmadd_ps(_mm256_set1_ps(d0 * a[r][i].d), _mm256_cvtepi32_ps(p0), acc0[r]);
@@ -777,7 +780,7 @@ void dot_k45(const uint8_t* w, const void* act, int64_t as, int64_t nb, float* o
         qh = _mm256_srli_epi16(qh, 2);
       }
       const __m256i slo = _mm256_set1_epi16(sc[2 * c]), shi = _mm256_set1_epi16(sc[2 * c + 1]);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
       for (int r = 0; r < NR; ++r) {
         const __m256i plo = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, loadu(a[r][i].qs + 64 * c)), slo);
         const __m256i phi = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, loadu(a[r][i].qs + 64 * c + 32)), shi);
@@ -813,7 +816,7 @@ void dot_q6_k(const uint8_t* w, const void* act, int64_t as, int64_t nb, float* 
       for (int k = 0; k < 4; ++k) {
         const int s = 8 * h + 2 * k;
         const __m256i scv = _mm256_set_m128i(_mm_set1_epi16(sc[s + 1]), _mm_set1_epi16(sc[s]));
-#pragma GCC unroll 4
+#pragma GCC unroll 8
         for (int r = 0; r < NR; ++r) {
           const __m256i p = _mm256_maddubs_epi16(q[k], loadu(a[r][i].qs + 128 * h + 32 * k));
           isum[r] = _mm256_add_epi32(isum[r], _mm256_madd_epi16(p, scv));
@@ -896,6 +899,17 @@ WideKernel wide_kernel(GgmlType t) {
 
 using RowsKernel = void (*)(const uint8_t* w, const void* act, int64_t as, int64_t nb, float* out);
 
+// Activation rows one kernel pass takes: eight where AVX-512's 32 vector registers hold eight rows' accumulators
+// beside a weight block's unpacked quants, else four (16 registers). dot_rows takes up to kMaxDotRows rows and
+// runs them in passes of at most this many over each weight row (still in L1), so a weight row is unpacked
+// once per pass.
+#ifdef __AVX512F__
+constexpr int kPassRows = 8;
+#else
+constexpr int kPassRows = 4;
+#endif
+static_assert(kPassRows <= kMaxDotRows);
+
 // The kernel for type t and NR = nr, or nullptr for the types without an integer kernel.
 template <int NR>
 RowsKernel int_kernel(GgmlType t) {
@@ -921,18 +935,28 @@ RowsKernel int_kernel(GgmlType t) {
   }
 }
 
-RowsKernel int_kernel(GgmlType t, int nr) {
-  switch (nr) {
-    case 1:
-      return int_kernel<1>(t);
-    case 2:
-      return int_kernel<2>(t);
-    case 3:
-      return int_kernel<3>(t);
-    default:
-      return int_kernel<4>(t);
-  }
+template <int... M>
+RowsKernel int_kernel_of(GgmlType t, int m, std::integer_sequence<int, M...>) {
+  RowsKernel k = nullptr;
+  ((m == M + 1 ? (void)(k = int_kernel<M + 1>(t)) : (void)0), ...);
+  return k;
 }
+
+// The integer kernel of type t for m activation rows (1..kPassRows), or nullptr for the types without one.
+RowsKernel int_kernel(GgmlType t, int m) { return int_kernel_of(t, m, std::make_integer_sequence<int, kPassRows>{}); }
+
+// nr activation rows (nr <= kMaxDotRows <= 2 kPassRows) as at most two passes over a weight row: rows [0, first)
+// by `k`, then the rest by `rest` (null when first == nr).
+struct TwoPasses {
+  int first;
+  RowsKernel k, rest;
+  TwoPasses(int nr, RowsKernel (*pick)(GgmlType, int), GgmlType t)
+      : first(nr < kPassRows ? nr : kPassRows), k(pick(t, first)), rest(nr > first ? pick(t, nr - first) : nullptr) {}
+  void run(const uint8_t* w, const void* act, int64_t as, int64_t nb, float* out) const {
+    k(w, act, as, nb, out);
+    if (rest) rest(w, (const uint8_t*)act + first * as, as, nb, out + first);
+  }
+};
 
 float dot(GgmlType t, const void* row, const float* x, const void* act, int64_t n) {
   const uint8_t* w = (const uint8_t*)row;
@@ -963,7 +987,7 @@ float dot(GgmlType t, const void* row, const float* x, const void* act, int64_t 
 
 void dot_rows(GgmlType t, const uint8_t* w, int64_t w_stride, int64_t n_w, const float* x, const void* act,
               int64_t act_stride, int nr, int64_t n, float* y, int64_t y_stride) {
-  const RowsKernel k = int_kernel(t, nr);
+  const TwoPasses passes(nr, int_kernel, t);
   const int64_t nb = n / traits(t).block_elems;
   float out[kMaxDotRows];
   int64_t o = 0;
@@ -973,76 +997,80 @@ void dot_rows(GgmlType t, const uint8_t* w, int64_t w_stride, int64_t n_w, const
   if (const WideKernel k4 = nr == 1 && cached ? wide_kernel(t) : nullptr)
     for (; o + kWideRows <= n_w; o += kWideRows, w += kWideRows * w_stride) k4(w, w_stride, act, nb, y + o);
   for (; o < n_w; ++o, w += w_stride) {
-    if (k)
-      k(w, act, act_stride, nb, out);
+    if (passes.k)
+      passes.run(w, act, act_stride, nb, out);
     else
       for (int r = 0; r < nr; ++r) out[r] = dot(t, w, x + r * n, nullptr, n);
     for (int r = 0; r < nr; ++r) y[r * y_stride + o] = out[r];
   }
 }
 
-// NR activation rows against every packed group's four rows.
-template <int NR>
-void dot_packed_groups(const uint8_t* p, int64_t groups, const void* act, int64_t as, int64_t nb, float* y,
-                       int64_t ys) {
-  float out[4 * NR];
-  for (int64_t g = 0; g < groups; ++g, p += nb * kPackedBlockBytes) {
-    dot_q8_0_group<NR>(p, act, as, nb, out);
+// The four rows of the packed group at p against nr activation rows (interleave_runs' form), in passes of at most
+// four (four weight rows x four accumulators), while the group (a few KB) is in L1: y[r * ys + k] = row k . row r.
+inline void dot_packed_group(const uint8_t* p, const ActQ8x32x8* act, int64_t as, int nr, int64_t nb, float* y,
+                             int64_t ys) {
+  float out[4 * 4];
+  for (int r0 = 0; r0 < nr; r0 += 4) {
+    const int m = nr - r0 < 4 ? nr - r0 : 4;
+    const void* a = (const uint8_t*)act + r0 * as;
+    switch (m) {
+      case 1:
+        dot_q8_0_group<1>(p, a, as, nb, out);
+        break;
+      case 2:
+        dot_q8_0_group<2>(p, a, as, nb, out);
+        break;
+      case 3:
+        dot_q8_0_group<3>(p, a, as, nb, out);
+        break;
+      default:
+        dot_q8_0_group<4>(p, a, as, nb, out);
+        break;
+    }
     for (int k = 0; k < 4; ++k)
-      for (int r = 0; r < NR; ++r) y[r * ys + 4 * g + k] = out[k * NR + r];
+      for (int r = 0; r < m; ++r) y[(r0 + r) * ys + k] = out[k * m + r];
   }
 }
 
-// NR activation rows against n_w Q4_0/Q5_0 rows in pack_q32_runs' layout (row o at p + o * row bytes).
+// One Q4_0/Q5_0 row in pack_q32_runs' layout against NR activation rows (a RowsKernel), fetching the row
+// kPackedAheadBytes on into L2 first.
 template <GgmlType T, int NR>
-void dot_q32_packed_rows(const uint8_t* p, int64_t n_w, const void* act, int64_t as, int64_t nb, float* y, int64_t ys) {
-  const int64_t rb = nb * q32_block_bytes(T);
-  float out[NR];
-  for (int64_t o = 0; o < n_w; ++o, p += rb) {
-    for (int64_t l = 0; l < rb; l += 64) _mm_prefetch((const char*)p + kPackedAheadBytes + l, _MM_HINT_T1);
-    dot_q32_row<T, NR>(PackedQ32Row<T>{p}, act, as, nb, out);
-    for (int r = 0; r < NR; ++r) y[r * ys + o] = out[r];
-  }
+void dot_q32_packed_row(const uint8_t* p, const void* act, int64_t as, int64_t nb, float* out) {
+  for (int64_t l = 0; l < nb * q32_block_bytes(T); l += 64)
+    _mm_prefetch((const char*)p + kPackedAheadBytes + l, _MM_HINT_T1);
+  dot_q32_row<T, NR>(PackedQ32Row<T>{p}, act, as, nb, out);
 }
 
-template <GgmlType T>
-void dot_q32_packed(const uint8_t* p, int64_t n_w, const void* act, int64_t as, int nr, int64_t nb, float* y,
-                    int64_t ys) {
-  switch (nr) {
-    case 1:
-      return dot_q32_packed_rows<T, 1>(p, n_w, act, as, nb, y, ys);
-    case 2:
-      return dot_q32_packed_rows<T, 2>(p, n_w, act, as, nb, y, ys);
-    case 3:
-      return dot_q32_packed_rows<T, 3>(p, n_w, act, as, nb, y, ys);
-    default:
-      return dot_q32_packed_rows<T, 4>(p, n_w, act, as, nb, y, ys);
-  }
+template <int... M>
+RowsKernel packed_q32_kernel_of(GgmlType t, int m, std::integer_sequence<int, M...>) {
+  RowsKernel k = nullptr;
+  if (t == GgmlType::Q4_0) ((m == M + 1 ? (void)(k = dot_q32_packed_row<GgmlType::Q4_0, M + 1>) : (void)0), ...);
+  if (t == GgmlType::Q5_0) ((m == M + 1 ? (void)(k = dot_q32_packed_row<GgmlType::Q5_0, M + 1>) : (void)0), ...);
+  return k;
+}
+RowsKernel packed_q32_kernel(GgmlType t, int m) {
+  return packed_q32_kernel_of(t, m, std::make_integer_sequence<int, kPassRows>{});
 }
 
 void dot_rows_packed(GgmlType t, const uint8_t* packed, const uint8_t* w, int64_t w_stride, int64_t n_w, const float* x,
                      const void* act, int64_t as, int nr, int64_t n, float* y, int64_t ys) {
-  if (t == GgmlType::Q4_0) return dot_q32_packed<GgmlType::Q4_0>(packed, n_w, act, as, nr, n / 32, y, ys);
-  if (t == GgmlType::Q5_0) return dot_q32_packed<GgmlType::Q5_0>(packed, n_w, act, as, nr, n / 32, y, ys);
+  if (t == GgmlType::Q4_0 || t == GgmlType::Q5_0) {  // row o at packed + o * row bytes
+    const TwoPasses passes(nr, packed_q32_kernel, t);
+    const int64_t nb = n / 32, rb = nb * q32_block_bytes(t);
+    float out[kMaxDotRows];
+    for (int64_t o = 0; o < n_w; ++o) {
+      passes.run(packed + o * rb, act, as, nb, out);
+      for (int r = 0; r < nr; ++r) y[r * ys + o] = out[r];
+    }
+    return;
+  }
   if (t != GgmlType::Q8_0) return dot_rows(t, w, w_stride, n_w, x, act, as, nr, n, y, ys);
   const int64_t nb = n / 32, groups = n_w / kWideRows;
   thread_local std::vector<ActQ8x32x8> inter;
   interleave_runs(act, as, nr, nb, inter);
   const int64_t is = (nb + 7) / 8 * (int64_t)sizeof(ActQ8x32x8);
-  switch (nr) {
-    case 1:
-      dot_packed_groups<1>(packed, groups, inter.data(), is, nb, y, ys);
-      break;
-    case 2:
-      dot_packed_groups<2>(packed, groups, inter.data(), is, nb, y, ys);
-      break;
-    case 3:
-      dot_packed_groups<3>(packed, groups, inter.data(), is, nb, y, ys);
-      break;
-    default:
-      dot_packed_groups<4>(packed, groups, inter.data(), is, nb, y, ys);
-      break;
-  }
+  for (int64_t g = 0; g < groups; ++g)
+    dot_packed_group(packed + g * nb * kPackedBlockBytes, inter.data(), is, nr, nb, y + 4 * g, ys);
   const int64_t o = groups * kWideRows;  // the rows after the last whole group exist only in the GGUF copy
   if (o < n_w) dot_rows(t, w + o * w_stride, w_stride, n_w - o, x, act, as, nr, n, y + o, ys);
 }

@@ -1,6 +1,6 @@
 // The AVX-512 vector table: the AVX2 kernels, except panel_scores, which keeps a whole 16-row panel row in one
-// register and up to 8 query heads x 2 panels of accumulators in the 32 registers (compiled with AVX-512 flags;
-// only called after a CPU check).
+// register and up to 8 query heads x 2 panels of accumulators in the 32 registers, and decode attention's
+// group_scores / group_accumulate on 16-float rows (compiled with AVX-512 flags; only called after a CPU check).
 #include <immintrin.h>
 
 // GCC 12's _mm512_cvtph_ps passes an "undefined" register that -Wmaybe-uninitialized reports inside the header.
@@ -55,6 +55,8 @@ void panel_group(int n, const float* q, int hd, float scale, const void* panels,
   fns[n - 1](q, hd, scale, panels, f16, s, ld);  // n in 1..8
 }
 
+constexpr int64_t kAheadPanels = 6;
+
 void panel_scores(const float* q, int n_q, int hd, float scale, const void* panels, bool f16, int64_t n_panels,
                   float* s, int64_t ld) {
   static_assert(kPanelRows == 16, "one 16-float register per panel row");
@@ -63,16 +65,119 @@ void panel_scores(const float* q, int n_q, int hd, float scale, const void* pane
     const int n = std::min(8, n_q - h0);
     const float* qh = q + (int64_t)h0 * hd;
     int64_t p = 0;
-    for (; p + 2 <= n_panels; p += 2)
+    for (; p + 2 <= n_panels; p += 2) {
+      // The landmarks stream from DRAM in the model (megabytes per step per sequence): fetch kAheadPanels on.
+      const char* ahead = (const char*)panels + (p + kAheadPanels) * panel_bytes;
+      for (int64_t l = 0; l < 2 * panel_bytes; l += 64) _mm_prefetch(ahead + l, _MM_HINT_T0);
       panel_group<2>(n, qh, hd, scale, (const uint8_t*)panels + p * panel_bytes, f16, s + h0 * ld + p * kPanelRows, ld);
+    }
     if (p < n_panels)
       panel_group<1>(n, qh, hd, scale, (const uint8_t*)panels + p * panel_bytes, f16, s + h0 * ld + p * kPanelRows, ld);
   }
 }
 
+// Decode attention over gathered rows (vec.h group_scores / group_accumulate), for head_dim a multiple of 16.
+
+// Lane-wise sum of a register's two 8-float halves.
+inline __m256 fold(__m512 v) { return _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1)); }
+
+// Lane h of the result: the sum of v[h]'s 16 lanes (h < 4; missing heads are zero registers).
+inline __m128 sum4(const __m512* v) {
+  const __m256 t = _mm256_hadd_ps(_mm256_hadd_ps(fold(v[0]), fold(v[1])), _mm256_hadd_ps(fold(v[2]), fold(v[3])));
+  return _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1));
+}
+
+// NH (<= 8) heads x 2 key rows at a time, 16 columns per multiply-add; the partial sums are folded to 8 lanes and
+// reduced four heads at a time by one tree of horizontal adds.
+template <int NH>
+void scores_heads(const float* q, int hd, float scale, const void* keys, bool f16, const int64_t* idx, int nv, float* s,
+                  int ld) {
+  const __m128 sv = _mm_set1_ps(scale);
+  for (int j = 0; j < nv; j += 2) {
+    const int nr = std::min(2, nv - j);
+    const int64_t off0 = idx[j] * hd, off1 = idx[j + nr - 1] * hd;  // nr == 1: row j twice, second result dropped
+    __m512 a[2][8];
+    for (int h = 0; h < 8; ++h) a[0][h] = a[1][h] = _mm512_setzero_ps();
+    for (int c = 0; c < hd; c += 16) {
+      const __m512 k0 = load16(keys, f16, off0 + c), k1 = load16(keys, f16, off1 + c);
+      for (int h = 0; h < NH; ++h) {
+        const __m512 qv = _mm512_loadu_ps(q + (int64_t)h * hd + c);
+        a[0][h] = _mm512_fmadd_ps(qv, k0, a[0][h]);
+        a[1][h] = _mm512_fmadd_ps(qv, k1, a[1][h]);
+      }
+    }
+    for (int r = 0; r < nr; ++r)
+      for (int h0 = 0; h0 < NH; h0 += 4) {
+        alignas(16) float out[4];
+        _mm_store_ps(out, _mm_mul_ps(sv, sum4(&a[r][h0])));
+        for (int h = h0; h < std::min(NH, h0 + 4); ++h) s[h * ld + j + r] = out[h - h0];
+      }
+  }
+}
+
+// NH (<= 8) heads x NC (1 or 2) x 16 output columns in registers for all nv value rows (loaded and stored once),
+// one column strip after another; each row's value vector feeds NH multiply-adds.
+template <int NH, int NC>
+void accumulate_strip(const float* p, int ld, int hd, const void* vals, bool f16, const int64_t* idx, int nv,
+                      float* acc) {
+  __m512 a[NH][NC];
+  for (int h = 0; h < NH; ++h)
+    for (int c = 0; c < NC; ++c) a[h][c] = _mm512_loadu_ps(acc + (int64_t)h * hd + 16 * c);
+  for (int j = 0; j < nv; ++j) {
+    __m512 v[NC];
+    for (int c = 0; c < NC; ++c) v[c] = load16(vals, f16, idx[j] * hd + 16 * c);
+    for (int h = 0; h < NH; ++h) {
+      const __m512 w = _mm512_set1_ps(p[h * ld + j]);
+      for (int c = 0; c < NC; ++c) a[h][c] = _mm512_fmadd_ps(w, v[c], a[h][c]);
+    }
+  }
+  for (int h = 0; h < NH; ++h)
+    for (int c = 0; c < NC; ++c) _mm512_storeu_ps(acc + (int64_t)h * hd + 16 * c, a[h][c]);
+}
+
+template <int NH>
+void accumulate_heads(const float* p, int ld, int hd, const void* vals, bool f16, const int64_t* idx, int nv,
+                      float* acc) {
+  // Strips of 32 columns (the column offset rides on vals and acc; idx stays in rows of hd), then one of 16.
+  int c = 0;
+  for (; c + 32 <= hd; c += 32)
+    accumulate_strip<NH, 2>(p, ld, hd, (const uint8_t*)vals + c * (f16 ? 2 : 4), f16, idx, nv, acc + c);
+  if (c < hd) accumulate_strip<NH, 1>(p, ld, hd, (const uint8_t*)vals + c * (f16 ? 2 : 4), f16, idx, nv, acc + c);
+}
+
+using ScoresFn = void (*)(const float*, int, float, const void*, bool, const int64_t*, int, float*, int);
+using AccumulateFn = void (*)(const float*, int, int, const void*, bool, const int64_t*, int, float*);
+
+template <int... H>
+constexpr std::array<ScoresFn, sizeof...(H)> scores_fns(std::integer_sequence<int, H...>) {
+  return {scores_heads<H + 1>...};
+}
+template <int... H>
+constexpr std::array<AccumulateFn, sizeof...(H)> accumulate_fns(std::integer_sequence<int, H...>) {
+  return {accumulate_heads<H + 1>...};
+}
+
+void group_scores(const float* q, int n_q, int hd, float scale, const void* keys, bool f16, const int64_t* idx, int nv,
+                  float* s, int ld) {
+  if (hd % 16 != 0) return kAvx2VecOps.group_scores(q, n_q, hd, scale, keys, f16, idx, nv, s, ld);
+  static constexpr std::array<ScoresFn, 8> fns = scores_fns(std::make_integer_sequence<int, 8>());
+  for (int h0 = 0; h0 < n_q; h0 += 8)
+    fns[std::min(8, n_q - h0) - 1](q + (int64_t)h0 * hd, hd, scale, keys, f16, idx, nv, s + h0 * ld, ld);
+}
+
+void group_accumulate(const float* p, int ld, int n_q, int hd, const void* vals, bool f16, const int64_t* idx, int nv,
+                      float* acc) {
+  if (hd % 16 != 0) return kAvx2VecOps.group_accumulate(p, ld, n_q, hd, vals, f16, idx, nv, acc);
+  static constexpr std::array<AccumulateFn, 8> fns = accumulate_fns(std::make_integer_sequence<int, 8>());
+  for (int h0 = 0; h0 < n_q; h0 += 8)
+    fns[std::min(8, n_q - h0) - 1](p + h0 * ld, ld, hd, vals, f16, idx, nv, acc + (int64_t)h0 * hd);
+}
+
 VecOps avx512_table() {
   VecOps v = kAvx2VecOps;  // constant-initialised (function addresses), so complete before this runs
   v.panel_scores = panel_scores;
+  v.group_scores = group_scores;
+  v.group_accumulate = group_accumulate;
   return v;
 }
 
