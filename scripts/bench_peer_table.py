@@ -12,7 +12,7 @@ RAW holds (names as scripts/bench-peer writes them):
   shadowkv/bench.json       build/shadowkv bench --out: prefill and decode per (length, policy, batch)
   commands.txt              the commands, in the order they ran
   llama-build.txt           how llama.cpp was built, when not the plain native build (optional, one sentence)
-  (bench-peer --llama-fa on,off runs llama.cpp once per flash-attention setting: llama-bench -fa 0,1 in one file,
+  (bench-peer --llama-fa on,off runs llama.cpp once per flash-attention setting: llama-bench -fa on,off in one file,
   llama-batched-bench-L-fa-on.out / -fa-off.out; each row takes the faster setting, as its JSON records it)
 Lengths, batches and policies are taken from shadowkv's bench.json; ratios are shadowkv / llama.cpp (> 1: faster).
 """
@@ -58,16 +58,17 @@ def collect(raw):
     ntok = ours[0]["decode_tokens"]
     short = lengths[0]
 
-    # llama.cpp figures: {(work, length, batch): (tok/s, stddev or None, source, rank)}. Per figure the most direct
+    # llama.cpp figures: {(work, length, batch): (tok/s, stddev or None, source, rank, fa)}, fa "on" / "off" or None
+    # for llama.cpp's own choice (auto). Per figure the most direct
     # source (lowest rank) counts; among its runs (one per flash-attention setting) the fastest: llama.cpp is
     # compared at its best setting, and the table says which one that was.
     peer = {}
 
     def offer(key, ts, sd, source, rank, fa):
-        label = source + ("" if fa is None or fa < 0 else f", fa {'on' if fa else 'off'}")
+        setting = None if fa is None or fa < 0 else ("on" if fa else "off")
         old = peer.get(key)
         if old is None or rank < old[3] or (rank == old[3] and ts > old[0]):
-            peer[key] = (ts, sd, label, rank)
+            peer[key] = (ts, sd, source + (f", fa {setting}" if setting else ""), rank, setting)
 
     lb = [t for path in sorted(glob.glob(os.path.join(raw, "llama-bench-short*.out"))) for t in load_llama_bench(path)]
     lb_depth = [t for path in sorted(glob.glob(os.path.join(raw, "llama-bench-depth*.out")))
@@ -90,14 +91,12 @@ def collect(raw):
                 offer(("decode", short, 1), t["avg_ts"], sd, "llama-bench", 1, fa)
     for path in sorted(glob.glob(os.path.join(raw, "llama-batched-bench-*.out"))):
         rows = load_batched_bench(path)
-        for r in rows:
-            L = r["pp"]
-            # every row prefills the prompt once (-pps); the prefill figure is their mean
-            pps = [x["speed_pp"] for x in rows if x["pp"] == L]
-            fa = r.get("flash_attn")
-            offer(("prefill", L, 1), sum(pps) / len(pps), None, "llama-batched-bench", 1, fa)
-            # llama-bench -d is the preferred batch-1 source
-            offer(("decode", L, r["pl"]), r["speed_tg"], None, "llama-batched-bench", 2 if r["pl"] == 1 else 0, fa)
+        for L in {r["pp"] for r in rows}:  # every row prefills the prompt once (-pps); the figure is their mean
+            pps = [r["speed_pp"] for r in rows if r["pp"] == L]
+            offer(("prefill", L, 1), sum(pps) / len(pps), None, "llama-batched-bench", 1, rows[0].get("flash_attn"))
+        for r in rows:  # llama-bench -d is the preferred batch-1 source
+            offer(("decode", r["pp"], r["pl"]), r["speed_tg"], None, "llama-batched-bench", 2 if r["pl"] == 1 else 0,
+                  r.get("flash_attn"))
 
     rows = []
     for L in lengths:
@@ -117,6 +116,7 @@ def collect(raw):
                     "llama_cpp_tok_s": pv[0] if pv else None,
                     "llama_cpp_stddev": pv[1] if pv else None,
                     "llama_cpp_source": pv[2] if pv else None,
+                    "llama_cpp_flash_attn": pv[4] if pv else None,
                     "shadowkv_tok_s": ours_by_policy,
                     "ratio_to_llama_cpp": {
                         p: (v / pv[0] if pv and pv[0] > 0 else None) for p, v in ours_by_policy.items()
@@ -156,9 +156,8 @@ def table_rows(res):
         peer = fmt(r["llama_cpp_tok_s"])
         if r["llama_cpp_stddev"] is not None:
             peer += f" ± {r['llama_cpp_stddev']:.1f}"
-        src = r["llama_cpp_source"] or ""
-        if ", fa " in src:  # an explicit flash-attention setting (bench-peer --llama-fa), not llama.cpp's auto
-            peer += f" (fa {src.rsplit(', fa ', 1)[1]})"
+        if r.get("llama_cpp_flash_attn"):  # an explicit setting (bench-peer --llama-fa), not llama.cpp's auto
+            peer += f" (fa {r['llama_cpp_flash_attn']})"
         cells = []
         for p in pol:
             cells.append(fmt(r["shadowkv_tok_s"].get(p)))

@@ -956,6 +956,15 @@ struct TwoPasses {
     k(w, act, as, nb, out);
     if (rest) rest(w, (const uint8_t*)act + first * as, as, nb, out + first);
   }
+  // Weight rows [0, n_w) at w + o * ws against the nr activation rows: y[r * ys + o].
+  void rows(const uint8_t* w, int64_t ws, int64_t n_w, const void* act, int64_t as, int nr, int64_t nb, float* y,
+            int64_t ys) const {
+    float out[kMaxDotRows];
+    for (int64_t o = 0; o < n_w; ++o, w += ws) {
+      run(w, act, as, nb, out);
+      for (int r = 0; r < nr; ++r) y[r * ys + o] = out[r];
+    }
+  }
 };
 
 float dot(GgmlType t, const void* row, const float* x, const void* act, int64_t n) {
@@ -989,20 +998,15 @@ void dot_rows(GgmlType t, const uint8_t* w, int64_t w_stride, int64_t n_w, const
               int64_t act_stride, int nr, int64_t n, float* y, int64_t y_stride) {
   const TwoPasses passes(nr, int_kernel, t);
   const int64_t nb = n / traits(t).block_elems;
-  float out[kMaxDotRows];
   int64_t o = 0;
   // A range of several MB streams from DRAM (the vocab head), where one sequential stream of rows prefetches
   // better than four short ones: four rows at a time made the 178 MB Gemma head 2x slower.
   const bool cached = n_w * w_stride <= kWideMaxBytes;
   if (const WideKernel k4 = nr == 1 && cached ? wide_kernel(t) : nullptr)
     for (; o + kWideRows <= n_w; o += kWideRows, w += kWideRows * w_stride) k4(w, w_stride, act, nb, y + o);
-  for (; o < n_w; ++o, w += w_stride) {
-    if (passes.k)
-      passes.run(w, act, act_stride, nb, out);
-    else
-      for (int r = 0; r < nr; ++r) out[r] = dot(t, w, x + r * n, nullptr, n);
-    for (int r = 0; r < nr; ++r) y[r * y_stride + o] = out[r];
-  }
+  if (passes.k) return passes.rows(w, w_stride, n_w - o, act, act_stride, nr, nb, y + o, y_stride);
+  for (; o < n_w; ++o, w += w_stride)
+    for (int r = 0; r < nr; ++r) y[r * y_stride + o] = dot(t, w, x + r * n, nullptr, n);
 }
 
 // The four rows of the packed group at p against nr activation rows (interleave_runs' form), in passes of at most
@@ -1055,14 +1059,8 @@ RowsKernel packed_q32_kernel(GgmlType t, int m) {
 void dot_rows_packed(GgmlType t, const uint8_t* packed, const uint8_t* w, int64_t w_stride, int64_t n_w, const float* x,
                      const void* act, int64_t as, int nr, int64_t n, float* y, int64_t ys) {
   if (t == GgmlType::Q4_0 || t == GgmlType::Q5_0) {  // row o at packed + o * row bytes
-    const TwoPasses passes(nr, packed_q32_kernel, t);
-    const int64_t nb = n / 32, rb = nb * q32_block_bytes(t);
-    float out[kMaxDotRows];
-    for (int64_t o = 0; o < n_w; ++o) {
-      passes.run(packed + o * rb, act, as, nb, out);
-      for (int r = 0; r < nr; ++r) y[r * ys + o] = out[r];
-    }
-    return;
+    const int64_t nb = n / 32;
+    return TwoPasses(nr, packed_q32_kernel, t).rows(packed, nb * q32_block_bytes(t), n_w, act, as, nr, nb, y, ys);
   }
   if (t != GgmlType::Q8_0) return dot_rows(t, w, w_stride, n_w, x, act, as, nr, n, y, ys);
   const int64_t nb = n / 32, groups = n_w / kWideRows;
