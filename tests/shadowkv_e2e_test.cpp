@@ -279,6 +279,17 @@ TEST(ShadowKvEndToEnd, HalfPrecisionFactorsAndValuesHalveTheirBytesAndStayClose)
   EXPECT_EQ(2 * part(f16.memory(), "value_store"), part(f32.memory(), "value_store"));
   EXPECT_GT(part(f16.memory(), "hot_values"), 0);
   EXPECT_EQ(2 * part(f16.memory(), "hot_values"), part(f32.memory(), "hot_values"));
+  // q8 factors: U rows of rank bytes + a 4-byte scale, landmarks as f16, and the outputs still close to full.
+  KvOptions q8o = shadow_options(kW, "100%", -1, "f16");
+  q8o.set("factor-dtype", "q8");
+  ShadowKvCache q8(g, q8o);
+  feed(q8, in, 0, prompt, 128);
+  q8.end_prefill();
+  const Diff dq = compare(feed(q8, in, prompt, total, 1), ref);
+  EXPECT_LT(dq.rel, 2e-2) << "max " << dq.max_abs;
+  EXPECT_GT(dq.rel, d.rel);  // int8 rounding is coarser than f16's
+  EXPECT_EQ(part(q8.memory(), "U") * 4 * kW, part(f32.memory(), "U") * (kW + 4));
+  EXPECT_EQ(part(q8.memory(), "landmarks"), part(f16.memory(), "landmarks"));
   KvOptions bad = shadow_options(0, "");
   bad.set("factor-dtype", "f8");
   EXPECT_THROW(ShadowKvCache(g, bad), Error);

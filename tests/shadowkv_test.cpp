@@ -16,6 +16,7 @@
 #include "kv/full_kv_cache.h"
 #include "kv/shadowkv/chunk_rope.h"
 #include "kv/shadowkv/chunk_selector.h"
+#include "kv/shadowkv/factor_rows.h"
 #include "kv/shadowkv/hot_value_buffer.h"
 #include "kv/shadowkv/landmark_panels.h"
 #include "kv/shadowkv/landmarks.h"
@@ -428,6 +429,35 @@ TEST(ShadowKvHotBuffer, ExtraRoomKeepsTheMostRecentlySelected) {
   EXPECT_EQ(buf.hits(), 1 + 1 + 2);
   hot_step(buf, chunk, hd, 0, {7, 8, 9}, 0, 3);  // no extra room: only the selection stays
   hot_step(buf, chunk, hd, 0, {1, 5, 2}, 0, 3);
+}
+
+// U rows read back as stored: f32 exactly, f16 to half precision, q8 to within half a step of each row's scale
+// (max |value| / 127), rows of very different size each with their own scale; bytes per row as documented.
+TEST(ShadowKvFactorRows, RoundTripPerType) {
+  std::mt19937 rng(5);
+  const int width = 48;
+  std::vector<float> rows = randn(6 * width, rng);
+  for (int j = 0; j < width; ++j) rows[2 * width + j] *= 1e-3f, rows[4 * width + j] *= 50.0f;
+  std::fill_n(&rows[5 * width], width, 0.0f);  // an all-zero row reads back as zeros
+  for (FactorType type : {FactorType::F32, FactorType::F16, FactorType::Q8}) {
+    FactorRows f(width, type);
+    f.append(rows.data(), 2);
+    f.append(rows.data() + 2 * width, 4);
+    ASSERT_EQ(f.size(), 6);
+    const int64_t per_row = type == FactorType::F32 ? width * 4 : type == FactorType::F16 ? width * 2 : width + 4;
+    EXPECT_EQ(f.bytes(), 6 * per_row);
+    std::vector<float> out(5 * width);
+    f.read(1, 5, out.data());
+    for (int r = 1; r < 6; ++r) {
+      float amax = 0.0f;
+      for (int j = 0; j < width; ++j) amax = std::max(amax, std::fabs(rows[r * width + j]));
+      const float tol = type == FactorType::F32 ? 0.0f : type == FactorType::F16 ? amax / 1024 : amax / 254 * 1.0001f;
+      for (int j = 0; j < width; ++j)
+        ASSERT_LE(std::fabs(out[(r - 1) * width + j] - rows[r * width + j]), tol) << "row " << r << " col " << j;
+    }
+  }
+  EXPECT_EQ(parse_factor_type("q8"), FactorType::Q8);
+  EXPECT_THROW(parse_factor_type("q4"), Error);
 }
 
 TEST(ShadowKvValueStore, RoundTrip) {

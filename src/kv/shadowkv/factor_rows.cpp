@@ -1,28 +1,55 @@
+// FactorRows: append and read U rows in their storage type (f32 copy, f16 rows, int8 rows with a per-row scale).
 #include "kv/shadowkv/factor_rows.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "ops/vec.h"
+#include "util/error.h"
 
 namespace shadowkv {
 
+FactorType parse_factor_type(const std::string& name) {
+  if (name == "f32") return FactorType::F32;
+  if (name == "f16") return FactorType::F16;
+  if (name == "q8") return FactorType::Q8;
+  throw Error("shadowkv: factor dtype must be f16, f32 or q8 (got '" + name + "')");
+}
+
 void FactorRows::append(const float* rows, int64_t n) {
   const size_t count = (size_t)n * width_;
-  if (!f16_) {
+  rows_ += n;
+  if (type_ == FactorType::F32) {
     f_.insert(f_.end(), rows, rows + count);
-    return;
+  } else if (type_ == FactorType::F16) {
+    const size_t old = h_.size();
+    h_.resize(old + count);
+    f32_to_f16_row(rows, h_.data() + old, (int64_t)count);
+  } else {
+    for (int64_t r = 0; r < n; ++r) {
+      const float* x = rows + r * width_;
+      float amax = 0.0f;
+      for (int j = 0; j < width_; ++j) amax = std::max(amax, std::fabs(x[j]));
+      const float scale = amax / 127.0f, inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+      scale_.push_back(scale);
+      for (int j = 0; j < width_; ++j) q_.push_back((int8_t)std::lrintf(x[j] * inv));
+    }
   }
-  const size_t old = h_.size();
-  h_.resize(old + count);
-  f32_to_f16_row(rows, h_.data() + old, (int64_t)count);
 }
 
 void FactorRows::read(int64_t first, int64_t n, float* out) const {
   const size_t off = (size_t)first * width_, count = (size_t)n * width_;
-  if (f16_)
-    f16_to_f32_row(h_.data() + off, out, (int64_t)count);
-  else
+  if (type_ == FactorType::F32) {
     std::copy_n(f_.data() + off, count, out);
+  } else if (type_ == FactorType::F16) {
+    f16_to_f32_row(h_.data() + off, out, (int64_t)count);
+  } else {
+    for (int64_t r = 0; r < n; ++r) {
+      const int8_t* q = q_.data() + off + (size_t)r * width_;
+      const float s = scale_[first + r];
+      for (int j = 0; j < width_; ++j) out[r * width_ + j] = s * (float)q[j];
+    }
+  }
 }
 
 }  // namespace shadowkv

@@ -74,7 +74,8 @@ const KvPolicyRegistration kShadowKv{
       {"hot-extra", SettingType::Int, "-1",
        "chunks the hot buffer keeps per KV head beyond the selection, the least recently selected dropped first, so "
        "a chunk that returns is not rebuilt (-1 = half the budget)"},
-      {"factor-dtype", SettingType::Text, "f16", "storage of U rows and landmarks: f16 or f32"},
+      {"factor-dtype", SettingType::Text, "q8",
+       "storage of U rows: q8 (int8 with a scale per row), f16 or f32; landmarks are f32 with f32, else f16"},
       {"value-dtype", SettingType::Text, "f16",
        "storage of the value store (cold tier) and of the hot buffer's rebuilt keys and values: f16 or f32"},
       {"value-store", SettingType::Text, "ram",
@@ -105,9 +106,9 @@ ShadowKvCache::ShadowKvCache(const KvGeometry& geometry, const KvOptions& option
     const int width = lg.n_kv_head * lg.head_dim;
     g.rank = cfg_.rank > 0 ? cfg_.rank : default_rank(width);
     g.tail = DenseLayerStore(lg, false);
-    g.coef = FactorRows(g.rank, cfg_.f16_factors);
+    g.coef = FactorRows(g.rank, cfg_.factors);
     g.heads.resize(lg.n_kv_head);
-    for (Head& h : g.heads) h.landmarks = LandmarkPanels(lg.head_dim, cfg_.f16_factors);
+    for (Head& h : g.heads) h.landmarks = LandmarkPanels(lg.head_dim, cfg_.factors != FactorType::F32);
     g.hot = HotValueBuffer(lg.n_kv_head, cfg_.chunk, lg.head_dim, cfg_.f16_values);
     globals_.push_back(std::move(g));
     stores_.push_back(

@@ -67,10 +67,7 @@ ShadowKvConfig parse_shadowkv_options(const KvOptions& o, const KvGeometry& g) {
   c.f16 = o.flag("kv-f16");
   if (dense_tail >= 0) c.dense_tail = (int)dense_tail;
   c.hot_extra = (int)hot_extra;
-  const std::string factors = o.text("factor-dtype");
-  if (factors != "f16" && factors != "f32")
-    throw Error("shadowkv: factor dtype must be f16 or f32 (got '" + factors + "')");
-  c.f16_factors = factors == "f16";
+  c.factors = parse_factor_type(o.text("factor-dtype"));
   const std::string values = o.text("value-dtype");
   if (values != "f16" && values != "f32")
     throw Error("shadowkv: value dtype must be f16 or f32 (got '" + values + "')");

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "kv/kv_cache.h"
+#include "kv/shadowkv/factor_rows.h"
 
 namespace shadowkv {
 
@@ -14,11 +15,11 @@ struct ShadowKvConfig {
   int local_chunks = 4;
   int outliers = -1;  // chunks per KV head; -1 = default_outliers(budget)
   bool budget_percent = false;
-  double budget_value = -1;         // < 0: default budget
-  bool f16 = false;                 // sliding-window layers in f16
-  bool f16_values = true;           // value store and hot buffer in f16
-  std::string value_store = "ram";  // ram, file or file:DIR (make_value_store)
-  bool f16_factors = true;          // U rows and landmarks in f16
+  double budget_value = -1;             // < 0: default budget
+  bool f16 = false;                     // sliding-window layers in f16
+  bool f16_values = true;               // value store and hot buffer in f16
+  std::string value_store = "ram";      // ram, file or file:DIR (make_value_store)
+  FactorType factors = FactorType::Q8;  // U rows; landmarks in f16 unless this is F32
   // Tokens after the prompt (generated, or later turns) kept exact and always attended. Past that, the oldest
   // half of it is compressed as one block with its own basis, landmarks and outliers.
   int dense_tail = kDefaultDenseTail;
