@@ -157,6 +157,47 @@ TEST(ShadowKvLowRank, GramEigSubspaceMatchesSvd) {
     }
 }
 
+// balance_columns keeps coef . vt (the rebuilt keys) while every coefficient column gets RMS 1, and it makes int8
+// rows with one scale each rebuild keys closer than the unbalanced U.S rows on a steep spectrum.
+TEST(ShadowKvLowRank, BalancedColumnsKeepTheKeysAndHelpInt8Rows) {
+  std::mt19937 rng(13);
+  const int t = 256, w = 64, r = 24;
+  const std::vector<float> k = decaying_matrix(t, w, rng);
+  KeyBasis basis = fit_key_basis(k.data(), t, w, r, KeyFactorMethod::kGramEig);
+  std::vector<float> coef((size_t)t * r);
+  project_keys(basis, k.data(), t, coef.data());
+  auto rebuild = [&](const std::vector<float>& c, const KeyBasis& b) {
+    std::vector<float> out((size_t)t * w);
+    const std::vector<float> vt = split_basis_by_head(b, 1, w);
+    rebuild_keys(c.data(), t, vt.data(), r, w, out.data());
+    return out;
+  };
+  auto via_q8 = [&](const std::vector<float>& c) {
+    FactorRows rows(r, FactorType::Q8);
+    rows.append(c.data(), t);
+    std::vector<float> out(c.size());
+    rows.read(0, t, out.data());
+    return out;
+  };
+  const std::vector<float> plain = rebuild(coef, basis), plain_q8 = rebuild(via_q8(coef), basis);
+  KeyBasis bal = basis;
+  std::vector<float> bcoef = coef;
+  balance_columns(bcoef.data(), t, &bal);
+  EXPECT_LT(max_abs_diff(rebuild(bcoef, bal).data(), plain.data(), plain.size()), 1e-4f);
+  for (int j = 0; j < r; ++j) {
+    double sq = 0;
+    for (int i = 0; i < t; ++i) sq += (double)bcoef[(size_t)i * r + j] * bcoef[(size_t)i * r + j];
+    EXPECT_NEAR(std::sqrt(sq / t), 1.0, 1e-4) << "column " << j;
+  }
+  const std::vector<float> bal_q8 = rebuild(via_q8(bcoef), bal);
+  double e_plain = 0, e_bal = 0;
+  for (size_t i = 0; i < plain.size(); ++i) {
+    e_plain += (plain_q8[i] - plain[i]) * (plain_q8[i] - plain[i]);
+    e_bal += (bal_q8[i] - plain[i]) * (bal_q8[i] - plain[i]);
+  }
+  EXPECT_LT(e_bal, 0.5 * e_plain) << "balanced " << e_bal << " vs plain " << e_plain;
+}
+
 TEST(ShadowKvLowRank, RejectsBadRank) {
   std::vector<float> k(32, 1.0f);
   EXPECT_THROW(fit_key_basis(k.data(), 4, 8, 0, KeyFactorMethod::kGramEig), Error);

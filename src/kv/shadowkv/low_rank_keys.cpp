@@ -74,6 +74,20 @@ void project_keys(const KeyBasis& basis, const float* k, int64_t n_rows, float* 
               basis.vt.data(), basis.width, 0.0f, coef, basis.rank);
 }
 
+void balance_columns(float* coef, int64_t n_rows, KeyBasis* basis) {
+  const int rank = basis->rank, width = basis->width;
+  std::vector<double> sq(rank, 0.0);
+  for (int64_t r = 0; r < n_rows; ++r)
+    for (int j = 0; j < rank; ++j) sq[j] += (double)coef[r * rank + j] * coef[r * rank + j];
+  for (int j = 0; j < rank; ++j) {
+    const float d = n_rows > 0 ? (float)std::sqrt(sq[j] / (double)n_rows) : 0.0f;
+    if (!(d > 0.0f)) continue;
+    const float inv = 1.0f / d;
+    for (int64_t r = 0; r < n_rows; ++r) coef[r * rank + j] *= inv;
+    for (int c = 0; c < width; ++c) basis->vt[(size_t)j * width + c] *= d;
+  }
+}
+
 std::vector<float> split_basis_by_head(const KeyBasis& basis, int n_heads, int head_dim) {
   std::vector<float> out((size_t)n_heads * basis.rank * head_dim);
   for (int h = 0; h < n_heads; ++h)

@@ -28,6 +28,12 @@ KeyBasis fit_key_basis(const float* k, int64_t n_rows, int width, int rank, KeyF
 // coef [n_rows][rank] = k [n_rows][width] . basis.vt^T
 void project_keys(const KeyBasis& basis, const float* k, int64_t n_rows, float* coef);
 
+// Moves each coefficient column's scale into the basis: coef[:, j] /= d_j and vt[j] *= d_j, d_j the column's RMS
+// over the n_rows (columns of zeros are left alone), so coef . vt is unchanged while every column of coef has RMS 1
+// (U instead of U.S). Before int8 storage with one scale per row this spends the row's 8 bits evenly on all rank
+// directions instead of on the first singular direction alone; vt's rows are no longer unit length afterwards.
+void balance_columns(float* coef, int64_t n_rows, KeyBasis* basis);
+
 // Splits B by KV head: out [n_heads][rank][head_dim] with out[h][j][d] = vt[j][h*head_dim + d].
 std::vector<float> split_basis_by_head(const KeyBasis& basis, int n_heads, int head_dim);
 

@@ -359,10 +359,11 @@ void ShadowKvCache::compress_block(GlobalLayer& g, int64_t n_chunks, int64_t n_o
 
   // This block's own basis; U rows are shared by all heads (kept even where a head holds the chunk as an outlier).
   const std::vector<float> kpre = pre_rope_keys(g, n_tok);
-  const KeyBasis basis = fit_key_basis(kpre.data(), n_tok, width, g.rank, KeyFactorMethod::kGramEig);
-  g.segments.push_back({g.comp_end, g.comp_end + n_tok, split_basis_by_head(basis, n_kv, hd)});
+  KeyBasis basis = fit_key_basis(kpre.data(), n_tok, width, g.rank, KeyFactorMethod::kGramEig);
   std::vector<float> coef((size_t)n_tok * g.rank);
   project_keys(basis, kpre.data(), n_tok, coef.data());
+  if (g.coef.type() == FactorType::Q8) balance_columns(coef.data(), n_tok, &basis);  // int8 rows: U, not U.S
+  g.segments.push_back({g.comp_end, g.comp_end + n_tok, split_basis_by_head(basis, n_kv, hd)});
   g.coef.append(coef.data(), n_tok);
 
   std::vector<float> lm((size_t)n_chunks * hd), score(n_chunks);
