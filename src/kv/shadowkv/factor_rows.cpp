@@ -26,13 +26,16 @@ void FactorRows::append(const float* rows, int64_t n) {
     h_.resize(old + count);
     f32_to_f16_row(rows, h_.data() + old, (int64_t)count);
   } else {
+    const size_t old = q_.size();
+    q_.resize(old + count);
     for (int64_t r = 0; r < n; ++r) {
       const float* x = rows + r * width_;
+      int8_t* q = q_.data() + old + (size_t)r * width_;
       float amax = 0.0f;
       for (int j = 0; j < width_; ++j) amax = std::max(amax, std::fabs(x[j]));
-      const float scale = amax / 127.0f, inv = amax > 0.0f ? 127.0f / amax : 0.0f;
-      scale_.push_back(scale);
-      for (int j = 0; j < width_; ++j) q_.push_back((int8_t)std::lrintf(x[j] * inv));
+      const float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+      scale_.push_back(amax / 127.0f);
+      for (int j = 0; j < width_; ++j) q[j] = (int8_t)std::lrintf(x[j] * inv);
     }
   }
 }

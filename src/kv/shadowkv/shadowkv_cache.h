@@ -10,7 +10,8 @@
 // landmarks and outliers, so generation length is unbounded with bounded memory.
 // A prompt no longer than the default budget is not compressed (the whole of it would be selected anyway).
 // Sliding-window layers use the `full` policy's DenseLayerStore ring.
-// Choices beyond the paper: U is stored as U.S (= K.V, see low_rank_keys.h); U rows are int8 with a scale per row
+// Choices beyond the paper: U is stored as U.S (= K.V, see low_rank_keys.h), or for int8 rows as U with S moved
+// into the basis (balance_columns); U rows are int8 with a scale per row
 // (--factor-dtype q8; f16 or f32 on request) and landmarks f16 (f32 with --factor-dtype f32), landmarks in transposed
 // panels for scoring (landmark_panels.h); the value store (cold tier) and the hot buffer are f16 unless --value-dtype
 // is f32; --kv-f16 makes the sliding-window layers f16, the dense tail stays f32; "hot_values" in memory() counts the
