@@ -1,8 +1,11 @@
 // HeadRows (per-KV-head kept rows) and attention with per-row probabilities: keep() compacts in order, and the
-// probabilities of a query group sum to its head count and weight the values into the attention output.
+// probabilities of a query group sum to its head count and weight the values into the attention output; a decode
+// step's attention over one KV head gives the same bits alone (query heads split over threads) and inside a batch's
+// parallel region (one job for the whole group).
 #include "kv/head_rows.h"
 
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <numeric>
 #include <random>
@@ -56,6 +59,40 @@ TEST(HeadRows, ProbabilitiesSumToTheGroupAndGiveTheOutput) {
     for (int i = 0; i < n; ++i) s += (double)p1[i] * r.value(i)[d];
     EXPECT_NEAR(one[d], s, 1e-5);
     EXPECT_EQ(one[d], out[d]);
+  }
+}
+
+TEST(HeadRows, DecodeStepIsTheSameInsideABatchParallelRegion) {
+  std::mt19937 rng(6);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  LayerGeometry g;
+  g.n_head = 4, g.n_kv_head = 1, g.head_dim = 32, g.scale = 0.2f;  // Gemma 3's shape: one KV head, four queries
+  const int n = 300;                                               // short: attend_layer splits the query heads
+  HeadRows r(g.head_dim);
+  for (int p = 0; p < n; ++p) {
+    std::vector<float> k(g.head_dim), v(g.head_dim);
+    for (float& x : k) x = nd(rng);
+    for (float& x : v) x = nd(rng);
+    r.append(p, k.data(), v.data());
+  }
+  std::vector<float> q(g.n_head * g.head_dim);
+  for (float& x : q) x = nd(rng);
+  const HeadSets sets = [&](int, KeyValueRows* s) {
+    s[0] = r.view();
+    return 1;
+  };
+  std::vector<float> alone(q.size()), batched(2 * q.size(), 0.0f);
+  attend_layer(g, n - 1, 1, q.data(), 0, sets, alone.data());
+  int threads = 1;
+#pragma omp parallel for num_threads(2)
+  for (int i = 0; i < 2; ++i) {
+    attend_layer(g, n - 1, 1, q.data(), 0, sets, &batched[i * q.size()]);
+    if (i == 1) threads = omp_get_num_threads();
+  }
+  EXPECT_EQ(threads, 2);
+  for (size_t i = 0; i < q.size(); ++i) {
+    ASSERT_EQ(alone[i], batched[i]) << i;
+    ASSERT_EQ(alone[i], batched[q.size() + i]) << i;
   }
 }
 

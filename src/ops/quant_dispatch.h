@@ -107,6 +107,18 @@ void unpack_q32_row(GgmlType t, const uint8_t* packed, int64_t nb, uint8_t* gguf
 // split them into passes over each weight row, see quant_x86.h kPassRows).
 constexpr int kMaxDotRows = 8;
 
+// Asks for every cache line of rows idx[0..n) of base (row_bytes each) to be brought towards the core: attention's
+// key and value rows come from DRAM a few per 4 KiB page, and the hardware prefetcher stops at each page's end.
+inline void prefetch_rows(const void* base, int64_t row_bytes, const int64_t* idx, int n) {
+  for (int j = 0; j < n; ++j) {
+    const char* row = static_cast<const char*>(base) + idx[j] * row_bytes;
+    for (int64_t b = 0; b < row_bytes; b += 64) __builtin_prefetch(row + b, 0, 3);
+  }
+}
+
+// group_scores kernels score key rows in pairs and ask for the pair this many rows ahead meanwhile.
+constexpr int kAheadKeyRows = 4;
+
 struct VecOps {
   float (*dot_f32)(const float* a, const float* b, int64_t n);
   float (*dot_f16)(const float* a, const uint16_t* b, int64_t n);

@@ -168,6 +168,7 @@ void scores_heads(const float* q, int hd, float scale, const void* keys, bool f1
   for (int j = 0; j < nv; j += 2) {
     const int nr = std::min(2, nv - j);
     const int64_t off0 = idx[j] * hd, off1 = idx[j + nr - 1] * hd;  // nr == 1: row j twice, second result dropped
+    if (j + kAheadKeyRows + 1 < nv) prefetch_rows(keys, (int64_t)hd * (f16 ? 2 : 4), idx + j + kAheadKeyRows, 2);
     __m256 a0[4], a1[4];
     for (int h = 0; h < 4; ++h) a0[h] = a1[h] = _mm256_setzero_ps();
     for (int c = 0; c < hd; c += 8) {

@@ -96,6 +96,7 @@ void scores_heads(const float* q, int hd, float scale, const void* keys, bool f1
   for (int j = 0; j < nv; j += 2) {
     const int nr = std::min(2, nv - j);
     const int64_t off0 = idx[j] * hd, off1 = idx[j + nr - 1] * hd;  // nr == 1: row j twice, second result dropped
+    if (j + kAheadKeyRows + 1 < nv) prefetch_rows(keys, (int64_t)hd * (f16 ? 2 : 4), idx + j + kAheadKeyRows, 2);
     __m512 a[2][8];
     for (int h = 0; h < 8; ++h) a[0][h] = a[1][h] = _mm512_setzero_ps();
     for (int c = 0; c < hd; c += 16) {
