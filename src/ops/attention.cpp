@@ -43,7 +43,7 @@ void attend_range(const float* q, int n_q, int hd, float scale, const KeyValueRo
       idx[nv++] = kv.index ? kv.index[i] : i - b0;
     }
     if (nv == 0) continue;
-    // simd::prefetch_rows(run.vals, hd * (f16 ? 2 : 4), idx, nv);  // in flight while the scores are computed
+    simd::prefetch_rows(run.vals, hd * (f16 ? 2 : 4), idx, nv);  // in flight while the scores are computed
     ops.group_scores(q, n_q, hd, scale, run.keys, f16, idx, nv, s, kBlock);
     for (int h = 0; h < n_q; ++h) {
       float* sh = s + h * kBlock;
