@@ -607,9 +607,11 @@ TEST(ShadowKvOptions, ParsesAndValidates) {
   EXPECT_EQ(outlier_chunks(c, 2048), 48);
   EXPECT_EQ(outlier_chunks(c, 256), 6);
   EXPECT_EQ(outlier_chunks(c, 10), 1);
-  EXPECT_EQ(default_rank(1024), 160);
-  EXPECT_EQ(default_rank(256), 96);
-  EXPECT_EQ(default_rank(2), 1);
+  EXPECT_EQ(default_rank(1024, 8), 160);  // Llama-3-8B, the paper's setting
+  EXPECT_EQ(default_rank(128, 2), 48);    // Qwen2.5-Coder 0.5B
+  EXPECT_EQ(default_rank(256, 1), 160);   // Gemma 3 270M: one KV head
+  EXPECT_EQ(default_rank(512, 2), 96);
+  EXPECT_EQ(default_rank(2, 1), 1);
 
   KvGeometry g;
   LayerGeometry l;

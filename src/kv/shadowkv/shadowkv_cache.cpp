@@ -64,8 +64,8 @@ const KvPolicyRegistration kShadowKv{
        "attended tokens: a count (2048) or a % of the compressed prompt (1.56%); default 2048, and a prompt that fits "
        "the default budget is not compressed"},
       {"rank", SettingType::Int, "0",
-       "rank of the pre-RoPE key factorisation (0 = per model: 160/1024 of the key "
-       "width, at least min(96, 3/8 of it))"},
+       "rank of the pre-RoPE key factorisation (0 = per model: 160/1024 of the key width, at least min(96, 3/8 of "
+       "it), or with one KV head min(160, 5/8 of it))"},
       {"chunk", SettingType::Int, "8", "tokens per chunk (landmark granularity)"},
       {"outliers", SettingType::Int, "-1", "outlier chunks per KV head kept dense (-1 = 24 per 1024 budget tokens)"},
       {"local-chunks", SettingType::Int, "4", "chunks at the end of the prompt kept dense"},
@@ -104,7 +104,7 @@ ShadowKvCache::ShadowKvCache(const KvGeometry& geometry, const KvOptions& option
     GlobalLayer g;
     g.layer = l;
     const int width = lg.n_kv_head * lg.head_dim;
-    g.rank = cfg_.rank > 0 ? cfg_.rank : default_rank(width);
+    g.rank = cfg_.rank > 0 ? cfg_.rank : default_rank(width, lg.n_kv_head);
     g.tail = DenseLayerStore(lg, false);
     g.coef = FactorRows(g.rank, cfg_.factors);
     g.heads.resize(lg.n_kv_head);

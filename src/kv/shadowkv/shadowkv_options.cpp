@@ -30,12 +30,15 @@ void parse_budget(const std::string& text, bool* percent, double* value) {
   *value = v;
 }
 
-// The authors' 160 of 1024 for wide keys, but at least min(96, 3/8 of the width): on Gemma 3 270M (one 256-wide KV
-// head) rank 40 keeps only 86% of layer 17's key energy and rank 96 halves the KL to full attention
-// (docs/shadowkv-tuning.md).
-int default_rank(int width) {
+// The authors' 160 of 1024 for wide keys, but at least min(96, 3/8 of the width): on Qwen2.5-Coder 0.5B (2 KV heads
+// of 64) 3/8 is 48, within 2% of full's tail perplexity. A single KV head (multi-query attention) carries every
+// query head's keys and gets 5/8 of its width, at most 160: on Gemma 3 270M (one 256-wide head) rank 96 could not
+// copy a UUID needle at 4K (niah_single_3: 40 against full's 80; 128: 60; 160: 80) and 160 also lowers its tail
+// perplexity gap (docs/shadowkv-tuning.md sections 7a and 11).
+int default_rank(int width, int n_kv_head) {
   const int paper = (int)std::lround(width * 160.0 / 1024.0);
-  const int floor = std::min(96, (int)std::lround(width * 3.0 / 8.0));
+  const int floor = n_kv_head == 1 ? std::min(160, (int)std::lround(width * 5.0 / 8.0))
+                                   : std::min(96, (int)std::lround(width * 3.0 / 8.0));
   return std::clamp(std::max(paper, floor), 1, width);
 }
 

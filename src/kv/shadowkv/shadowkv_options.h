@@ -10,7 +10,7 @@
 namespace shadowkv {
 
 struct ShadowKvConfig {
-  int rank = 0;  // 0 = per layer default_rank(width)
+  int rank = 0;  // 0 = per layer default_rank(width, n_kv_head)
   int chunk = 8;
   int local_chunks = 4;
   int outliers = -1;  // chunks per KV head; -1 = default_outliers(budget)
@@ -38,8 +38,9 @@ ShadowKvConfig parse_shadowkv_options(const KvOptions& options, const KvGeometry
 inline constexpr int64_t kMaxBudgetTokens = int64_t(1) << 30;
 void parse_budget(const std::string& text, bool* percent, double* value);
 
-// 160/1024 of the key width (the authors' 160 of 1024 for Llama-3-8B), but at least min(96, 3/8 of the width).
-int default_rank(int width);
+// 160/1024 of the key width (the authors' 160 of 1024 for Llama-3-8B), but at least min(96, 3/8 of the width), or
+// with a single KV head min(160, 5/8 of it).
+int default_rank(int width, int n_kv_head);
 
 // Selected-token budget for a prompt of n_prompt tokens: explicit tokens, percent of the prompt, or the default
 // 2048 tokens.
