@@ -90,56 +90,37 @@ void bm_decode(benchmark::State& state) {
 
 // Decode attention of one KV head's query group over the rows ShadowKV attends at its default budget (2048
 // selected + outliers + local window, ~2500 f16 rows) on one thread, as each sequence of a batch runs it:
-// Qwen2.5-Coder 0.5B's geometry (7 query heads per KV head of 64) and Gemma 3 270M's (4 of 256).
-void bm_sparse(benchmark::State& state) {
+// Qwen2.5-Coder 0.5B's geometry (7 query heads per KV head of 64) and Gemma 3 270M's (4 of 256). With copies > 1
+// the iterations read that many row sets in turn, so the rows come from DRAM as in the model (a batch step reads
+// ~250 MB of hot rows on Qwen at 16K): 64 copies are 42 MB for Qwen's shape, 168 MB for Gemma's.
+void sparse_attention(benchmark::State& state, int64_t copies) {
   const int hd = (int)state.range(0), group = (int)state.range(1);
   constexpr int64_t kRows = 2560;
+  const int64_t set = kRows * hd;  // elements of one row set's keys (and of its values)
   std::mt19937 rng(4);
   std::normal_distribution<float> nd(0.0f, 1.0f);
-  std::vector<float> k(kRows * hd), v(kRows * hd), q((size_t)group * hd), acc((size_t)group * hd);
-  for (auto* vec : {&k, &v, &q})
-    for (float& x : *vec) x = nd(rng);
-  std::vector<uint16_t> kh(k.size()), vh(v.size());
-  f32_to_f16_row(k.data(), kh.data(), (int64_t)k.size());
-  f32_to_f16_row(v.data(), vh.data(), (int64_t)v.size());
-  const KeyValueRows rows{kh.data(), vh.data(), KvDType::F16, kRows, nullptr};
-  std::vector<SoftmaxAcc> st(group);
-  for (auto _ : state) {
-    for (int h = 0; h < group; ++h) st[h] = {-1e30f, 0.0f, &acc[(size_t)h * hd]};
-    std::fill(acc.begin(), acc.end(), 0.0f);
-    attend_rows(q.data(), group, hd, 0.125f, rows, kRows, 0, st.data());
-    benchmark::DoNotOptimize(acc.data());
-  }
-  state.SetBytesProcessed(state.iterations() * kRows * hd * 2 * 2);
-}
-
-// bm_sparse with the rows out of cache, as in the model (a batch step reads ~250 MB of hot rows on Qwen at 16K):
-// 64 copies of the row set (42 MB for Qwen's shape, 168 MB for Gemma's), one after another.
-void bm_sparse_cold(benchmark::State& state) {
-  const int hd = (int)state.range(0), group = (int)state.range(1);
-  constexpr int64_t kRows = 2560, kCopies = 64;
-  std::mt19937 rng(4);
-  std::normal_distribution<float> nd(0.0f, 1.0f);
-  std::vector<float> row(kRows * hd), q((size_t)group * hd), acc((size_t)group * hd);
+  std::vector<float> row(set), q((size_t)group * hd), acc((size_t)group * hd);
   for (float& x : q) x = nd(rng);
-  std::vector<uint16_t> kh(kCopies * kRows * hd), vh(kh.size());
-  for (int64_t c = 0; c < 2 * kCopies; ++c) {
+  std::vector<uint16_t> kh(copies * set), vh(kh.size());
+  for (int64_t c = 0; c < 2 * copies; ++c) {
     for (float& x : row) x = nd(rng);
-    f32_to_f16_row(row.data(), (c < kCopies ? kh.data() : vh.data()) + (c % kCopies) * kRows * hd, kRows * hd);
+    f32_to_f16_row(row.data(), (c < copies ? kh.data() : vh.data()) + (c % copies) * set, set);
   }
   std::vector<SoftmaxAcc> st(group);
   int64_t copy = 0;
   for (auto _ : state) {
-    const size_t off = (size_t)copy * kRows * hd;
-    const KeyValueRows rows{kh.data() + off, vh.data() + off, KvDType::F16, kRows, nullptr};
+    const KeyValueRows rows{kh.data() + copy * set, vh.data() + copy * set, KvDType::F16, kRows, nullptr};
     for (int h = 0; h < group; ++h) st[h] = {-1e30f, 0.0f, &acc[(size_t)h * hd]};
     std::fill(acc.begin(), acc.end(), 0.0f);
     attend_rows(q.data(), group, hd, 0.125f, rows, kRows, 0, st.data());
     benchmark::DoNotOptimize(acc.data());
-    copy = (copy + 1) % kCopies;
+    copy = (copy + 1) % copies;
   }
-  state.SetBytesProcessed(state.iterations() * kRows * hd * 2 * 2);
+  state.SetBytesProcessed(state.iterations() * set * 2 * 2);
 }
+
+void bm_sparse(benchmark::State& state) { sparse_attention(state, 1); }
+void bm_sparse_cold(benchmark::State& state) { sparse_attention(state, 64); }
 
 BENCHMARK(bm_sparse_cold)
     ->Name("SparseAttentionCold")

@@ -72,13 +72,14 @@ void attend_layer(const LayerGeometry& g, int64_t pos0, int n, const float* q, i
     // head's result is the same however the heads are grouped); attend_group splits a long row set itself. Inside a
     // parallel region (a batch's sequences attend on their own threads) the halves would run one after the other,
     // each reading every row: one job then reads them once for the whole group.
-    int64_t rows = 0;
-    if (g.n_kv_head == 1) {
+    int split = 1;
+    if (g.n_kv_head == 1 && group > 1 && !omp_in_parallel()) {
       KeyValueRows sets[kMaxHeadSets];
       const int n_sets = sets_for(0, sets);
+      int64_t rows = 0;
       for (int i = 0; i < n_sets; ++i) rows += sets[i].n;
+      if (attention_parts(rows) == 1) split = 2;
     }
-    const int split = g.n_kv_head == 1 && group > 1 && attention_parts(rows) == 1 && !omp_in_parallel() ? 2 : 1;
 #pragma omp parallel for if (g.n_kv_head * split > 1)
     for (int j = 0; j < g.n_kv_head * split; ++j) {
       const int h = j / split, q0 = h * group + (j % split) * group / split;
