@@ -81,6 +81,39 @@ TEST(ShadowKvEndToEnd, SmallBudgetLowRankIsApproximate) {
   EXPECT_EQ(skv.budget(), 64);
 }
 
+TEST(ShadowKvEndToEnd, UnselectedChunksWithUniformRowsAreEstimatedExactly) {
+  // In the global layers every 8-token chunk of the prompt repeats one post-RoPE key and one value: a chunk's
+  // landmark is then its key and its mean value its value, so `--unselected mean` (the default) gives full
+  // attention's output at any budget, while `drop` (the authors') leaves out most of the mass.
+  const KvGeometry g = make_geometry();
+  const int64_t prompt = 700, total = prompt + 20;
+  Inputs in(g, total, 0, 1.0f, 21);
+  for (int l : {0, 2})
+    for (int64_t p = 0; p < prompt; ++p) {
+      const int64_t first = p / 8 * 8;
+      std::copy_n(&in.k[l][first * kW], kW, &in.k[l][p * kW]);
+      std::copy_n(&in.v[l][first * kW], kW, &in.v[l][p * kW]);
+      std::copy_n(&in.k[l][p * kW], kW, &in.kpre[l][p * kW]);
+      apply_rope(g.layers[l].rope, &in.kpre[l][p * kW], kKv, kHd, -p);  // the pre-RoPE key of that post-RoPE key
+    }
+  FullKvCache full(g, KvOptions{});
+  feed(full, in, 0, prompt, 128);
+  full.end_prefill();
+  const auto want = feed(full, in, prompt, total, 1);
+  for (const char* mode : {"mean", "drop"}) {
+    KvOptions o = shadow_options(kW, "64");
+    o.set("unselected", mode);
+    ShadowKvCache skv(g, o);
+    feed(skv, in, 0, prompt, 128);
+    skv.end_prefill();
+    const Diff d = compare(feed(skv, in, prompt, total, 1), want);
+    if (std::string(mode) == "mean")
+      EXPECT_LT(d.rel, 2e-3);  // value means in f16
+    else
+      EXPECT_GT(d.rel, 0.05);
+  }
+}
+
 TEST(ShadowKvEndToEnd, CloneContinuesIdentically) {
   const KvGeometry g = make_geometry();
   const int64_t prompt = 300, total = prompt + 120;
@@ -150,8 +183,8 @@ TEST(ShadowKvEndToEnd, LongGenerationFoldsAndStaysClose) {
   EXPECT_EQ(m.cold, cand * 8 * kHd * 4);
   std::vector<std::string> names;
   for (const auto& p : m.parts) names.push_back(p.first);
-  EXPECT_EQ(names, (std::vector<std::string>{"U", "SVt", "landmarks", "outliers", "local_tail", "hot_values",
-                                             "value_store", "sliding_layers"}));
+  EXPECT_EQ(names, (std::vector<std::string>{"U", "SVt", "landmarks", "value_means", "outliers", "local_tail",
+                                             "hot_values", "value_store", "sliding_layers"}));
   int64_t sum = 0;
   for (const auto& p : m.parts) sum += p.second;
   EXPECT_EQ(sum, m.total());

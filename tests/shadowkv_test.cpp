@@ -24,6 +24,7 @@
 #include "kv/shadowkv/outliers.h"
 #include "kv/shadowkv/shadowkv_cache.h"
 #include "kv/shadowkv/shadowkv_options.h"
+#include "kv/shadowkv/unselected_estimate.h"
 #include "kv/shadowkv/value_store.h"
 #include "ops/f16.h"
 #include "ops/rope.h"
@@ -412,6 +413,71 @@ TEST(ShadowKvChunkSelector, MatchesReferenceOnRandomInputs) {
   }
 }
 
+TEST(ShadowKvUnselectedEstimate, MatchesDoubleReference) {
+  // Each unselected chunk counts as `chunk` rows with its landmark's logit and its mean value: the softmax state
+  // (max, sum, weighted values) of every query head over those chunks, against a double computation that leaves
+  // out the chunks whose probability is below kNegligibleShare / n in every head (none at scale 0.05, most at 0.5).
+  std::mt19937 rng(8);
+  const int hd = 80, n_q = 4, chunk = 8, k = 9;  // hd 80: a 64-column slice and a partial one
+  for (float scale : {0.05f, 0.5f})
+    for (int n_cand : {5, 300, 5000}) {  // 5: every chunk selected; 5000 takes the OpenMP path
+      const std::vector<float> q = randn((size_t)n_q * hd, rng), lm = randn((size_t)n_cand * hd, rng),
+                               vals = randn((size_t)n_cand * chunk * hd, rng);
+      std::vector<uint16_t> means((size_t)n_cand * hd);
+      chunk_value_means(vals.data(), hd, n_cand, chunk, hd, means.data());
+      ChunkSelector sel;
+      std::vector<int64_t> picked;
+      LandmarkPanels panels(hd, /*f16=*/false);
+      panels.append(lm.data(), n_cand);
+      sel.select(q.data(), n_q, hd, scale, panels, k, &picked);
+      std::vector<float> acc((size_t)n_q * hd, 0.0f);
+      std::vector<SoftmaxAcc> st(n_q);
+      for (int h = 0; h < n_q; ++h) st[h] = {0.0f, 0.0f, &acc[(size_t)h * hd]};
+      estimate_unselected(sel, n_q, hd, chunk, means.data(), picked, st.data());
+      std::vector<std::vector<double>> l(n_q, std::vector<double>(n_cand));
+      std::vector<double> m(n_q, -1e300);
+      for (int h = 0; h < n_q; ++h)
+        for (int c = 0; c < n_cand; ++c) {
+          double s = 0;
+          for (int d = 0; d < hd; ++d) s += (double)q[(size_t)h * hd + d] * lm[(size_t)c * hd + d];
+          l[h][c] = scale * s;
+          m[h] = std::max(m[h], l[h][c]);
+        }
+      std::vector<double> z(n_q, 0.0);  // softmax denominators over every candidate
+      for (int h = 0; h < n_q; ++h)
+        for (int c = 0; c < n_cand; ++c) z[h] += std::exp(l[h][c] - m[h]);
+      std::set<int64_t> rest;  // unselected and not negligible
+      const std::set<int64_t> chosen(picked.begin(), picked.end());
+      for (int c = 0; c < n_cand; ++c) {
+        double most = 0;
+        for (int h = 0; h < n_q; ++h) most = std::max(most, std::exp(l[h][c] - m[h]) / z[h]);
+        if (!chosen.count(c) && most >= kNegligibleShare / n_cand) rest.insert(c);
+      }
+      if (scale > 0.1f && n_cand == 5000) EXPECT_LT(rest.size(), (size_t)n_cand / 2);  // the skip is exercised
+      for (int h = 0; h < n_q; ++h) {
+        std::vector<double> ref(hd, 0.0);
+        double sum = 0;
+        for (int64_t c : rest) {
+          const double w = std::exp(l[h][c] - m[h]);
+          sum += w;
+          for (int d = 0; d < hd; ++d) {
+            double mean = 0;
+            for (int t = 0; t < chunk; ++t) mean += vals[((size_t)c * chunk + t) * hd + d] / chunk;
+            ref[d] += w * mean;
+          }
+        }
+        if (rest.empty()) {  // nothing unselected: an empty state that merge_acc skips
+          EXPECT_EQ(st[h].l, 0.0f);
+          continue;
+        }
+        EXPECT_NEAR(st[h].m, m[h] + std::log((double)chunk), 1e-4) << n_cand;
+        EXPECT_NEAR(st[h].l / sum, 1.0, 1e-4) << n_cand;
+        for (int d = 0; d < hd; ++d)  // values pass through half precision
+          EXPECT_NEAR(acc[(size_t)h * hd + d] / sum, ref[d] / sum, 2e-3) << n_cand << " head " << h << " dim " << d;
+      }
+    }
+}
+
 // Runs one update of `buf` and fills each miss with its chunk id (keys -id, values id); then checks the hit and miss
 // counts and that the rows attention reads (through the index) hold exactly the selection's chunks, in order.
 void hot_step(HotValueBuffer& buf, int chunk, int hd, int head, std::vector<int64_t> sel, int64_t extra,
@@ -612,6 +678,12 @@ TEST(ShadowKvOptions, ParsesAndValidates) {
   EXPECT_EQ(default_rank(256, 1), 160);   // Gemma 3 270M: one KV head
   EXPECT_EQ(default_rank(512, 2), 96);
   EXPECT_EQ(default_rank(2, 1), 1);
+  EXPECT_TRUE(estimates_unselected(c, 1));   // auto: a single KV head estimates its unselected chunks...
+  EXPECT_FALSE(estimates_unselected(c, 2));  // ...more heads drop them
+  c.unselected = ShadowKvConfig::Unselected::Mean;
+  EXPECT_TRUE(estimates_unselected(c, 2));
+  c.unselected = ShadowKvConfig::Unselected::Drop;
+  EXPECT_FALSE(estimates_unselected(c, 1));
 
   KvGeometry g;
   LayerGeometry l;
@@ -631,6 +703,10 @@ TEST(ShadowKvOptions, ParsesAndValidates) {
   EXPECT_NO_THROW(make_kv_cache(g, o));
   o.set("budget", "lots");
   EXPECT_THROW(make_kv_cache(g, o), Error);
+  o.set("budget", "64").set("unselected", "sometimes");
+  EXPECT_THROW(make_kv_cache(g, o), Error);
+  o.set("unselected", "mean");
+  EXPECT_NO_THROW(make_kv_cache(g, o));
   o.set("budget", "64").set("rank", "x");  // wrong type
   EXPECT_THROW(make_kv_cache(g, o), Error);
   o.settings.erase("rank");

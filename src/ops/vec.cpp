@@ -172,6 +172,12 @@ void group_scores(const float* q, int n_q, int hd, float scale, const float* key
 void group_scores(const float* q, int n_q, int hd, float scale, const uint16_t* keys, int64_t n, float* s, int64_t ld) {
   group_scores_rows(q, n_q, hd, scale, keys, true, n, s, ld);
 }
+void group_accumulate(const float* p, int64_t ld, int n_q, int hd, const uint16_t* vals, const int64_t* idx, int64_t n,
+                      float* acc) {
+  constexpr int64_t kRows = 64;  // rows per kernel call: its column strips re-read them from L1, not from memory
+  for (int64_t j0 = 0; j0 < n; j0 += kRows)
+    simd::vec_ops().group_accumulate(p + j0, (int)ld, n_q, hd, vals, true, idx + j0, (int)std::min(kRows, n - j0), acc);
+}
 int64_t next_at_least(const float* x, int64_t from, int64_t n, float t) {
   return simd::vec_ops().next_at_least(x, from, n, t);
 }

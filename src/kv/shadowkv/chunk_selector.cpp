@@ -14,9 +14,11 @@ void ChunkSelector::select(const float* q, int n_q, int head_dim, float scale, c
   selected->clear();
   const int64_t n_cand = landmarks.size(), n_panels = landmarks.n_panels(), ld = n_panels * kPanelRows;
   k = std::min(k, n_cand);
+  score_.resize(k > 0 ? n_cand : 0);
   if (k <= 0) return;
   logits_.resize((size_t)n_q * ld);
-  score_.resize(n_cand);
+  max_.resize(n_q);
+  ld_ = ld;
   const bool par = n_cand * n_q * head_dim > (1 << 17);
   const int64_t panel_bytes = (int64_t)head_dim * kPanelRows * (landmarks.f16() ? 2 : 4);
   constexpr int64_t kPer = 16;  // panels per job
@@ -28,7 +30,8 @@ void ChunkSelector::select(const float* q, int n_q, int head_dim, float scale, c
   float* score = score_.data();
   for (int h = 0; h < n_q; ++h) {  // softmax per head (vectorised exp), then max over the group
     float* l = &logits_[(size_t)h * ld];
-    const float inv = 1.0f / exp_shift_sum(l, n_cand, max_f32(l, n_cand));
+    max_[h] = max_f32(l, n_cand);
+    const float inv = 1.0f / exp_shift_sum(l, n_cand, max_[h]);
     for (int64_t c = 0; c < n_cand; ++c) score[c] = std::max(score[c], l[c] * inv);
   }
   if (k == n_cand) {

@@ -2,6 +2,7 @@
 // of a KV head's group takes a softmax of scale*q.landmark over the candidate chunks; a chunk's score is the max of
 // these probabilities over the group; the top-k chunks are rebuilt. Each KV head selects its own chunks.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -17,13 +18,20 @@ class ChunkSelector {
   void select(const float* q, int n_q, int head_dim, float scale, const LandmarkPanels& landmarks, int64_t k,
               std::vector<int64_t>* selected);
 
-  // Per-chunk scores of the last select() (max over heads of softmax probability), for tests.
+  // Per-chunk scores of the last select() (max over heads of softmax probability).
   const std::vector<float>& scores() const { return score_; }
+  // Of the last select(): candidates scored, head h's softmax terms exp(scale*q.landmark - max_logit(h)) per
+  // candidate, and that head's largest scale*q.landmark.
+  int64_t candidates() const { return (int64_t)score_.size(); }
+  const float* weights(int h) const { return &logits_[(size_t)h * ld_]; }
+  float max_logit(int h) const { return max_[h]; }
 
  private:
   std::vector<float> logits_;  // [n_q][panels * kPanelRows]
   std::vector<float> score_;   // [n_cand]
   std::vector<float> top_;     // scratch for the k-th largest score
+  std::vector<float> max_;     // [n_q] largest logit per head
+  int64_t ld_ = 0;             // row stride of logits_
 };
 
 }  // namespace shadowkv

@@ -14,6 +14,7 @@
 #include "kv/shadowkv/chunk_rope.h"
 #include "kv/shadowkv/landmarks.h"
 #include "kv/shadowkv/outliers.h"
+#include "kv/shadowkv/unselected_estimate.h"
 #include "ops/attention.h"
 #include "ops/rope.h"
 #include "util/error.h"
@@ -25,7 +26,7 @@ namespace {
 // Attention of every KV head's query group over its 3 row sets, as (head, part) jobs: the rows of each head are
 // split into parts so that even a single KV head (Gemma 3 270M) uses both cores; parts are merged per head.
 void attend_sets_split(const float* q, int n_kv, int group, int hd, float scale, const KeyValueRows* sets, int64_t pos,
-                       bool parallel, float* out) {
+                       bool parallel, const SoftmaxAcc* extra, float* out) {
   int64_t most = 0;  // parts per head by row count (attention_parts), so any thread count gives the same result
   for (int h = 0; h < n_kv; ++h) most = std::max(most, sets[h * 3].n + sets[h * 3 + 1].n + sets[h * 3 + 2].n);
   const int parts = std::max(attention_parts(most), most >= 1024 ? 2 : 1);  // 2+: one KV head still uses 2 cores
@@ -53,6 +54,8 @@ void attend_sets_split(const float* q, int n_kv, int group, int hd, float scale,
     SoftmaxAcc* first = &st[(size_t)h * parts * group];
     for (int p = 1; p < parts; ++p)
       for (int i = 0; i < group; ++i) merge_acc(first[i], st[((size_t)h * parts + p) * group + i], hd);
+    if (extra)
+      for (int i = 0; i < group; ++i) merge_acc(first[i], extra[(size_t)h * group + i], hd);
     finish_acc(first, group, hd, out + (int64_t)h * group * hd, hd);
   }
 }
@@ -81,6 +84,9 @@ const KvPolicyRegistration kShadowKv{
       {"value-store", SettingType::Text, "ram",
        "where the value store lives: ram, or file[:DIR] (a file in DIR, default $TMPDIR or /tmp, read with pread, "
        "deleted with the sequence; mmap[:DIR] is its older name)"},
+      {"unselected", SettingType::Text, "auto",
+       "chunks outside a step's selection: mean (each counts as 8 tokens with its landmark's logit and its mean "
+       "value, RetroInfer's estimate), drop (not attended, as the authors do), or auto (mean with a single KV head)"},
       {"kv-f16", SettingType::Flag, "false", "sliding-window layers in f16 (as full --kv-f16)"}},
      [](const KvGeometry& g, const KvOptions& o) { return std::make_unique<ShadowKvCache>(g, o); },
      1}};
@@ -105,6 +111,7 @@ ShadowKvCache::ShadowKvCache(const KvGeometry& geometry, const KvOptions& option
     g.layer = l;
     const int width = lg.n_kv_head * lg.head_dim;
     g.rank = cfg_.rank > 0 ? cfg_.rank : default_rank(width, lg.n_kv_head);
+    g.estimate = estimates_unselected(cfg_, lg.n_kv_head);
     g.tail = DenseLayerStore(lg, false);
     g.coef = FactorRows(g.rank, cfg_.factors);
     g.heads.resize(lg.n_kv_head);
@@ -313,7 +320,26 @@ void ShadowKvCache::decode_attend(GlobalLayer& g, int64_t pos, const float* q, f
     sets[h * 3 + 2] = g.tail.rows(h);  // all in the past of this query: no mask needed
     rows += sets[h * 3].n + sets[h * 3 + 1].n + sets[h * 3 + 2].n;
   }
-  attend_sets_split(q, n_kv, group, hd, lg.scale, sets.data(), pos, rows * group * hd > (1 << 17), out);
+  std::vector<float> rest_acc;
+  const std::vector<SoftmaxAcc> rest = estimate_rest(g, &rest_acc);
+  attend_sets_split(q, n_kv, group, hd, lg.scale, sets.data(), pos, rows * group * hd > (1 << 17),
+                    rest.empty() ? nullptr : rest.data(), out);
+}
+
+std::vector<SoftmaxAcc> ShadowKvCache::estimate_rest(const GlobalLayer& g, std::vector<float>* acc) const {
+  if (!g.estimate) return {};
+  const LayerGeometry& lg = geom_.layers[g.layer];
+  const int hd = lg.head_dim, n_kv = lg.n_kv_head, group = lg.n_head / n_kv;
+  acc->assign((size_t)n_kv * group * hd, 0.0f);
+  std::vector<SoftmaxAcc> st((size_t)n_kv * group);
+  for (size_t i = 0; i < st.size(); ++i) st[i] = {0.0f, 0.0f, &(*acc)[i * hd]};  // l = 0: merge_acc skips it
+  for (int h = 0; h < n_kv; ++h) {
+    const Head& hs = g.heads[h];
+    if (hs.selector.candidates() > 0)
+      estimate_unselected(hs.selector, group, hd, cfg_.chunk, hs.value_means.data(), hs.selected,
+                          &st[(size_t)h * group]);
+  }
+  return st;
 }
 
 void ShadowKvCache::end_prefill() {
@@ -367,6 +393,7 @@ void ShadowKvCache::compress_block(GlobalLayer& g, int64_t n_chunks, int64_t n_o
   g.coef.append(coef.data(), n_tok);
 
   std::vector<float> lm((size_t)n_chunks * hd), score(n_chunks);
+  std::vector<uint16_t> vm(g.estimate ? (size_t)n_chunks * hd : 0);
   const int64_t ce = (int64_t)chunk * hd;
   for (int h = 0; h < n_kv; ++h) {
     Head& hs = g.heads[h];
@@ -374,6 +401,7 @@ void ShadowKvCache::compress_block(GlobalLayer& g, int64_t n_chunks, int64_t n_o
     const float* vals = g.tail.value_row(h, g.comp_end);
     chunk_landmarks(keys, hd, n_chunks, chunk, hd, lm.data());
     chunk_min_cosine(keys, hd, lm.data(), n_chunks, chunk, hd, score.data());
+    if (g.estimate) chunk_value_means(vals, hd, n_chunks, chunk, hd, vm.data());
     const std::vector<int64_t> out = pick_outliers(score.data(), n_chunks, n_outliers);
     size_t oi = 0;
     for (int64_t c = 0; c < n_chunks; ++c) {
@@ -386,6 +414,7 @@ void ShadowKvCache::compress_block(GlobalLayer& g, int64_t n_chunks, int64_t n_o
         continue;
       }
       hs.landmarks.append(&lm[c * hd], 1);
+      if (g.estimate) hs.value_means.insert(hs.value_means.end(), &vm[c * hd], &vm[(c + 1) * hd]);
       hs.cand_chunk.push_back(first_chunk + c);
       store.append(h, vc);
     }
@@ -421,7 +450,7 @@ int ShadowKvCache::rank(int layer) const {
 }
 
 KvMemory ShadowKvCache::memory() const {
-  int64_t u = 0, svt = 0, lms = 0, outl = 0, tail = 0, hot = 0, cold = 0, sliding = 0;
+  int64_t u = 0, svt = 0, lms = 0, vms = 0, outl = 0, tail = 0, hot = 0, cold = 0, sliding = 0;
   for (size_t i = 0; i < globals_.size(); ++i) {
     const GlobalLayer& g = globals_[i];
     u += g.coef.bytes();
@@ -429,6 +458,7 @@ KvMemory ShadowKvCache::memory() const {
     tail += g.tail.bytes() + (int64_t)g.last_q.size() * 4;
     for (const Head& h : g.heads) {
       lms += h.landmarks.bytes() + (int64_t)h.cand_chunk.size() * 8;
+      vms += (int64_t)h.value_means.size() * 2;
       outl += (int64_t)(h.out_k.size() + h.out_v.size()) * 4;
     }
     hot += g.hot.bytes();
@@ -439,12 +469,13 @@ KvMemory ShadowKvCache::memory() const {
   m.parts = {{"U", u},
              {"SVt", svt},
              {"landmarks", lms},
+             {"value_means", vms},
              {"outliers", outl},
              {"local_tail", tail},
              {"hot_values", hot},
              {"value_store", cold},
              {"sliding_layers", sliding}};
-  m.hot = u + svt + lms + outl + tail + hot + sliding;
+  m.hot = u + svt + lms + vms + outl + tail + hot + sliding;
   m.cold = cold;
   return m;
 }

@@ -15,7 +15,8 @@
 // (--factor-dtype q8; f16 or f32 on request) and landmarks f16 (f32 with --factor-dtype f32), landmarks in transposed
 // panels for scoring (landmark_panels.h); the value store (cold tier) and the hot buffer are f16 unless --value-dtype
 // is f32; --kv-f16 makes the sliding-window layers f16, the dense tail stays f32; "hot_values" in memory() counts the
-// buffer's rebuilt keys and values.
+// buffer's rebuilt keys and values. With a single KV head (or --unselected mean) the chunks a step does not select
+// are not dropped but estimated from their landmarks and mean values (unselected_estimate.h).
 #pragma once
 #include <memory>
 #include <vector>
@@ -62,10 +63,11 @@ class ShadowKvCache : public KvCache {
 
  private:
   struct Head {
-    std::vector<float> out_k, out_v;  // outlier chunks [n_out*chunk][head_dim]
-    LandmarkPanels landmarks;         // n_cand landmarks of head_dim
-    std::vector<int64_t> cand_chunk;  // candidate index -> chunk number (first position = chunk*C)
-    std::vector<int64_t> selected;    // scratch: this step's selection
+    std::vector<float> out_k, out_v;    // outlier chunks [n_out*chunk][head_dim]
+    LandmarkPanels landmarks;           // n_cand landmarks of head_dim
+    std::vector<uint16_t> value_means;  // [n_cand][head_dim] half: each candidate's mean value (unselected_estimate.h)
+    std::vector<int64_t> cand_chunk;    // candidate index -> chunk number (first position = chunk*C)
+    std::vector<int64_t> selected;      // scratch: this step's selection
     ChunkSelector selector;
   };
   // One compressed block: positions [begin, end), their U rows expressed in this block's own basis.
@@ -76,8 +78,9 @@ class ShadowKvCache : public KvCache {
   struct GlobalLayer {
     int layer = 0;  // index in the geometry
     int rank = 0;
-    int64_t comp_end = 0;  // positions [0, comp_end) are compressed; the dense tail holds the rest
-    DenseLayerStore tail;  // exact post-RoPE K, V of [comp_end, len)
+    bool estimate = false;  // unselected chunks estimated (estimates_unselected, shadowkv_options.h)
+    int64_t comp_end = 0;   // positions [0, comp_end) are compressed; the dense tail holds the rest
+    DenseLayerStore tail;   // exact post-RoPE K, V of [comp_end, len)
     std::vector<Segment> segments;
     FactorRows coef;            // U rows [comp_end][rank]
     std::vector<float> last_q;  // query of the last token attended before end_prefill (seeds the hot buffer)
@@ -88,6 +91,9 @@ class ShadowKvCache : public KvCache {
 
   void append_tail(GlobalLayer& g, int64_t pos, int n, const float* k_pre, const float* k, const float* v);
   void decode_attend(GlobalLayer& g, int64_t pos, const float* q, float* out);
+  // Softmax states of every query head over its KV head's unselected chunks at the last selection
+  // (unselected_estimate.h), their sums in *acc; empty when the layer drops them.
+  std::vector<SoftmaxAcc> estimate_rest(const GlobalLayer& g, std::vector<float>* acc) const;
   // Selects each KV head's top-k chunks for query q and fills the hot buffer's misses (keys rebuilt, values read).
   void select_and_fetch(GlobalLayer& g, const float* q);
   // A hot-buffer slot to fill: candidate `cand` of `head` into `slot`.

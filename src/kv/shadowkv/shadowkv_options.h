@@ -25,6 +25,9 @@ struct ShadowKvConfig {
   int dense_tail = kDefaultDenseTail;
   // Chunks the hot buffer keeps per KV head beyond the selection (recently selected ones); -1 = half the budget.
   int hot_extra = -1;
+  // Chunks outside a step's selection: estimated from their landmark and mean value, or dropped as the authors do;
+  // Auto = estimates_unselected().
+  enum class Unselected { Auto, Mean, Drop } unselected = Unselected::Auto;
 
   static constexpr int kDefaultBudget = 2048;  // the authors' budget in every RULER experiment
   static constexpr int kDefaultDenseTail = 2048;
@@ -41,6 +44,10 @@ void parse_budget(const std::string& text, bool* percent, double* value);
 // 160/1024 of the key width (the authors' 160 of 1024 for Llama-3-8B), but at least min(96, 3/8 of the width), or
 // with a single KV head min(160, 5/8 of it).
 int default_rank(int width, int n_kv_head);
+
+// Whether a global layer with n_kv_head KV heads estimates its unselected chunks (unselected_estimate.h): as
+// configured, or by default with a single KV head only.
+bool estimates_unselected(const ShadowKvConfig& config, int n_kv_head);
 
 // Selected-token budget for a prompt of n_prompt tokens: explicit tokens, percent of the prompt, or the default
 // 2048 tokens.
