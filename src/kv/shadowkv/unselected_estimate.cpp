@@ -1,6 +1,5 @@
 #include "kv/shadowkv/unselected_estimate.h"
 
-#include <algorithm>
 #include <cmath>
 
 #include "ops/vec.h"
@@ -22,7 +21,7 @@ void estimate_unselected(const ChunkSelector& selector, int n_q, int head_dim, i
                          const std::vector<int64_t>& selected, SoftmaxAcc* states) {
   const int64_t n_cand = selector.candidates();
   thread_local std::vector<int64_t> rest;       // unselected candidates with a weight that counts
-  thread_local std::vector<float> w, part_acc;  // their weights [n_q][rest]; the second part's sums
+  thread_local std::vector<float> w, part_acc;  // their weights [n_q][rest]; each part's sums [part][n_q][hd]
   rest.clear();
   const float* score = selector.scores().data();
   const float cut = kNegligibleShare / (float)n_cand;
