@@ -2,19 +2,16 @@
 
 #include <cmath>
 
+#include "kv/shadowkv/landmarks.h"
 #include "ops/vec.h"
 
 namespace shadowkv {
 
 void chunk_value_means(const float* values, int64_t row_stride, int64_t n_chunks, int chunk, int head_dim,
                        uint16_t* out) {
-#pragma omp parallel for if (n_chunks * chunk * head_dim > (1 << 16))
-  for (int64_t c = 0; c < n_chunks; ++c) {
-    std::vector<float> mean(head_dim, 0.0f);
-    for (int t = 0; t < chunk; ++t)
-      axpy_f32(1.0f / chunk, values + (c * chunk + t) * row_stride, mean.data(), head_dim);
-    f32_to_f16_row(mean.data(), out + c * head_dim, head_dim);
-  }
+  std::vector<float> mean((size_t)n_chunks * head_dim);
+  chunk_landmarks(values, row_stride, n_chunks, chunk, head_dim, mean.data());  // a landmark is a chunk's mean row
+  f32_to_f16_row(mean.data(), out, n_chunks * head_dim);
 }
 
 void estimate_unselected(const ChunkSelector& selector, int n_q, int head_dim, int chunk, const uint16_t* value_means,
