@@ -176,7 +176,8 @@ TEST(Vec, EveryBackendTableIsComplete) {
   };
   EXPECT_TRUE(all_set(simd::kScalarVecOps));
   EXPECT_TRUE(all_set(simd::kAvx2VecOps));
-  EXPECT_TRUE(all_set(simd::kAvx512VecOps));
+  EXPECT_TRUE(all_set(simd::avx512_vec_ops()));
+  EXPECT_TRUE(all_set(simd::kAvx512VecKernels));
   EXPECT_TRUE(all_set(simd::kScalarQuantOps));
   EXPECT_TRUE(all_set(simd::kAvx2QuantOps));
   EXPECT_TRUE(all_set(simd::kAvx512QuantOps));

@@ -94,6 +94,17 @@ const QuantOps& quant_ops() {
   }
   return kScalarQuantOps;
 }
+const VecOps& avx512_vec_ops() {
+  static const VecOps table = [] {
+    VecOps v = kAvx2VecOps;
+    v.group_scores = kAvx512VecKernels.group_scores;
+    v.group_accumulate = kAvx512VecKernels.group_accumulate;
+    v.panel_scores = kAvx512VecKernels.panel_scores;
+    return v;
+  }();
+  return table;
+}
+
 const VecOps& vec_ops() {
   switch (active()) {
     case Backend::kScalar:
@@ -101,7 +112,7 @@ const VecOps& vec_ops() {
     case Backend::kAvx2:
       return kAvx2VecOps;
     case Backend::kAvx512:
-      return kAvx512VecOps;
+      return avx512_vec_ops();
   }
   return kScalarVecOps;
 }

@@ -155,10 +155,21 @@ struct VecOps {
 // (measured crossover on Zen 2: ~7 rows for Q5_0, ~14 for Q8_0/Q4_K).
 constexpr int64_t kGemmMinRows = 12;
 
-// Tables per backend (defined in quant_scalar.cpp / quant_avx2.cpp / quant_avx512.cpp / vec.cpp / vec_avx2.cpp /
-// vec_avx512.cpp; the AVX-512 vector table is the AVX2 one with its own panel_scores).
+// Tables per backend (defined in quant_scalar.cpp / quant_avx2.cpp / quant_avx512.cpp / vec.cpp / vec_avx2.cpp).
+// Each is constant-initialised data (function addresses): no code compiled with a backend's flags runs before the
+// CPU check, not even a static initialiser (tests/python/test_simd_isolation.py checks the binaries for it).
 extern const QuantOps kScalarQuantOps, kAvx2QuantOps, kAvx512QuantOps;
-extern const VecOps kScalarVecOps, kAvx2VecOps, kAvx512VecOps;
+extern const VecOps kScalarVecOps, kAvx2VecOps;
+
+// vec_avx512.cpp's own kernels; the rest of the AVX-512 vector table is the AVX2 one.
+struct Avx512VecKernels {
+  decltype(VecOps::group_scores) group_scores;
+  decltype(VecOps::group_accumulate) group_accumulate;
+  decltype(VecOps::panel_scores) panel_scores;
+};
+extern const Avx512VecKernels kAvx512VecKernels;
+// The AVX-512 vector table, assembled at first use in quant.cpp (plain x86-64 code).
+const VecOps& avx512_vec_ops();
 
 // True when this build has kernels for b and the CPU can run them.
 bool supported(Backend b);

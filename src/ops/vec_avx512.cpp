@@ -1,6 +1,7 @@
-// The AVX-512 vector table: the AVX2 kernels, except panel_scores, which keeps a whole 16-row panel row in one
-// register and up to 8 query heads x 2 panels of accumulators in the 32 registers, and decode attention's
-// group_scores / group_accumulate on 16-float rows (compiled with AVX-512 flags; only called after a CPU check).
+// The AVX-512 vector kernels (the rest of the AVX-512 table is AVX2's, joined in quant.cpp): panel_scores, which
+// keeps a whole 16-row panel row in one register and up to 8 query heads x 2 panels of accumulators in the 32
+// registers, and decode attention's group_scores / group_accumulate on 16-float rows (compiled with AVX-512 flags;
+// only called after a CPU check).
 #include <immintrin.h>
 
 // GCC 12's _mm512_cvtph_ps passes an "undefined" register that -Wmaybe-uninitialized reports inside the header.
@@ -174,16 +175,10 @@ void group_accumulate(const float* p, int ld, int n_q, int hd, const void* vals,
     fns[std::min(8, n_q - h0) - 1](p + h0 * ld, ld, hd, vals, f16, idx, nv, acc + (int64_t)h0 * hd);
 }
 
-VecOps avx512_table() {
-  VecOps v = kAvx2VecOps;  // constant-initialised (function addresses), so complete before this runs
-  v.panel_scores = panel_scores;
-  v.group_scores = group_scores;
-  v.group_accumulate = group_accumulate;
-  return v;
-}
-
 }  // namespace
 
-const VecOps kAvx512VecOps = avx512_table();
+// Function addresses only: a table built by copying kAvx2VecOps here would be a static initialiser compiled with
+// AVX-512 flags, run at start-up on every CPU (it was: SIGILL on AVX2-only machines).
+const Avx512VecKernels kAvx512VecKernels{group_scores, group_accumulate, panel_scores};
 
 }  // namespace shadowkv::simd
