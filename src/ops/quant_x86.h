@@ -429,20 +429,6 @@ inline __m256i q8_dot_acc(__m256i v, __m256i w, __m256i x) {
 template <int NR>
 inline __attribute__((always_inline)) void packed_run(const uint8_t* p, int64_t j, int t, const void* act, int64_t as,
                                                       __m256 (*acc)[NR]) {
-  if constexpr (NR == 1) {  // one activation row: each weight vector is used once, so none is held (AVX2 has 16
-                            // registers: holding eight spilt them to the stack)
-    const ActQ8x32x8& a = act_row<ActQ8x32x8>(act, as, 0)[j];
-    const __m256 da = _mm256_loadu_ps(a.d);
-#pragma GCC unroll 4
-    for (int k = 0; k < 4; ++k) {
-      __m256i v = _mm256_setzero_si256();
-#pragma GCC unroll 8
-      for (int m = 0; m < 8; ++m) v = q8_dot_acc(v, q8_weights(packed_quads(p, j, t, k, m)), loadu(a.qs + 32 * m));
-      const __m256 dw = PackedQ8Scales{p, k}.scales(j, t);
-      acc[k][0] = _mm256_fmadd_ps(_mm256_mul_ps(dw, da), _mm256_cvtepi32_ps(q8_offset_off(v, a)), acc[k][0]);
-    }
-    return;
-  }
   for (int k = 0; k < 4; ++k) {
     __m256i w[8];
     for (int m = 0; m < 8; ++m) w[m] = q8_weights(packed_quads(p, j, t, k, m));
