@@ -312,6 +312,8 @@ TEST(ShadowKvEndToEnd, HalfPrecisionFactorsAndValuesHalveTheirBytesAndStayClose)
   EXPECT_EQ(2 * part(f16.memory(), "value_store"), part(f32.memory(), "value_store"));
   EXPECT_GT(part(f16.memory(), "hot_values"), 0);
   EXPECT_EQ(2 * part(f16.memory(), "hot_values"), part(f32.memory(), "hot_values"));
+  EXPECT_GT(part(f16.memory(), "outliers"), 0);
+  EXPECT_EQ(2 * part(f16.memory(), "outliers"), part(f32.memory(), "outliers"));  // with the values' precision
   // q8 factors: U rows of rank bytes + a 4-byte scale, landmarks as f16, and the outputs still close to full.
   KvOptions q8o = shadow_options(kW, "100%", -1, "f16");
   q8o.set("factor-dtype", "q8");
@@ -329,6 +331,33 @@ TEST(ShadowKvEndToEnd, HalfPrecisionFactorsAndValuesHalveTheirBytesAndStayClose)
   bad = shadow_options(0, "");
   bad.set("value-dtype", "bf16");
   EXPECT_THROW(ShadowKvCache(g, bad), Error);
+}
+
+// The default factor dtype (auto) stores U rows as f16 when a layer has a single KV head and as int8 otherwise.
+TEST(ShadowKvEndToEnd, AutoFactorDtypeIsF16WithOneKvHeadElseQ8) {
+  KvGeometry one = make_geometry();  // 2 query heads of 64 over one KV head: the same widths as the default geometry
+  for (LayerGeometry& l : one.layers) {
+    l.n_head = 2, l.n_kv_head = 1, l.head_dim = kW;
+    l.scale = 1.0f / std::sqrt((float)kW);  // the rope stays on 32 dimensions (partial rotary), as Inputs applies it
+  }
+  const int64_t prompt = 700;
+  for (const KvGeometry& g : {make_geometry(), one}) {
+    Inputs in(g, prompt, 0, 1.0f, 23);
+    auto u_bytes = [&](const char* dtype) {
+      KvOptions o("shadowkv");  // factor-dtype unset: auto
+      o.set("rank", "16").set("budget", "64");
+      if (dtype) o.set("factor-dtype", dtype);
+      ShadowKvCache c(g, o);
+      feed(c, in, 0, prompt, 128);
+      c.end_prefill();
+      for (const auto& [name, bytes] : c.memory().parts)
+        if (name == "U") return bytes;
+      return int64_t{-1};
+    };
+    const bool single = g.layers[0].n_kv_head == 1;
+    EXPECT_GT(u_bytes("f16"), u_bytes("q8"));
+    EXPECT_EQ(u_bytes(nullptr), u_bytes(single ? "f16" : "q8")) << "KV heads " << g.layers[0].n_kv_head;
+  }
 }
 
 // Decode attention splits each KV head's rows over threads when there are many (more threads than KV heads); the

@@ -423,8 +423,11 @@ TEST(ShadowKvUnselectedEstimate, MatchesDoubleReference) {
     for (int n_cand : {5, 300, 5000}) {  // 5: every chunk selected; 5000 takes the OpenMP path
       const std::vector<float> q = randn((size_t)n_q * hd, rng), lm = randn((size_t)n_cand * hd, rng),
                                vals = randn((size_t)n_cand * chunk * hd, rng);
-      std::vector<uint16_t> means((size_t)n_cand * hd);
-      chunk_value_means(vals.data(), hd, n_cand, chunk, hd, means.data());
+      std::vector<int8_t> means;
+      std::vector<float> mean_scales;
+      chunk_value_means(vals.data(), hd, n_cand, chunk, hd, &means, &mean_scales);
+      ASSERT_EQ(means.size(), (size_t)n_cand * hd);
+      ASSERT_EQ(mean_scales.size(), (size_t)n_cand);
       ChunkSelector sel;
       std::vector<int64_t> picked;
       LandmarkPanels panels(hd, /*f16=*/false);
@@ -433,7 +436,7 @@ TEST(ShadowKvUnselectedEstimate, MatchesDoubleReference) {
       std::vector<float> acc((size_t)n_q * hd, 0.0f);
       std::vector<SoftmaxAcc> st(n_q);
       for (int h = 0; h < n_q; ++h) st[h] = {0.0f, 0.0f, &acc[(size_t)h * hd]};
-      estimate_unselected(sel, n_q, hd, chunk, means.data(), picked, st.data());
+      estimate_unselected(sel, n_q, hd, chunk, means.data(), mean_scales.data(), picked, st.data());
       std::vector<std::vector<double>> l(n_q, std::vector<double>(n_cand));
       std::vector<double> m(n_q, -1e300);
       for (int h = 0; h < n_q; ++h)
@@ -456,6 +459,8 @@ TEST(ShadowKvUnselectedEstimate, MatchesDoubleReference) {
       if (scale > 0.1f && n_cand == 5000) {
         EXPECT_LT(rest.size(), (size_t)n_cand / 2);  // the skip is exercised
       }
+      double half_step = 0;  // the int8 rounding of a mean: at most half its row's scale
+      for (int64_t c : rest) half_step = std::max(half_step, 0.5 * mean_scales[c]);
       for (int h = 0; h < n_q; ++h) {
         std::vector<double> ref(hd, 0.0);
         double sum = 0;
@@ -474,8 +479,9 @@ TEST(ShadowKvUnselectedEstimate, MatchesDoubleReference) {
         }
         EXPECT_NEAR(st[h].m, m[h] + std::log((double)chunk), 1e-4) << n_cand;
         EXPECT_NEAR(st[h].l / sum, 1.0, 1e-4) << n_cand;
-        for (int d = 0; d < hd; ++d)  // values pass through half precision
-          EXPECT_NEAR(acc[(size_t)h * hd + d] / sum, ref[d] / sum, 2e-3) << n_cand << " head " << h << " dim " << d;
+        for (int d = 0; d < hd; ++d)  // means pass through int8: a weighted average of errors below half a step
+          EXPECT_NEAR(acc[(size_t)h * hd + d] / sum, ref[d] / sum, half_step + 1e-5)
+              << n_cand << " head " << h << " dim " << d;
       }
     }
 }

@@ -212,7 +212,8 @@ TEST(Vec, ExpShiftSumMatchesDoubleReference) {
 
 TEST(Vec, GroupScoresAndAccumulateMatchDoubleReference) {
   // Decode attention's two kernels on every backend: scores of n_q query heads against selected key rows, and the
-  // weighted sum of selected value rows into n_q accumulators, f32 and f16 rows, every head-count remainder.
+  // weighted sum of selected value rows into n_q accumulators, f32, f16 and int8 value rows (keys f32 but with f16
+  // values), every head-count remainder.
   std::mt19937 rng(11);
   constexpr int kLd = 64;
   for (simd::Backend b : backends()) {
@@ -221,20 +222,29 @@ TEST(Vec, GroupScoresAndAccumulateMatchDoubleReference) {
     for (int hd : {8, 12, 16, 32, 48, 64, 256})
       for (int n_q : {1, 2, 3, 4, 5, 7, 8, 9, 14})
         for (int nv : {1, 2, 3, 5, 64})
-          for (bool f16 : {false, true}) {
+          for (simd::RowType vt : {simd::RowType::kF32, simd::RowType::kF16, simd::RowType::kI8}) {
+            const bool f16 = vt == simd::RowType::kF16;
             const int64_t rows = 80;
             const auto q = randv((int64_t)n_q * hd, rng), kf = randv(rows * hd, rng), vf = randv(rows * hd, rng);
             const auto kh = to_half(kf), vh = to_half(vf);
+            std::vector<int8_t> vi(vf.size());
+            for (size_t i = 0; i < vi.size(); ++i) vi[i] = (int8_t)std::clamp(std::lrint(vf[i] * 40.0f), -127L, 127L);
             std::vector<int64_t> idx(nv);
             for (int j = 0; j < nv; ++j) idx[j] = (j * 7 + 3) % rows;  // scattered rows
             auto key = [&](int64_t r, int c) { return f16 ? (double)f16_to_f32(kh[r * hd + c]) : kf[r * hd + c]; };
-            auto val = [&](int64_t r, int c) { return f16 ? (double)f16_to_f32(vh[r * hd + c]) : vf[r * hd + c]; };
+            auto val = [&](int64_t r, int c) {
+              return f16                        ? (double)f16_to_f32(vh[r * hd + c])
+                     : vt == simd::RowType::kI8 ? vi[r * hd + c]
+                                                : vf[r * hd + c];
+            };
+            const void* vals = f16                        ? (const void*)vh.data()
+                               : vt == simd::RowType::kI8 ? (const void*)vi.data()
+                                                          : vf.data();
             std::vector<float> s((size_t)n_q * kLd, 0.0f), p = randv((int64_t)n_q * kLd, rng);
             std::vector<float> acc = randv((int64_t)n_q * hd, rng), acc0 = acc;
             ops.group_scores(q.data(), n_q, hd, 0.5f, f16 ? (const void*)kh.data() : kf.data(), f16, idx.data(), nv,
                              s.data(), kLd);
-            ops.group_accumulate(p.data(), kLd, n_q, hd, f16 ? (const void*)vh.data() : vf.data(), f16, idx.data(), nv,
-                                 acc.data());
+            ops.group_accumulate(p.data(), kLd, n_q, hd, vals, vt, idx.data(), nv, acc.data());
             for (int h = 0; h < n_q; ++h) {
               for (int j = 0; j < nv; ++j) {
                 double want = 0, mag = 0;
@@ -249,7 +259,7 @@ TEST(Vec, GroupScoresAndAccumulateMatchDoubleReference) {
                 for (int j = 0; j < nv; ++j)
                   want += p[h * kLd + j] * val(idx[j], c), mag += std::fabs(p[h * kLd + j] * val(idx[j], c));
                 ASSERT_NEAR(acc[h * hd + c], want, 1e-6 * mag + 1e-7)
-                    << "accumulate hd " << hd << " n_q " << n_q << " nv " << nv << " f16 " << f16 << " "
+                    << "accumulate hd " << hd << " n_q " << n_q << " nv " << nv << " type " << (int)vt << " "
                     << simd::backend_name(b);
               }
             }

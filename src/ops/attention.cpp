@@ -24,6 +24,7 @@ void attend_range(const float* q, int n_q, int hd, float scale, const KeyValueRo
   if (kv.sink) window = 0;
   const simd::VecOps& ops = simd::vec_ops();
   const bool f16 = kv.dtype == KvDType::F16;
+  const simd::RowType vtype = f16 ? simd::RowType::kF16 : simd::RowType::kF32;
   bool contiguous = true;
   for (int h = 1; h < n_q; ++h) contiguous = contiguous && st[h].acc == st[0].acc + (int64_t)h * hd;
   int64_t idx[kBlock];
@@ -59,10 +60,10 @@ void attend_range(const float* q, int n_q, int hd, float scale, const KeyValueRo
     }
     // One pass over the value rows for all heads when their accumulators are one [n_q][hd] array (attend_group's).
     if (contiguous)
-      ops.group_accumulate(s, kBlock, n_q, hd, run.vals, f16, idx, nv, st[0].acc);
+      ops.group_accumulate(s, kBlock, n_q, hd, run.vals, vtype, idx, nv, st[0].acc);
     else
       for (int h = 0; h < n_q; ++h)
-        ops.group_accumulate(s + h * kBlock, kBlock, 1, hd, run.vals, f16, idx, nv, st[h].acc);
+        ops.group_accumulate(s + h * kBlock, kBlock, 1, hd, run.vals, vtype, idx, nv, st[h].acc);
   }
 }
 

@@ -9,6 +9,11 @@ namespace shadowkv::simd {
 
 enum class Backend { kScalar = 0, kAvx2 = 1, kAvx512 = 2 };
 
+// Element type of gathered value rows (group_accumulate): f32, IEEE half, or int8 (the row's scale folded into the
+// caller's weights).
+enum class RowType : uint8_t { kF32, kF16, kI8 };
+constexpr int row_type_bytes(RowType t) { return t == RowType::kF32 ? 4 : t == RowType::kF16 ? 2 : 1; }
+
 // How dot kernels want the float vector x prepared. Integer kernels quantise x once per matvec (llama.cpp style)
 // and then take int8 x int8/x4 dot products.
 enum class ActKind { kNone, kQ8x32, kQ8x256, kQ8x32x8, kQ8x32x8i };
@@ -130,12 +135,13 @@ struct VecOps {
   float (*sum_sq)(const float* x, int64_t n);
   // gate[i] = act(gate[i]) * up[i], act = GELU (tanh form) if gelu else SiLU.
   void (*glu)(bool gelu, float* gate, const float* up, int64_t n);
-  // Attention over a block of key/value rows for a group of n_q query heads (rows at base + idx[j] * hd, f32 or
-  // f16): s[h * ld + j] = scale * q[h] . key[j], and acc[h] += sum_j p[h * ld + j] * value[j] (acc [n_q][hd]).
+  // Attention over a block of key/value rows for a group of n_q query heads (rows at base + idx[j] * hd; keys f32 or
+  // f16, values of any RowType): s[h * ld + j] = scale * q[h] . key[j], and acc[h] += sum_j p[h * ld + j] * value[j]
+  // (acc [n_q][hd]).
   // Each key and value row is read once for all the group's heads.
   void (*group_scores)(const float* q, int n_q, int hd, float scale, const void* keys, bool f16, const int64_t* idx,
                        int nv, float* s, int ld);
-  void (*group_accumulate)(const float* p, int ld, int n_q, int hd, const void* vals, bool f16, const int64_t* idx,
+  void (*group_accumulate)(const float* p, int ld, int n_q, int hd, const void* vals, RowType type, const int64_t* idx,
                            int nv, float* acc);
   // The first i in [from, n) with x[i] >= t, or n.
   int64_t (*next_at_least)(const float* x, int64_t from, int64_t n, float t);

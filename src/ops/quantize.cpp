@@ -48,6 +48,14 @@ void quantize_q4_0(const float* x, uint8_t* b) {
 
 }  // namespace
 
+float quantize_i8_row(const float* x, int64_t n, int8_t* q) {
+  float amax = 0.0f;
+  for (int64_t j = 0; j < n; ++j) amax = std::max(amax, std::fabs(x[j]));
+  const float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+  for (int64_t j = 0; j < n; ++j) q[j] = (int8_t)std::lrintf(x[j] * inv);
+  return amax / 127.0f;
+}
+
 void quantize_row(GgmlType type, const float* src, void* dst, int64_t n) {
   if (type != GgmlType::Q8_0 && type != GgmlType::Q4_0)
     throw Error("quantize_row: only Q8_0 and Q4_0, not " + type_name(static_cast<uint32_t>(type)));

@@ -11,4 +11,8 @@ namespace shadowkv {
 // dst = n elements of src as `type` (Q8_0 or Q4_0; Error for any other type or n not a multiple of 32).
 void quantize_row(GgmlType type, const float* src, void* dst, int64_t n);
 
+// One int8 row with one f32 scale (ShadowKV's U rows and value means): d = max|x| / 127, q[i] = x[i] / d rounded to
+// nearest (ties to even); returns d (0 and all-zero codes for a zero row).
+float quantize_i8_row(const float* x, int64_t n, int8_t* q);
+
 }  // namespace shadowkv

@@ -27,6 +27,9 @@ void axpy_f32_s(float alpha, const float* x, float* y, int64_t n) {
 void axpy_f16_s(float alpha, const uint16_t* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += alpha * f16_to_f32(x[i]);
 }
+void axpy_i8_s(float alpha, const int8_t* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] += alpha * (float)x[i];
+}
 void scale_f32_s(float alpha, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] *= alpha;
 }
@@ -61,15 +64,18 @@ void group_scores_s(const float* q, int n_q, int hd, float scale, const void* ke
     }
 }
 
-void group_accumulate_s(const float* p, int ld, int n_q, int hd, const void* vals, bool f16, const int64_t* idx, int nv,
-                        float* acc) {
+void group_accumulate_s(const float* p, int ld, int n_q, int hd, const void* vals, simd::RowType type,
+                        const int64_t* idx, int nv, float* acc) {
   for (int h = 0; h < n_q; ++h)
     for (int j = 0; j < nv; ++j) {
       float* a = acc + (int64_t)h * hd;
-      if (f16)
-        axpy_f16_s(p[h * ld + j], (const uint16_t*)vals + idx[j] * hd, a, hd);
+      const float w = p[h * ld + j];
+      if (type == simd::RowType::kF16)
+        axpy_f16_s(w, (const uint16_t*)vals + idx[j] * hd, a, hd);
+      else if (type == simd::RowType::kI8)
+        axpy_i8_s(w, (const int8_t*)vals + idx[j] * hd, a, hd);
       else
-        axpy_f32_s(p[h * ld + j], (const float*)vals + idx[j] * hd, a, hd);
+        axpy_f32_s(w, (const float*)vals + idx[j] * hd, a, hd);
     }
 }
 
@@ -172,11 +178,12 @@ void group_scores(const float* q, int n_q, int hd, float scale, const float* key
 void group_scores(const float* q, int n_q, int hd, float scale, const uint16_t* keys, int64_t n, float* s, int64_t ld) {
   group_scores_rows(q, n_q, hd, scale, keys, true, n, s, ld);
 }
-void group_accumulate(const float* p, int64_t ld, int n_q, int hd, const uint16_t* vals, const int64_t* idx, int64_t n,
+void group_accumulate(const float* p, int64_t ld, int n_q, int hd, const int8_t* vals, const int64_t* idx, int64_t n,
                       float* acc) {
   constexpr int64_t kRows = 64;  // rows per kernel call: its column strips re-read them from L1, not from memory
   for (int64_t j0 = 0; j0 < n; j0 += kRows)
-    simd::vec_ops().group_accumulate(p + j0, (int)ld, n_q, hd, vals, true, idx + j0, (int)std::min(kRows, n - j0), acc);
+    simd::vec_ops().group_accumulate(p + j0, (int)ld, n_q, hd, vals, simd::RowType::kI8, idx + j0,
+                                     (int)std::min(kRows, n - j0), acc);
 }
 int64_t next_at_least(const float* x, int64_t from, int64_t n, float t) {
   return simd::vec_ops().next_at_least(x, from, n, t);

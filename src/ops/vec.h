@@ -19,9 +19,9 @@ int64_t next_at_least(const float* x, int64_t from, int64_t n, float t);
 // for all heads: s[h * ld + j] = scale * q[h] . key[j], q being n_q vectors of hd floats.
 void group_scores(const float* q, int n_q, int hd, float scale, const float* keys, int64_t n, float* s, int64_t ld);
 void group_scores(const float* q, int n_q, int hd, float scale, const uint16_t* keys, int64_t n, float* s, int64_t ld);
-// Weighted sum of gathered half rows for n_q heads, each row read once for all heads: acc[h * hd + d] +=
-// sum_j p[h * ld + j] * half(vals[idx[j] * hd + d]) for j < n (in blocks of 64 rows, in order).
-void group_accumulate(const float* p, int64_t ld, int n_q, int hd, const uint16_t* vals, const int64_t* idx, int64_t n,
+// Weighted sum of gathered int8 rows for n_q heads, each row read once for all heads: acc[h * hd + d] +=
+// sum_j p[h * ld + j] * vals[idx[j] * hd + d] for j < n (in blocks of 64 rows, in order; a row's scale goes into p).
+void group_accumulate(const float* p, int64_t ld, int n_q, int hd, const int8_t* vals, const int64_t* idx, int64_t n,
                       float* acc);
 // Key rows stored in panels of kPanelRows rows transposed ([hd][kPanelRows], f32 or halves): panel_scores gives
 // s[h * ld + kPanelRows * p + c] = scale * q[h] . (row c of panel p) for p < n_panels and n_q query heads

@@ -157,6 +157,11 @@ void glu(bool gelu, float* gate, const float* up, int64_t n) {
 inline __m256 load8(const void* rows, bool f16, int64_t off) {
   return f16 ? load_h8((const uint16_t*)rows + off) : _mm256_loadu_ps((const float*)rows + off);
 }
+inline __m256 load8(const void* rows, RowType type, int64_t off) {
+  if (type == RowType::kI8)
+    return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i*)((const int8_t*)rows + off))));
+  return load8(rows, type == RowType::kF16, off);
+}
 
 // NH (<= 4) heads x 2 key rows at a time, their partial dot products in registers while the rows stream past (NH a
 // template parameter so the accumulators stay in registers); the 2 NH sums are then reduced together by one tree
@@ -218,7 +223,7 @@ void group_scores(const float* q, int n_q, int hd, float scale, const void* keys
 // NH heads x 16 columns of the output in registers while a group of up to 4 value rows passes, strip by strip: the
 // group's rows (contiguous when its rows are) stay in L1 across the strips, so memory is read row after row.
 template <int NH>
-void accumulate_heads(const float* p, int ld, int hd, const void* vals, bool f16, const int64_t* idx, int nv,
+void accumulate_heads(const float* p, int ld, int hd, const void* vals, RowType type, const int64_t* idx, int nv,
                       float* acc) {
   constexpr int kRows = 4;
   for (int j0 = 0; j0 < nv; j0 += kRows) {
@@ -231,7 +236,7 @@ void accumulate_heads(const float* p, int ld, int hd, const void* vals, bool f16
       }
       for (int j = j0; j < j0 + nr; ++j) {
         const int64_t off = idx[j] * hd + c;
-        const __m256 v0 = load8(vals, f16, off), v1 = load8(vals, f16, off + 8);
+        const __m256 v0 = load8(vals, type, off), v1 = load8(vals, type, off + 8);
         for (int h = 0; h < NH; ++h) {
           const __m256 w = _mm256_broadcast_ss(p + h * ld + j);
           a0[h] = _mm256_fmadd_ps(w, v0, a0[h]);
@@ -246,24 +251,24 @@ void accumulate_heads(const float* p, int ld, int hd, const void* vals, bool f16
   }
 }
 
-void group_accumulate(const float* p, int ld, int n_q, int hd, const void* vals, bool f16, const int64_t* idx, int nv,
-                      float* acc) {
-  if (hd % 16 != 0) return kScalarVecOps.group_accumulate(p, ld, n_q, hd, vals, f16, idx, nv, acc);
+void group_accumulate(const float* p, int ld, int n_q, int hd, const void* vals, RowType type, const int64_t* idx,
+                      int nv, float* acc) {
+  if (hd % 16 != 0) return kScalarVecOps.group_accumulate(p, ld, n_q, hd, vals, type, idx, nv, acc);
   for (int h0 = 0; h0 < n_q; h0 += 4) {
     const float* ph = p + h0 * ld;
     float* ah = acc + (int64_t)h0 * hd;
     switch (std::min(4, n_q - h0)) {
       case 1:
-        accumulate_heads<1>(ph, ld, hd, vals, f16, idx, nv, ah);
+        accumulate_heads<1>(ph, ld, hd, vals, type, idx, nv, ah);
         break;
       case 2:
-        accumulate_heads<2>(ph, ld, hd, vals, f16, idx, nv, ah);
+        accumulate_heads<2>(ph, ld, hd, vals, type, idx, nv, ah);
         break;
       case 3:
-        accumulate_heads<3>(ph, ld, hd, vals, f16, idx, nv, ah);
+        accumulate_heads<3>(ph, ld, hd, vals, type, idx, nv, ah);
         break;
       default:
-        accumulate_heads<4>(ph, ld, hd, vals, f16, idx, nv, ah);
+        accumulate_heads<4>(ph, ld, hd, vals, type, idx, nv, ah);
         break;
     }
   }

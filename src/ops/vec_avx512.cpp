@@ -21,6 +21,11 @@ inline __m512 load16(const void* panel, bool f16, int64_t off) {
   return f16 ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)((const uint16_t*)panel + off)))
              : _mm512_loadu_ps((const float*)panel + off);
 }
+inline __m512 load16(const void* rows, RowType type, int64_t off) {
+  if (type == RowType::kI8)
+    return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)((const int8_t*)rows + off))));
+  return load16(rows, type == RowType::kF16, off);
+}
 
 // NH (<= 8) query heads against NP (1 or 2) consecutive panels; each broadcast query element feeds NP FMAs.
 template <int NH, int NP>
@@ -120,14 +125,14 @@ void scores_heads(const float* q, int hd, float scale, const void* keys, bool f1
 // NH (<= 8) heads x NC (1 or 2) x 16 output columns in registers for all nv value rows (loaded and stored once),
 // one column strip after another; each row's value vector feeds NH multiply-adds.
 template <int NH, int NC>
-void accumulate_strip(const float* p, int ld, int hd, const void* vals, bool f16, const int64_t* idx, int nv,
+void accumulate_strip(const float* p, int ld, int hd, const void* vals, RowType type, const int64_t* idx, int nv,
                       float* acc) {
   __m512 a[NH][NC];
   for (int h = 0; h < NH; ++h)
     for (int c = 0; c < NC; ++c) a[h][c] = _mm512_loadu_ps(acc + (int64_t)h * hd + 16 * c);
   for (int j = 0; j < nv; ++j) {
     __m512 v[NC];
-    for (int c = 0; c < NC; ++c) v[c] = load16(vals, f16, idx[j] * hd + 16 * c);
+    for (int c = 0; c < NC; ++c) v[c] = load16(vals, type, idx[j] * hd + 16 * c);
     for (int h = 0; h < NH; ++h) {
       const __m512 w = _mm512_set1_ps(p[h * ld + j]);
       for (int c = 0; c < NC; ++c) a[h][c] = _mm512_fmadd_ps(w, v[c], a[h][c]);
@@ -138,17 +143,18 @@ void accumulate_strip(const float* p, int ld, int hd, const void* vals, bool f16
 }
 
 template <int NH>
-void accumulate_heads(const float* p, int ld, int hd, const void* vals, bool f16, const int64_t* idx, int nv,
+void accumulate_heads(const float* p, int ld, int hd, const void* vals, RowType type, const int64_t* idx, int nv,
                       float* acc) {
   // Strips of 32 columns (the column offset rides on vals and acc; idx stays in rows of hd), then one of 16.
+  const int eb = row_type_bytes(type);
   int c = 0;
   for (; c + 32 <= hd; c += 32)
-    accumulate_strip<NH, 2>(p, ld, hd, (const uint8_t*)vals + c * (f16 ? 2 : 4), f16, idx, nv, acc + c);
-  if (c < hd) accumulate_strip<NH, 1>(p, ld, hd, (const uint8_t*)vals + c * (f16 ? 2 : 4), f16, idx, nv, acc + c);
+    accumulate_strip<NH, 2>(p, ld, hd, (const uint8_t*)vals + c * eb, type, idx, nv, acc + c);
+  if (c < hd) accumulate_strip<NH, 1>(p, ld, hd, (const uint8_t*)vals + c * eb, type, idx, nv, acc + c);
 }
 
 using ScoresFn = void (*)(const float*, int, float, const void*, bool, const int64_t*, int, float*, int);
-using AccumulateFn = void (*)(const float*, int, int, const void*, bool, const int64_t*, int, float*);
+using AccumulateFn = void (*)(const float*, int, int, const void*, RowType, const int64_t*, int, float*);
 
 template <int... H>
 constexpr std::array<ScoresFn, sizeof...(H)> scores_fns(std::integer_sequence<int, H...>) {
@@ -167,12 +173,12 @@ void group_scores(const float* q, int n_q, int hd, float scale, const void* keys
     fns[std::min(8, n_q - h0) - 1](q + (int64_t)h0 * hd, hd, scale, keys, f16, idx, nv, s + h0 * ld, ld);
 }
 
-void group_accumulate(const float* p, int ld, int n_q, int hd, const void* vals, bool f16, const int64_t* idx, int nv,
-                      float* acc) {
-  if (hd % 16 != 0) return kAvx2VecOps.group_accumulate(p, ld, n_q, hd, vals, f16, idx, nv, acc);
+void group_accumulate(const float* p, int ld, int n_q, int hd, const void* vals, RowType type, const int64_t* idx,
+                      int nv, float* acc) {
+  if (hd % 16 != 0) return kAvx2VecOps.group_accumulate(p, ld, n_q, hd, vals, type, idx, nv, acc);
   static constexpr std::array<AccumulateFn, 8> fns = accumulate_fns(std::make_integer_sequence<int, 8>());
   for (int h0 = 0; h0 < n_q; h0 += 8)
-    fns[std::min(8, n_q - h0) - 1](p + h0 * ld, ld, hd, vals, f16, idx, nv, acc + (int64_t)h0 * hd);
+    fns[std::min(8, n_q - h0) - 1](p + h0 * ld, ld, hd, vals, type, idx, nv, acc + (int64_t)h0 * hd);
 }
 
 }  // namespace

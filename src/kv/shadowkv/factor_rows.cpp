@@ -2,8 +2,8 @@
 #include "kv/shadowkv/factor_rows.h"
 
 #include <algorithm>
-#include <cmath>
 
+#include "ops/quantize.h"
 #include "ops/vec.h"
 #include "util/error.h"
 
@@ -13,7 +13,7 @@ FactorType parse_factor_type(const std::string& name) {
   if (name == "f32") return FactorType::F32;
   if (name == "f16") return FactorType::F16;
   if (name == "q8") return FactorType::Q8;
-  throw Error("shadowkv: factor dtype must be f16, f32 or q8 (got '" + name + "')");
+  throw Error("shadowkv: factor dtype must be auto, f16, f32 or q8 (got '" + name + "')");
 }
 
 void FactorRows::append(const float* rows, int64_t n) {
@@ -28,15 +28,8 @@ void FactorRows::append(const float* rows, int64_t n) {
   } else {
     const size_t old = q_.size();
     q_.resize(old + count);
-    for (int64_t r = 0; r < n; ++r) {
-      const float* x = rows + r * width_;
-      int8_t* q = q_.data() + old + (size_t)r * width_;
-      float amax = 0.0f;
-      for (int j = 0; j < width_; ++j) amax = std::max(amax, std::fabs(x[j]));
-      const float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
-      scale_.push_back(amax / 127.0f);
-      for (int j = 0; j < width_; ++j) q[j] = (int8_t)std::lrintf(x[j] * inv);
-    }
+    for (int64_t r = 0; r < n; ++r)
+      scale_.push_back(quantize_i8_row(rows + r * width_, width_, q_.data() + old + (size_t)r * width_));
   }
 }
 

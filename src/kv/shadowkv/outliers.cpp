@@ -37,4 +37,24 @@ std::vector<int64_t> pick_outliers(const float* scores, int64_t n_chunks, int64_
   return idx;
 }
 
+void OutlierRows::append(const float* keys, const float* vals, int64_t n) {
+  const size_t count = (size_t)n * hd_;
+  n_ += n;
+  if (!f16_) {
+    kf_.insert(kf_.end(), keys, keys + count);
+    vf_.insert(vf_.end(), vals, vals + count);
+    return;
+  }
+  const size_t old = kh_.size();
+  kh_.resize(old + count);
+  vh_.resize(old + count);
+  f32_to_f16_row(keys, kh_.data() + old, (int64_t)count);
+  f32_to_f16_row(vals, vh_.data() + old, (int64_t)count);
+}
+
+KeyValueRows OutlierRows::rows() const {
+  if (f16_) return {kh_.data(), vh_.data(), KvDType::F16, n_, nullptr};
+  return {kf_.data(), vf_.data(), KvDType::F32, n_, nullptr};
+}
+
 }  // namespace shadowkv

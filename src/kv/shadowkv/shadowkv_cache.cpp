@@ -77,8 +77,9 @@ const KvPolicyRegistration kShadowKv{
       {"hot-extra", SettingType::Int, "-1",
        "chunks the hot buffer keeps per KV head beyond the selection, the least recently selected dropped first, so "
        "a chunk that returns is not rebuilt (-1 = half the budget)"},
-      {"factor-dtype", SettingType::Text, "q8",
-       "storage of U rows: q8 (int8 with a scale per row), f16 or f32; landmarks are f32 with f32, else f16"},
+      {"factor-dtype", SettingType::Text, "auto",
+       "storage of U rows: q8 (int8 with a scale per row), f16, f32, or auto (f16 with a single KV head, else q8); "
+       "landmarks are f32 with f32, else f16"},
       {"value-dtype", SettingType::Text, "f16",
        "storage of the value store (cold tier) and of the hot buffer's rebuilt keys and values: f16 or f32"},
       {"value-store", SettingType::Text, "ram",
@@ -113,9 +114,13 @@ ShadowKvCache::ShadowKvCache(const KvGeometry& geometry, const KvOptions& option
     g.rank = cfg_.rank > 0 ? cfg_.rank : default_rank(width, lg.n_kv_head);
     g.estimate = estimates_unselected(cfg_, lg.n_kv_head);
     g.tail = DenseLayerStore(lg, false);
-    g.coef = FactorRows(g.rank, cfg_.factors);
+    const FactorType factors = factor_type(cfg_, lg.n_kv_head);
+    g.coef = FactorRows(g.rank, factors);
     g.heads.resize(lg.n_kv_head);
-    for (Head& h : g.heads) h.landmarks = LandmarkPanels(lg.head_dim, cfg_.factors != FactorType::F32);
+    for (Head& h : g.heads) {
+      h.landmarks = LandmarkPanels(lg.head_dim, factors != FactorType::F32);
+      h.outliers = OutlierRows(lg.head_dim, cfg_.f16_values);
+    }
     g.hot = HotValueBuffer(lg.n_kv_head, cfg_.chunk, lg.head_dim, cfg_.f16_values);
     globals_.push_back(std::move(g));
     stores_.push_back(
@@ -315,7 +320,7 @@ void ShadowKvCache::decode_attend(GlobalLayer& g, int64_t pos, const float* q, f
   int64_t rows = 0;
   for (int h = 0; h < n_kv; ++h) {
     const Head& hs = g.heads[h];
-    sets[h * 3 + 0] = {hs.out_k.data(), hs.out_v.data(), KvDType::F32, (int64_t)hs.out_k.size() / hd, nullptr};
+    sets[h * 3 + 0] = hs.outliers.rows();
     sets[h * 3 + 1] = g.hot.rows(h);
     sets[h * 3 + 2] = g.tail.rows(h);  // all in the past of this query: no mask needed
     rows += sets[h * 3].n + sets[h * 3 + 1].n + sets[h * 3 + 2].n;
@@ -336,7 +341,7 @@ std::vector<SoftmaxAcc> ShadowKvCache::estimate_rest(const GlobalLayer& g, std::
   for (int h = 0; h < n_kv; ++h) {
     const Head& hs = g.heads[h];
     if (hs.selector.candidates() > 0)
-      estimate_unselected(hs.selector, group, hd, cfg_.chunk, hs.value_means.data(), hs.selected,
+      estimate_unselected(hs.selector, group, hd, cfg_.chunk, hs.value_means.data(), hs.mean_scales.data(), hs.selected,
                           &st[(size_t)h * group]);
   }
   return st;
@@ -393,7 +398,8 @@ void ShadowKvCache::compress_block(GlobalLayer& g, int64_t n_chunks, int64_t n_o
   g.coef.append(coef.data(), n_tok);
 
   std::vector<float> lm((size_t)n_chunks * hd), score(n_chunks);
-  std::vector<uint16_t> vm(g.estimate ? (size_t)n_chunks * hd : 0);
+  std::vector<int8_t> vm;
+  std::vector<float> vm_scale;
   const int64_t ce = (int64_t)chunk * hd;
   for (int h = 0; h < n_kv; ++h) {
     Head& hs = g.heads[h];
@@ -401,7 +407,9 @@ void ShadowKvCache::compress_block(GlobalLayer& g, int64_t n_chunks, int64_t n_o
     const float* vals = g.tail.value_row(h, g.comp_end);
     chunk_landmarks(keys, hd, n_chunks, chunk, hd, lm.data());
     chunk_min_cosine(keys, hd, lm.data(), n_chunks, chunk, hd, score.data());
-    if (g.estimate) chunk_value_means(vals, hd, n_chunks, chunk, hd, vm.data());
+    vm.clear();
+    vm_scale.clear();
+    if (g.estimate) chunk_value_means(vals, hd, n_chunks, chunk, hd, &vm, &vm_scale);
     const std::vector<int64_t> out = pick_outliers(score.data(), n_chunks, n_outliers);
     size_t oi = 0;
     for (int64_t c = 0; c < n_chunks; ++c) {
@@ -409,12 +417,14 @@ void ShadowKvCache::compress_block(GlobalLayer& g, int64_t n_chunks, int64_t n_o
       const float* vc = vals + c * ce;
       if (oi < out.size() && out[oi] == c) {  // stays exact and always attended
         ++oi;
-        hs.out_k.insert(hs.out_k.end(), kc, kc + ce);
-        hs.out_v.insert(hs.out_v.end(), vc, vc + ce);
+        hs.outliers.append(kc, vc, chunk);
         continue;
       }
       hs.landmarks.append(&lm[c * hd], 1);
-      if (g.estimate) hs.value_means.insert(hs.value_means.end(), &vm[c * hd], &vm[(c + 1) * hd]);
+      if (g.estimate) {
+        hs.value_means.insert(hs.value_means.end(), &vm[c * hd], &vm[(c + 1) * hd]);
+        hs.mean_scales.push_back(vm_scale[c]);
+      }
       hs.cand_chunk.push_back(first_chunk + c);
       store.append(h, vc);
     }
@@ -436,7 +446,7 @@ int64_t ShadowKvCache::candidate_chunks(int layer, int kv_head) const {
 int64_t ShadowKvCache::outlier_chunk_count(int layer, int kv_head) const {
   const int gi = global_of_.at(layer);
   if (gi < 0) return 0;
-  return (int64_t)globals_[gi].heads.at(kv_head).out_k.size() / ((int64_t)cfg_.chunk * geom_.layers[layer].head_dim);
+  return globals_[gi].heads.at(kv_head).outliers.size() / cfg_.chunk;
 }
 
 int64_t ShadowKvCache::segment_count(int layer) const {
@@ -458,8 +468,8 @@ KvMemory ShadowKvCache::memory() const {
     tail += g.tail.bytes() + (int64_t)g.last_q.size() * 4;
     for (const Head& h : g.heads) {
       lms += h.landmarks.bytes() + (int64_t)h.cand_chunk.size() * 8;
-      vms += (int64_t)h.value_means.size() * 2;
-      outl += (int64_t)(h.out_k.size() + h.out_v.size()) * 4;
+      vms += (int64_t)h.value_means.size() + (int64_t)h.mean_scales.size() * 4;
+      outl += h.outliers.bytes();
     }
     hot += g.hot.bytes();
     cold += stores_[i]->bytes();

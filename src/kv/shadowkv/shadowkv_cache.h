@@ -11,12 +11,13 @@
 // A prompt no longer than the default budget is not compressed (the whole of it would be selected anyway).
 // Sliding-window layers use the `full` policy's DenseLayerStore ring.
 // Choices beyond the paper: U is stored as U.S (= K.V, see low_rank_keys.h), or for int8 rows as U with S moved
-// into the basis (balance_columns); U rows are int8 with a scale per row
-// (--factor-dtype q8; f16 or f32 on request) and landmarks f16 (f32 with --factor-dtype f32), landmarks in transposed
-// panels for scoring (landmark_panels.h); the value store (cold tier) and the hot buffer are f16 unless --value-dtype
-// is f32; --kv-f16 makes the sliding-window layers f16, the dense tail stays f32; "hot_values" in memory() counts the
-// buffer's rebuilt keys and values. With a single KV head (or --unselected mean) the chunks a step does not select
-// are not dropped but estimated from their landmarks and mean values (unselected_estimate.h).
+// into the basis (balance_columns); U rows are f16 with a single KV head and int8 with a scale per row otherwise
+// (--factor-dtype auto; q8, f16 or f32 on request) and landmarks f16 (f32 with --factor-dtype f32), landmarks in
+// transposed panels for scoring (landmark_panels.h); the value store (cold tier), the hot buffer and the outlier
+// chunks are f16 unless --value-dtype is f32; --kv-f16 makes the sliding-window layers f16, the dense tail stays
+// f32; "hot_values" in memory() counts the buffer's rebuilt keys and values. With a single KV head (or --unselected
+// mean) the chunks a step does not select are not dropped but estimated from their landmarks and int8 mean values
+// (unselected_estimate.h).
 #pragma once
 #include <memory>
 #include <vector>
@@ -29,6 +30,7 @@
 #include "kv/shadowkv/hot_value_buffer.h"
 #include "kv/shadowkv/landmark_panels.h"
 #include "kv/shadowkv/low_rank_keys.h"
+#include "kv/shadowkv/outliers.h"
 #include "kv/shadowkv/shadowkv_options.h"
 #include "kv/shadowkv/value_store.h"
 
@@ -63,11 +65,12 @@ class ShadowKvCache : public KvCache {
 
  private:
   struct Head {
-    std::vector<float> out_k, out_v;    // outlier chunks [n_out*chunk][head_dim]
-    LandmarkPanels landmarks;           // n_cand landmarks of head_dim
-    std::vector<uint16_t> value_means;  // [n_cand][head_dim] half: each candidate's mean value (unselected_estimate.h)
-    std::vector<int64_t> cand_chunk;    // candidate index -> chunk number (first position = chunk*C)
-    std::vector<int64_t> selected;      // scratch: this step's selection
+    OutlierRows outliers;             // outlier chunks' rows [n_out*chunk][head_dim]
+    LandmarkPanels landmarks;         // n_cand landmarks of head_dim
+    std::vector<int8_t> value_means;  // [n_cand][head_dim] int8: each candidate's mean value (unselected_estimate.h)
+    std::vector<float> mean_scales;   // [n_cand] their scales
+    std::vector<int64_t> cand_chunk;  // candidate index -> chunk number (first position = chunk*C)
+    std::vector<int64_t> selected;    // scratch: this step's selection
     ChunkSelector selector;
   };
   // One compressed block: positions [begin, end), their U rows expressed in this block's own basis.

@@ -70,7 +70,9 @@ ShadowKvConfig parse_shadowkv_options(const KvOptions& o, const KvGeometry& g) {
   c.f16 = o.flag("kv-f16");
   if (dense_tail >= 0) c.dense_tail = (int)dense_tail;
   c.hot_extra = (int)hot_extra;
-  c.factors = parse_factor_type(o.text("factor-dtype"));
+  const std::string factors = o.text("factor-dtype");
+  c.factors_auto = factors == "auto";
+  if (!c.factors_auto) c.factors = parse_factor_type(factors);
   const std::string values = o.text("value-dtype");
   if (values != "f16" && values != "f32")
     throw Error("shadowkv: value dtype must be f16 or f32 (got '" + values + "')");
@@ -86,6 +88,14 @@ ShadowKvConfig parse_shadowkv_options(const KvOptions& o, const KvGeometry& g) {
                                         : ShadowKvConfig::Unselected::Auto;
   parse_budget(o.text("budget"), &c.budget_percent, &c.budget_value);
   return c;
+}
+
+// Measured (docs/shadowkv-tuning.md sections 12-13): on Gemma 3 270M (one KV head, rank 160) int8 rows lose a 32K
+// needle sample that f16 rows keep, and f16 rows fit issue 9's hot-tier bound (1/3 of full's at 32K) with the value
+// means in int8 and the outliers in f16; on Qwen2.5-Coder 0.5B (two KV heads, rank 48, bound 1/6) f16 rows would not.
+FactorType factor_type(const ShadowKvConfig& c, int n_kv_head) {
+  if (!c.factors_auto) return c.factors;
+  return n_kv_head == 1 ? FactorType::F16 : FactorType::Q8;
 }
 
 // Measured at the defaults (docs/shadowkv-tuning.md section 12): on Gemma 3 270M (one KV head) the estimate lowers

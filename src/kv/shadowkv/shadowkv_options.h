@@ -19,7 +19,8 @@ struct ShadowKvConfig {
   bool f16 = false;                     // sliding-window layers in f16
   bool f16_values = true;               // value store and hot buffer in f16
   std::string value_store = "ram";      // ram, file or file:DIR (make_value_store)
-  FactorType factors = FactorType::Q8;  // U rows; landmarks in f16 unless this is F32
+  FactorType factors = FactorType::Q8;  // U rows (unless factors_auto); landmarks in f16 unless this is F32
+  bool factors_auto = true;             // factor_type(): f16 U rows with a single KV head, q8 otherwise
   // Tokens after the prompt (generated, or later turns) kept exact and always attended. Past that, the oldest
   // half of it is compressed as one block with its own basis, landmarks and outliers.
   int dense_tail = kDefaultDenseTail;
@@ -44,6 +45,9 @@ void parse_budget(const std::string& text, bool* percent, double* value);
 // 160/1024 of the key width (the authors' 160 of 1024 for Llama-3-8B), but at least min(96, 3/8 of the width), or
 // with a single KV head min(160, 5/8 of it).
 int default_rank(int width, int n_kv_head);
+
+// Storage of a global layer's U rows: as configured, or by default f16 with a single KV head and q8 otherwise.
+FactorType factor_type(const ShadowKvConfig& config, int n_kv_head);
 
 // Whether a global layer with n_kv_head KV heads estimates its unselected chunks (unselected_estimate.h): as
 // configured, or by default with a single KV head only.

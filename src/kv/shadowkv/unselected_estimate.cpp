@@ -3,22 +3,27 @@
 #include <cmath>
 
 #include "kv/shadowkv/landmarks.h"
+#include "ops/quantize.h"
 #include "ops/vec.h"
 
 namespace shadowkv {
 
 void chunk_value_means(const float* values, int64_t row_stride, int64_t n_chunks, int chunk, int head_dim,
-                       uint16_t* out) {
+                       std::vector<int8_t>* means, std::vector<float>* scales) {
   std::vector<float> mean((size_t)n_chunks * head_dim);
   chunk_landmarks(values, row_stride, n_chunks, chunk, head_dim, mean.data());  // a landmark is a chunk's mean row
-  f32_to_f16_row(mean.data(), out, n_chunks * head_dim);
+  const size_t old = means->size();
+  means->resize(old + (size_t)n_chunks * head_dim);
+  for (int64_t c = 0; c < n_chunks; ++c)
+    scales->push_back(
+        quantize_i8_row(&mean[(size_t)c * head_dim], head_dim, means->data() + old + (size_t)c * head_dim));
 }
 
-void estimate_unselected(const ChunkSelector& selector, int n_q, int head_dim, int chunk, const uint16_t* value_means,
-                         const std::vector<int64_t>& selected, SoftmaxAcc* states) {
+void estimate_unselected(const ChunkSelector& selector, int n_q, int head_dim, int chunk, const int8_t* value_means,
+                         const float* mean_scales, const std::vector<int64_t>& selected, SoftmaxAcc* states) {
   const int64_t n_cand = selector.candidates();
   thread_local std::vector<int64_t> rest;       // unselected candidates with a weight that counts
-  thread_local std::vector<float> w, part_acc;  // their weights [n_q][rest]; each part's sums [part][n_q][hd]
+  thread_local std::vector<float> w, part_acc;  // weights x row scales [n_q][rest]; each part's sums [part][n_q][hd]
   rest.clear();
   const float* score = selector.scores().data();
   const float cut = kNegligibleShare / (float)n_cand;
@@ -35,7 +40,10 @@ void estimate_unselected(const ChunkSelector& selector, int n_q, int head_dim, i
   for (int h = 0; h < n_q; ++h) {
     const float* wh = selector.weights(h);
     float l = 0.0f;
-    for (int64_t j = 0; j < n; ++j) l += w[(size_t)h * n + j] = wh[rest[j]];
+    for (int64_t j = 0; j < n; ++j) {
+      l += wh[rest[j]];
+      w[(size_t)h * n + j] = wh[rest[j]] * mean_scales[rest[j]];
+    }
     states[h].m = selector.max_logit(h) + std::log((float)chunk);
     states[h].l = l;
   }

@@ -20,15 +20,17 @@ namespace shadowkv {
 // s23-unselected-estimate/probe; a cut at 1e-3 of each head's best chunk skipped 70% and lost a needle sample).
 inline constexpr float kNegligibleShare = 0.01f;
 
-// Mean value of each chunk of n_chunks * chunk rows (row_stride floats apart), as IEEE half rows of head_dim.
+// Mean value of each chunk of n_chunks * chunk rows (row_stride floats apart), as int8 rows of head_dim with one
+// scale per row (the row's max |value| / 127): 260 bytes a chunk on Gemma 3 270M instead of 512 as halves, a share of
+// the hot tier that buys f16 U rows (docs/shadowkv-tuning.md section 13). Appended to `means` and `scales`.
 void chunk_value_means(const float* values, int64_t row_stride, int64_t n_chunks, int chunk, int head_dim,
-                       uint16_t* out);
+                       std::vector<int8_t>* means, std::vector<float>* scales);
 
 // Softmax state of each of the selector's n_q query heads over the chunks not in `selected` (ascending candidate
 // indices of the selector's last select()) but the negligible ones (above): states[h].acc must point at head_dim zeroed
-// floats. value_means holds one half row per candidate. Large sets split their rows in two halves for the two cores
-// (always two, so the result does not depend on the thread count).
-void estimate_unselected(const ChunkSelector& selector, int n_q, int head_dim, int chunk, const uint16_t* value_means,
-                         const std::vector<int64_t>& selected, SoftmaxAcc* states);
+// floats. value_means holds one int8 row per candidate, mean_scales its scale. Large sets split their rows in two
+// halves for the two cores (always two, so the result does not depend on the thread count).
+void estimate_unselected(const ChunkSelector& selector, int n_q, int head_dim, int chunk, const int8_t* value_means,
+                         const float* mean_scales, const std::vector<int64_t>& selected, SoftmaxAcc* states);
 
 }  // namespace shadowkv
