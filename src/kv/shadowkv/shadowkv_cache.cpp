@@ -81,7 +81,8 @@ const KvPolicyRegistration kShadowKv{
        "storage of U rows: q8 (int8 with a scale per row), f16, f32, or auto (f16 with a single KV head, else q8); "
        "landmarks are f32 with f32, else f16"},
       {"value-dtype", SettingType::Text, "f16",
-       "storage of the value store (cold tier) and of the hot buffer's rebuilt keys and values: f16 or f32"},
+       "storage of the value store (cold tier), of the hot buffer's rebuilt keys and values and of the outlier chunks: "
+       "f16 or f32"},
       {"value-store", SettingType::Text, "ram",
        "where the value store lives: ram, or file[:DIR] (a file in DIR, default $TMPDIR or /tmp, read with pread, "
        "deleted with the sequence; mmap[:DIR] is its older name)"},

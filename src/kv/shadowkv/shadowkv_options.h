@@ -17,7 +17,7 @@ struct ShadowKvConfig {
   bool budget_percent = false;
   double budget_value = -1;             // < 0: default budget
   bool f16 = false;                     // sliding-window layers in f16
-  bool f16_values = true;               // value store and hot buffer in f16
+  bool f16_values = true;               // value store, hot buffer and outlier rows in f16
   std::string value_store = "ram";      // ram, file or file:DIR (make_value_store)
   FactorType factors = FactorType::Q8;  // U rows (unless factors_auto); landmarks in f16 unless this is F32
   bool factors_auto = true;             // factor_type(): f16 U rows with a single KV head, q8 otherwise
