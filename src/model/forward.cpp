@@ -87,11 +87,18 @@ void Model::forward(const std::vector<ForwardItem>& items, std::vector<float>& l
     }
     // A decode step's sequences attend in parallel (each on one thread: a cache's own parallel regions run inline,
     // and its results do not depend on the thread count); prefill chunks one after the other, each over all threads.
-#pragma omp parallel for schedule(dynamic, 1) if (all_decode && items.size() > 1)
-    for (size_t i = 0; i < items.size(); ++i) {
+    // One sequence runs outside any region: inside an inactive one (`parallel if (false)`) a cache's own regions
+    // would be nested ones, for which libgomp starts new threads every time instead of reusing its pool.
+    auto attend = [&](size_t i) {
       const int64_t r = body[i].begin;
       items[i].cache->attend(l, items[i].pos0, items[i].n, &q[r * qw], &k_pre[r * kvw], &k[r * kvw], &v[r * kvw],
                              &att[r * qw]);
+    };
+    if (all_decode && items.size() > 1) {
+#pragma omp parallel for schedule(dynamic, 1)
+      for (size_t i = 0; i < items.size(); ++i) attend(i);
+    } else {
+      for (size_t i = 0; i < items.size(); ++i) attend(i);
     }
     matmul_spans(L.wo, att.data(), body, xn.data());
     if (gemma) rmsnorm_rows(xn.data(), L.post_attn_norm, xn.data(), R, E, c.rms_eps);
