@@ -24,6 +24,7 @@
 #include "eval/truncating_kv_cache.h"
 #include "kv/kv_cache.h"
 #include "model/model.h"
+#include "real_model.h"
 #include "util/error.h"
 
 namespace shadowkv::eval {
@@ -338,15 +339,6 @@ TEST(EvalSvg, WellFormed) {
 
 // ---- Generators and fidelity on the real tokenizer / model ----
 
-const Model& model() {
-  static std::unique_ptr<Model> m = [] {
-    const char* p = std::getenv("SHADOWKV_MODEL");
-    if (!p || !*p) throw std::runtime_error("SHADOWKV_MODEL is not set (path of the Gemma 3 270M GGUF)");
-    return Model::load(p);
-  }();
-  return *m;
-}
-
 // Within 1% or 16 tokens; needle-filler tasks fill whole needle lines (up to ~60 tokens for uuid lines).
 int64_t tolerance(const Sample& s) {
   const bool lines = s.task == "niah_multikey_2" || s.task == "niah_multikey_3";
@@ -365,7 +357,7 @@ void check_sample(const Sample& s, const Tokenizer& tok) {
 }
 
 TEST(EvalTasks, CoreTasksFitLengthAndContainAnswers) {
-  const Tokenizer& tok = model().tokenizer();
+  const Tokenizer& tok = testmodel::gemma().tokenizer();
   TaskEnv env{&tok, false, 0};
   for (const char* t : {"niah_single_1", "niah_single_2", "niah_multikey_1", "niah_multivalue", "niah_multiquery",
                         "niah_single_3", "niah_multikey_2", "niah_multikey_3", "vt", "cwe", "fwe"}) {
@@ -397,7 +389,7 @@ TEST(EvalTasks, CoreTasksFitLengthAndContainAnswers) {
 }
 
 TEST(EvalTasks, NeedleAtRequestedDepth) {
-  const Tokenizer& tok = model().tokenizer();
+  const Tokenizer& tok = testmodel::gemma().tokenizer();
   TaskEnv env{&tok, false, 0};
   for (const char* t : {"niah_single_1", "niah_single_2"})
     for (double depth : {0.0, 25.0, 50.0, 100.0}) {
@@ -416,7 +408,7 @@ TEST(EvalTasks, NeedleAtRequestedDepth) {
 }
 
 TEST(EvalFidelity, FullAgreesWithItselfAndTruncationDiverges) {
-  const Model& m = model();
+  const Model& m = testmodel::gemma();
   TaskEnv env{&m.tokenizer(), false, 0};
   const Sample s = make_sample("austen_ppl", 96, 3, 0, -1, env);
   KvOptions full;

@@ -4,25 +4,15 @@
 #include <gtest/gtest.h>
 #include <omp.h>
 
-#include <cstdlib>
 #include <memory>
-#include <stdexcept>
 #include <vector>
 
 #include "kv/kv_cache.h"
 #include "model/model.h"
+#include "real_model.h"
 
 namespace shadowkv {
 namespace {
-
-const Model& gemma() {
-  static std::unique_ptr<Model> m = [] {
-    const char* p = std::getenv("SHADOWKV_MODEL");
-    if (!p || !*p) throw std::runtime_error("SHADOWKV_MODEL is not set (path of the Gemma 3 270M GGUF)");
-    return Model::load(p);
-  }();
-  return *m;
-}
 
 // A `full` cache that records, at every attend, whether it runs inside an inactive parallel region.
 class LevelSpy : public KvCache {
@@ -46,7 +36,7 @@ class LevelSpy : public KvCache {
 };
 
 TEST(ForwardThreads, CachesNeverRunInsideAnInactiveRegion) {
-  const Model& m = gemma();
+  const Model& m = testmodel::gemma();
   const KvGeometry g = m.kv_geometry(64, 16);
   std::vector<std::unique_ptr<LevelSpy>> seqs;
   for (int i = 0; i < 2; ++i) seqs.push_back(std::make_unique<LevelSpy>(make_kv_cache(g, KvOptions("full"))));

@@ -11,6 +11,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "real_model.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
 
@@ -47,18 +48,9 @@ TEST(PerplexityLayout, SecondHalfScored) {
   EXPECT_EQ(perplexity_first_scored(33), 16);
 }
 
-const Model& gemma() {
-  static std::unique_ptr<Model> m = [] {
-    const char* p = std::getenv("SHADOWKV_MODEL");
-    if (!p || !*p) throw std::runtime_error("SHADOWKV_MODEL is not set (path of the Gemma 3 270M GGUF)");
-    return Model::load(p);
-  }();
-  return *m;
-}
-
 // Gemma adds BOS, so the first token of every window is irrelevant (replaced); any later token matters.
 TEST(PerplexityGemma, EveryWindowStartsWithBos) {
-  const Model& m = gemma();
+  const Model& m = testmodel::gemma();
   ASSERT_TRUE(m.tokenizer().add_bos_default());
   const int n_ctx = 16;
   auto t = m.tokenizer().encode(
