@@ -1,5 +1,7 @@
 // The transformer forward pass for gemma3, llama and qwen2, over a batch of rows that may belong to several
 // sequences. Read top to bottom: embed, then per layer attention block and feed-forward block, then the head.
+#include <omp.h>
+
 #include <cmath>
 #include <cstring>
 
@@ -87,14 +89,15 @@ void Model::forward(const std::vector<ForwardItem>& items, std::vector<float>& l
     }
     // A decode step's sequences attend in parallel (each on one thread: a cache's own parallel regions run inline,
     // and its results do not depend on the thread count); prefill chunks one after the other, each over all threads.
-    // One sequence runs outside any region: inside an inactive one (`parallel if (false)`) a cache's own regions
-    // would be nested ones, for which libgomp starts new threads every time instead of reusing its pool.
+    // One sequence (or one thread) runs outside any region: inside an inactive one (`parallel if (false)`, or a
+    // team of one) a cache's own regions would be nested ones, for which libgomp starts new threads every time
+    // instead of reusing its pool.
     auto attend = [&](size_t i) {
       const int64_t r = body[i].begin;
       items[i].cache->attend(l, items[i].pos0, items[i].n, &q[r * qw], &k_pre[r * kvw], &k[r * kvw], &v[r * kvw],
                              &att[r * qw]);
     };
-    if (all_decode && items.size() > 1) {
+    if (all_decode && items.size() > 1 && omp_get_max_threads() > 1) {
 #pragma omp parallel for schedule(dynamic, 1)
       for (size_t i = 0; i < items.size(); ++i) attend(i);
     } else {
