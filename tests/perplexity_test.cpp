@@ -5,10 +5,7 @@
 
 #include <gtest/gtest.h>
 
-#include <cstdlib>
-#include <memory>
 #include <numeric>
-#include <stdexcept>
 #include <vector>
 
 #include "real_model.h"
