@@ -221,7 +221,7 @@ TEST(Vec, GroupScoresAndAccumulateMatchDoubleReference) {
     const simd::VecOps& ops = simd::vec_ops();
     for (int hd : {8, 12, 16, 32, 48, 64, 256})
       for (int n_q : {1, 2, 3, 4, 5, 7, 8, 9, 14})
-        for (int nv : {1, 2, 3, 5, 64})
+        for (int nv : {1, 2, 3, 5, 13, 64})
           for (simd::RowType vt : {simd::RowType::kF32, simd::RowType::kF16, simd::RowType::kI8}) {
             const bool f16 = vt == simd::RowType::kF16;
             const int64_t rows = 80;
