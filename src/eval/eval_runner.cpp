@@ -109,9 +109,7 @@ json tail_record(const Model& m, TailDoc& d, const PolicySpec& p, bool is_ref, c
   return rec;
 }
 
-}  // namespace
-
-std::string run_eval(const Model& model, const std::string& model_path, const EvalConfig& c) {
+void validate(const Model& model, const EvalConfig& c) {
   if (c.tasks.empty() || c.lengths.empty() || c.policies.empty()) throw Error("eval needs tasks, lengths and policies");
   if (c.samples < 1) throw Error("--samples must be >= 1");
   for (const std::string& t : c.tasks) task_info(t);  // fail early on a bad name
@@ -119,9 +117,9 @@ std::string run_eval(const Model& model, const std::string& model_path, const Ev
     if (l < 64 || l > model.config().n_ctx_train)
       throw Error("length " + std::to_string(l) + " is outside 64.." + std::to_string(model.config().n_ctx_train));
   for (const PolicySpec& p : c.policies) make_eval_kv_cache(model.kv_geometry(64, 16), p.options);  // validate
-  std::filesystem::create_directories(c.out_dir);
+}
 
-  const bool chat = model.config().instruction_tuned && !c.raw;
+json run_config(const std::string& model_path, const EvalConfig& c, bool chat) {
   json run = {{"seed", c.seed},
               {"model", std::filesystem::path(model_path).filename().string()},
               {"chat", chat},
@@ -132,16 +130,11 @@ std::string run_eval(const Model& model, const std::string& model_path, const Ev
               {"ppl_chunk", c.ppl_chunk},
               {"policies", json::object()}};
   for (const PolicySpec& p : c.policies) run["policies"][p.label] = policy_json(p);
-  check_run_config(c.out_dir, run);
+  return run;
+}
 
-  ResultStore store(c.out_dir + "/results.jsonl");
-  if (store.bad_lines() > 0)
-    std::fprintf(stderr, "eval: dropped %d unreadable line(s) of results.jsonl (an interrupted write)\n",
-                 store.bad_lines());
-  const PolicySpec* ref = nullptr;
-  for (const PolicySpec& p : c.policies)
-    if (p.label == c.reference) ref = &p;
-
+// Prompt tokens of the cells results.jsonl does not hold yet (the progress bar's units); says how many it skips.
+int64_t pending_units(const ResultStore& store, const EvalConfig& c) {
   int64_t total = 0, skipped = 0;
   for (int64_t L : c.lengths)
     for (const std::string& t : c.tasks)
@@ -154,116 +147,135 @@ std::string run_eval(const Model& model, const std::string& model_path, const Ev
         }
   if (skipped > 0)
     std::fprintf(stderr, "eval: resuming, %lld finished cell(s) in results.jsonl are skipped\n", (long long)skipped);
-  Progress progress(total, "eval");
-  int64_t done_units = 0;
-  TaskEnv env{&model.tokenizer(), chat, c.max_new};
+  return total;
+}
 
-  for (int64_t L : c.lengths) {
-    for (const std::string& task : c.tasks) {
-      const TaskInfo& info = task_info(task);
-      for (int si = 0; si < c.samples; ++si) {
-        std::vector<const PolicySpec*> todo;
-        for (const PolicySpec& p : c.policies)
-          if (!store.done(task, L, p.label, si)) todo.push_back(&p);
-        if (todo.empty()) continue;
-        const double depth = info.has_depth && !c.depths.empty() ? c.depths[si % c.depths.size()] : -1;
-        const Sample smp = make_sample(task, L, c.seed, si, depth, env);
-        const int64_t max_ctx =
-            std::min<int64_t>(model.config().n_ctx_train, (int64_t)smp.tokens.size() + smp.max_new + 1);
-        json base = {{"task", task},
-                     {"length", L},
-                     {"sample", si},
-                     {"seed", c.seed},
-                     {"depth", smp.depth},
-                     {"prompt_tokens", smp.tokens.size()},
-                     {"max_new", smp.max_new},
-                     {"answers", smp.answers},
-                     {"metric", metric_name(smp.metric)}};
+// One generated-answer sample (a needle or QA task): the prompt's prefill is shared by every policy, and the
+// reference's greedy path (run once, on first need) gives each other policy its teacher-forced fidelity.
+struct GreedySample {
+  const Model& model;
+  const EvalConfig& c;
+  const PolicySpec* ref;
+  const Sample& smp;
+  int64_t max_ctx;
+  SharedPrefill& prompt;
+  std::optional<RefRun> ref_run;
 
-        // Reference run (full attention): its greedy path and log-probs feed every other policy's fidelity.
-        std::optional<RefRun> ref_run;
-        const bool ppl = smp.metric == Metric::Perplexity;
-        const int tail = std::min<int>(c.ppl_tail, (int)L / 2);
-        TailDoc doc;
-        SharedPrefill prompt{smp.tokens, {}, {}};
-        for (const PolicySpec* p : todo) prompt.policies.push_back(&p->options);
-        if (ref) prompt.policies.push_back(&ref->options);
-        if (ppl) {
-          doc.head = {std::vector<int32_t>(smp.tokens.begin(), smp.tokens.end() - tail), prompt.policies, {}};
-          if (ref && std::find(todo.begin(), todo.end(), ref) == todo.end() && todo.size() > 0)
-            tail_record(model, doc, *ref, true, smp.tokens, tail, max_ctx, c);  // resumed: rows for the others
-          std::stable_partition(todo.begin(), todo.end(), [&](const PolicySpec* p) { return p == ref; });
-        }
-        auto run_reference = [&] {
-          Prefilled pf = shared_prefill(model, prompt, ref->options, max_ctx, c.prefill_chunk);
-          RefRun r;
-          r.prefill_s = pf.seconds;
-          r.out = greedy_decode(model, pf.cache, pf.logits, smp.max_new, c.fidelity_steps);
-          r.stats = cache_stats(*pf.cache, model, max_ctx, c.prefill_chunk, full_equivalent_f16(ref->options));
-          ref_run = std::move(r);
-        };
+  const RefRun& reference() {
+    if (!ref_run) {
+      Prefilled pf = shared_prefill(model, prompt, ref->options, max_ctx, c.prefill_chunk);
+      RefRun r;
+      r.prefill_s = pf.seconds;
+      r.out = greedy_decode(model, pf.cache, pf.logits, smp.max_new, c.fidelity_steps);
+      r.stats = cache_stats(*pf.cache, model, max_ctx, c.prefill_chunk, full_equivalent_f16(ref->options));
+      ref_run = std::move(r);
+    }
+    return *ref_run;
+  }
 
-        for (const PolicySpec* p : todo) {
-          json rec = base;
-          rec["policy"] = p->label;
-          rec["policy_args"] = p->args;
-          if (ppl) {
-            rec.update(tail_record(model, doc, *p, p == ref, smp.tokens, tail, max_ctx, c));
-          } else {
-            const bool is_ref = p == ref;
-            GreedyOutput out;
-            json stats, fid = nullptr;
-            double prefill_s = 0;
-            if (is_ref) {
-              if (!ref_run) run_reference();
-              out = ref_run->out;
-              prefill_s = ref_run->prefill_s;
-              stats = ref_run->stats;
-            } else {
-              if (ref && !ref_run) run_reference();  // e.g. resumed: full's cell is done but this one is not
-              Prefilled pf = shared_prefill(model, prompt, p->options, max_ctx, c.prefill_chunk);
-              prefill_s = pf.seconds;
-              std::unique_ptr<KvCache> forced = ref ? pf.cache->clone() : nullptr;
-              out = greedy_decode(model, pf.cache, pf.logits, smp.max_new, 0);
-              stats = cache_stats(*pf.cache, model, max_ctx, c.prefill_chunk, full_equivalent_f16(p->options));
-              if (ref) {
-                const Fidelity f = teacher_forced(model, forced, pf.logits, ref_run->out);
-                fid = {{"steps", f.steps},
-                       {"kl_mean", f.kl_mean},
-                       {"kl_first", f.kl_first},
-                       {"top1", f.top1},
-                       {"exact_match", out.tokens == ref_run->out.tokens ? 1.0 : 0.0}};
-              }
-            }
-            rec["output"] = out.text;
-            rec["stop_reason"] = out.stop_reason;
-            rec["generated_tokens"] = out.tokens.size();
-            rec["score"] = smp.metric == Metric::MatchPart ? string_match_part(out.text, smp.answers)
-                                                           : string_match_all(out.text, smp.answers);
-            rec["prefill_seconds"] = prefill_s;
-            rec["prefill_tok_s"] = prefill_s > 0 ? smp.tokens.size() / prefill_s : 0;
-            rec["decode_seconds"] = out.seconds;
-            rec["decode_tok_s"] = out.seconds > 0 ? out.steps / out.seconds : 0;
-            rec["fidelity"] = fid;
-            rec.update(stats);
-          }
-          store.append(rec);
-          done_units += L;
-          if (c.verbose) {
-            std::string shown = rec.contains("output") ? rec["output"].get<std::string>() : "";
-            for (char& ch : shown)
-              if (ch == '\n') ch = ' ';
-            if (shown.size() > 60) shown = shown.substr(0, 60) + "...";
-            std::fprintf(stderr, "\n%s L=%lld #%d %s: score %.3f  %s\n", task.c_str(), (long long)L, si,
-                         p->label.c_str(), rec["score"].get<double>(), shown.c_str());
-          }
-          progress.update(done_units, task + " " + std::to_string(L) + " #" + std::to_string(si) + " " + p->label);
-        }
+  // The fields of p's record: its answer, score, speed, cache and fidelity to the reference.
+  json record(const PolicySpec& p) {
+    RefRun mine;
+    json fid = nullptr;
+    if (&p == ref) {
+      mine = reference();
+    } else {
+      if (ref) reference();  // e.g. resumed: the reference's cell is done but this one is not
+      Prefilled pf = shared_prefill(model, prompt, p.options, max_ctx, c.prefill_chunk);
+      mine.prefill_s = pf.seconds;
+      std::unique_ptr<KvCache> forced = ref ? pf.cache->clone() : nullptr;
+      mine.out = greedy_decode(model, pf.cache, pf.logits, smp.max_new, 0);
+      mine.stats = cache_stats(*pf.cache, model, max_ctx, c.prefill_chunk, full_equivalent_f16(p.options));
+      if (ref) {
+        const Fidelity f = teacher_forced(model, forced, pf.logits, ref_run->out);
+        fid = {{"steps", f.steps},
+               {"kl_mean", f.kl_mean},
+               {"kl_first", f.kl_first},
+               {"top1", f.top1},
+               {"exact_match", mine.out.tokens == ref_run->out.tokens ? 1.0 : 0.0}};
       }
     }
+    const GreedyOutput& out = mine.out;
+    json rec = {{"output", out.text},
+                {"stop_reason", out.stop_reason},
+                {"generated_tokens", out.tokens.size()},
+                {"score", smp.metric == Metric::MatchPart ? string_match_part(out.text, smp.answers)
+                                                          : string_match_all(out.text, smp.answers)},
+                {"prefill_seconds", mine.prefill_s},
+                {"prefill_tok_s", mine.prefill_s > 0 ? smp.tokens.size() / mine.prefill_s : 0},
+                {"decode_seconds", out.seconds},
+                {"decode_tok_s", out.seconds > 0 ? out.steps / out.seconds : 0},
+                {"fidelity", fid}};
+    rec.update(mine.stats);
+    return rec;
   }
-  progress.finish();
+};
 
+// The loop over cells: each sample is built once and run under every policy whose cell is not stored yet.
+struct EvalLoop {
+  const Model& model;
+  const EvalConfig& c;
+  const PolicySpec* ref;
+  ResultStore& store;
+  TaskEnv env;
+  Progress progress;
+  int64_t done_units = 0;
+
+  void sample(const std::string& task, int64_t L, int si) {
+    std::vector<const PolicySpec*> todo;
+    for (const PolicySpec& p : c.policies)
+      if (!store.done(task, L, p.label, si)) todo.push_back(&p);
+    if (todo.empty()) return;
+    const TaskInfo& info = task_info(task);
+    const double depth = info.has_depth && !c.depths.empty() ? c.depths[si % c.depths.size()] : -1;
+    const Sample smp = make_sample(task, L, c.seed, si, depth, env);
+    const int64_t max_ctx = std::min<int64_t>(model.config().n_ctx_train, (int64_t)smp.tokens.size() + smp.max_new + 1);
+    const json base = {{"task", task},
+                       {"length", L},
+                       {"sample", si},
+                       {"seed", c.seed},
+                       {"depth", smp.depth},
+                       {"prompt_tokens", smp.tokens.size()},
+                       {"max_new", smp.max_new},
+                       {"answers", smp.answers},
+                       {"metric", metric_name(smp.metric)}};
+    SharedPrefill prompt{smp.tokens, {}, {}};
+    for (const PolicySpec* p : todo) prompt.policies.push_back(&p->options);
+    if (ref) prompt.policies.push_back(&ref->options);
+    const bool ppl = smp.metric == Metric::Perplexity;
+    const int tail = std::min<int>(c.ppl_tail, (int)L / 2);
+    TailDoc doc;
+    if (ppl) {  // the reference first: its rows give the others their KL
+      doc.head = {std::vector<int32_t>(smp.tokens.begin(), smp.tokens.end() - tail), prompt.policies, {}};
+      if (ref && std::find(todo.begin(), todo.end(), ref) == todo.end())
+        tail_record(model, doc, *ref, true, smp.tokens, tail, max_ctx, c);  // resumed: rows for the others
+      std::stable_partition(todo.begin(), todo.end(), [&](const PolicySpec* p) { return p == ref; });
+    }
+    GreedySample greedy{model, c, ref, smp, max_ctx, prompt, {}};
+    for (const PolicySpec* p : todo) {
+      json rec = base;
+      rec["policy"] = p->label;
+      rec["policy_args"] = p->args;
+      rec.update(ppl ? tail_record(model, doc, *p, p == ref, smp.tokens, tail, max_ctx, c) : greedy.record(*p));
+      store.append(rec);
+      done_units += L;
+      if (c.verbose) log_cell(rec, task, L, si, p->label);
+      progress.update(done_units, task + " " + std::to_string(L) + " #" + std::to_string(si) + " " + p->label);
+    }
+  }
+
+  static void log_cell(const json& rec, const std::string& task, int64_t L, int si, const std::string& label) {
+    std::string shown = rec.contains("output") ? rec["output"].get<std::string>() : "";
+    for (char& ch : shown)
+      if (ch == '\n') ch = ' ';
+    if (shown.size() > 60) shown = shown.substr(0, 60) + "...";
+    std::fprintf(stderr, "\n%s L=%lld #%d %s: score %.3f  %s\n", task.c_str(), (long long)L, si, label.c_str(),
+                 rec["score"].get<double>(), shown.c_str());
+  }
+};
+
+// summary.md / .json, heatmaps and (with --min-full-score) calibration.json from every stored record.
+std::string write_reports(const ResultStore& store, const EvalConfig& c) {
   std::vector<std::string> labels;
   for (const PolicySpec& p : c.policies) labels.push_back(p.label);
   std::vector<std::string> task_order;
@@ -277,6 +289,29 @@ std::string run_eval(const Model& model, const std::string& model_path, const Ev
     if (!out) throw Error("cannot write calibration.json");
   }
   return md;
+}
+
+}  // namespace
+
+std::string run_eval(const Model& model, const std::string& model_path, const EvalConfig& c) {
+  validate(model, c);
+  std::filesystem::create_directories(c.out_dir);
+  const bool chat = model.config().instruction_tuned && !c.raw;
+  check_run_config(c.out_dir, run_config(model_path, c, chat));
+
+  ResultStore store(c.out_dir + "/results.jsonl");
+  if (store.bad_lines() > 0)
+    std::fprintf(stderr, "eval: dropped %d unreadable line(s) of results.jsonl (an interrupted write)\n",
+                 store.bad_lines());
+  const PolicySpec* ref = nullptr;
+  for (const PolicySpec& p : c.policies)
+    if (p.label == c.reference) ref = &p;
+  EvalLoop loop{model, c, ref, store, {&model.tokenizer(), chat, c.max_new}, Progress(pending_units(store, c), "eval")};
+  for (int64_t L : c.lengths)
+    for (const std::string& task : c.tasks)
+      for (int si = 0; si < c.samples; ++si) loop.sample(task, L, si);
+  loop.progress.finish();
+  return write_reports(store, c);
 }
 
 }  // namespace shadowkv::eval

@@ -38,32 +38,6 @@ std::string fmt(double v, const char* f = "%.1f") {
 
 bool is_ppl(const Cell& c) { return c.metric == "perplexity"; }
 
-// Perplexity cells: the tail's perplexity against the reference's, per-row KL quantiles, top-1 agreement, KV size.
-template <class Find>
-std::string ppl_section(const std::vector<Cell>& cells, const std::string& reference, const Find& find) {
-  if (std::none_of(cells.begin(), cells.end(), is_ppl)) return "";
-  std::string md = "\n## Tail perplexity against `" + reference +
-                   "` (the document's last tokens decoded one at a time)\n\n"
-                   "KL = KL(" +
-                   reference +
-                   " || policy) of each scored row (nats); top-1 = argmax agreement (%); "
-                   "KV at the end of the document (hot tier = everything but the cold value store).\n\n"
-                   "| task | length | policy | perplexity | vs " +
-                   reference +
-                   " | KL median | KL p95 | top-1 % | KV hot bytes | hot / full |\n"
-                   "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|\n";
-  for (const Cell& c : cells) {
-    if (!is_ppl(c)) continue;
-    const Cell* ref = find(c.task, c.length, reference);
-    const double rel = ref && ref->score > 0 ? 100 * (c.score / ref->score - 1) : NAN;
-    md += "| " + c.task + " | " + std::to_string(c.length) + " | " + c.policy + " | " + fmt(c.score, "%.3f") + " | " +
-          fmt(rel, "%+.2f%%") + " | " + fmt(c.kl_median, "%.4f") + " | " + fmt(c.kl_p95, "%.4f") + " | " +
-          fmt(100 * c.top1) + " | " + fmt(c.kv_hot_bytes, "%.0f") + " | " +
-          fmt(c.kv_full_bytes > 0 ? c.kv_hot_bytes / c.kv_full_bytes : NAN, "%.3f") + " |\n";
-  }
-  return md;
-}
-
 }  // namespace
 
 std::vector<Cell> summarize(const std::vector<nlohmann::json>& records, const std::vector<std::string>& task_order,
@@ -129,42 +103,57 @@ std::vector<Cell> summarize(const std::vector<nlohmann::json>& records, const st
   return cells;
 }
 
-std::string write_summaries(const std::string& dir, const std::vector<Cell>& cells,
-                            const std::vector<std::string>& policies_in, const std::string& reference) {
-  std::vector<std::string> policies = policies_in;
-  for (const Cell& c : cells)
-    if (std::find(policies.begin(), policies.end(), c.policy) == policies.end()) policies.push_back(c.policy);
-  // Reference first.
-  if (auto it = std::find(policies.begin(), policies.end(), reference); it != policies.end()) {
-    policies.erase(it);
-    policies.insert(policies.begin(), reference);
-  }
-  std::map<std::tuple<std::string, int64_t, std::string>, const Cell*> at;
+namespace {
+
+// The cells of a summary, the policies in column order (reference first, then the given ones, then any others the
+// cells name) and the (task, length) rows in the cells' order, with a lookup by (task, length, policy).
+struct SummaryTable {
+  const std::vector<Cell>& cells;
+  std::string reference;
+  std::vector<std::string> policies;
   std::vector<std::pair<std::string, int64_t>> rows;
-  for (const Cell& c : cells) {
-    at[{c.task, c.length, c.policy}] = &c;
-    if (std::find(rows.begin(), rows.end(), std::make_pair(c.task, c.length)) == rows.end())
-      rows.push_back({c.task, c.length});
+  std::map<std::tuple<std::string, int64_t, std::string>, const Cell*> at;
+
+  SummaryTable(const std::vector<Cell>& cs, const std::vector<std::string>& given, const std::string& ref)
+      : cells(cs), reference(ref), policies(given) {
+    for (const Cell& c : cells)
+      if (std::find(policies.begin(), policies.end(), c.policy) == policies.end()) policies.push_back(c.policy);
+    if (auto it = std::find(policies.begin(), policies.end(), reference); it != policies.end()) {
+      policies.erase(it);
+      policies.insert(policies.begin(), reference);
+    }
+    for (const Cell& c : cells) {
+      at[{c.task, c.length, c.policy}] = &c;
+      if (std::find(rows.begin(), rows.end(), std::make_pair(c.task, c.length)) == rows.end())
+        rows.push_back({c.task, c.length});
+    }
   }
-  auto find = [&](const std::string& t, int64_t l, const std::string& p) -> const Cell* {
+  const Cell* find(const std::string& t, int64_t l, const std::string& p) const {
     auto it = at.find({t, l, p});
     return it == at.end() ? nullptr : it->second;
-  };
+  }
+  // c's score over the reference's in the same (task, length), NaN without one.
+  double ratio(const Cell& c) const {
+    const Cell* ref = find(c.task, c.length, reference);
+    return ref && ref->score > 0 ? c.score / ref->score : NAN;
+  }
+};
 
-  // Markdown.
+// The score table: a row per (task, length), a column per policy, then each length's mean over scored tasks.
+std::string score_table(const SummaryTable& t) {
   std::string md =
       "# Evaluation summary\n\nScores are RULER string_match_all x100 (perplexity for *_ppl tasks); "
       "n = samples per cell; `" +
-      reference + "` is the reference column.\n\n| task | length |";
-  for (const auto& p : policies) md += " " + p + " |";
+      t.reference + "` is the reference column.\n\n| task | length |";
+  for (const auto& p : t.policies) md += " " + p + " |";
   md += "\n|---|---:|";
-  for (size_t i = 0; i < policies.size(); ++i) md += "---:|";
+  for (size_t i = 0; i < t.policies.size(); ++i) md += "---:|";
   md += "\n";
   std::map<std::pair<int64_t, std::string>, std::pair<double, int>> avg;  // (length, policy) -> mean over tasks
-  for (const auto& [t, l] : rows) {
-    md += "| " + t + " | " + std::to_string(l) + " |";
-    for (const auto& p : policies) {
-      const Cell* c = find(t, l, p);
+  for (const auto& [task, l] : t.rows) {
+    md += "| " + task + " | " + std::to_string(l) + " |";
+    for (const auto& p : t.policies) {
+      const Cell* c = t.find(task, l, p);
       if (!c) {
         md += " |";
         continue;
@@ -179,72 +168,106 @@ std::string write_summaries(const std::string& dir, const std::vector<Cell>& cel
     md += "\n";
   }
   std::set<int64_t> lengths;
-  for (const auto& [t, l] : rows) lengths.insert(l);
+  for (const auto& [task, l] : t.rows) lengths.insert(l);
   for (int64_t l : lengths) {
     bool any_scored = false;  // perplexity-only lengths have no task mean
-    for (const auto& p : policies) any_scored |= avg.count({l, p}) > 0;
+    for (const auto& p : t.policies) any_scored |= avg.count({l, p}) > 0;
     if (!any_scored) continue;
     md += "| **mean of tasks** | " + std::to_string(l) + " |";
-    for (const auto& p : policies) {
+    for (const auto& p : t.policies) {
       auto it = avg.find({l, p});
       md += " " + (it == avg.end() ? std::string() : fmt(it->second.first / it->second.second)) + " |";
     }
     md += "\n";
   }
-  bool any_fid = false;
-  for (const Cell& c : cells) any_fid |= c.n_fidelity > 0 && !is_ppl(c);
-  if (any_fid) {
-    md += "\n## Fidelity against `" + reference +
-          "` (same prompts, teacher-forced on its greedy tokens)\n\n"
-          "KL = mean KL(" +
-          reference +
-          " || policy) of the next-token distribution over the first decode steps "
-          "(nats); top-1 = agreement of the argmax (%); exact = greedy output identical (%).\n\n"
-          "| task | length | policy | KL mean | KL step 1 | top-1 % | exact % | score ratio |\n"
-          "|---|---:|---|---:|---:|---:|---:|---:|\n";
-    for (const Cell& c : cells) {
-      if (c.n_fidelity == 0 || is_ppl(c)) continue;
-      const Cell* ref = find(c.task, c.length, reference);
-      const double ratio = ref && ref->score > 0 ? c.score / ref->score : NAN;
-      md += "| " + c.task + " | " + std::to_string(c.length) + " | " + c.policy + " | " + fmt(c.kl_mean, "%.4f") +
-            " | " + fmt(c.kl_first, "%.4f") + " | " + fmt(100 * c.top1) + " | " + fmt(100 * c.exact_match) + " | " +
-            fmt(ratio, "%.3f") + " |\n";
-    }
+  return md;
+}
+
+// Teacher-forced fidelity of the generated-answer cells (none: "").
+std::string fidelity_section(const SummaryTable& t) {
+  if (std::none_of(t.cells.begin(), t.cells.end(), [](const Cell& c) { return c.n_fidelity > 0 && !is_ppl(c); }))
+    return "";
+  std::string md = "\n## Fidelity against `" + t.reference +
+                   "` (same prompts, teacher-forced on its greedy tokens)\n\n"
+                   "KL = mean KL(" +
+                   t.reference +
+                   " || policy) of the next-token distribution over the first decode steps "
+                   "(nats); top-1 = agreement of the argmax (%); exact = greedy output identical (%).\n\n"
+                   "| task | length | policy | KL mean | KL step 1 | top-1 % | exact % | score ratio |\n"
+                   "|---|---:|---|---:|---:|---:|---:|---:|\n";
+  for (const Cell& c : t.cells) {
+    if (c.n_fidelity == 0 || is_ppl(c)) continue;
+    md += "| " + c.task + " | " + std::to_string(c.length) + " | " + c.policy + " | " + fmt(c.kl_mean, "%.4f") + " | " +
+          fmt(c.kl_first, "%.4f") + " | " + fmt(100 * c.top1) + " | " + fmt(100 * c.exact_match) + " | " +
+          fmt(t.ratio(c), "%.3f") + " |\n";
   }
-  md += ppl_section(cells, reference, find);
-  const bool any_scored = std::any_of(cells.begin(), cells.end(), [](const Cell& c) { return !is_ppl(c); });
-  if (any_scored)
-    md +=
-        "\n## Memory and speed (mean per sample)\n\n| task | length | policy | prefill tok/s | KV bytes | "
-        "KV / full |\n|---|---:|---|---:|---:|---:|\n";
-  for (const Cell& c : cells) {
+  return md;
+}
+
+// Prefill speed and KV size of the generated-answer cells (none: "").
+std::string memory_section(const SummaryTable& t) {
+  if (std::all_of(t.cells.begin(), t.cells.end(), is_ppl)) return "";
+  std::string md =
+      "\n## Memory and speed (mean per sample)\n\n| task | length | policy | prefill tok/s | KV bytes | "
+      "KV / full |\n|---|---:|---|---:|---:|---:|\n";
+  for (const Cell& c : t.cells) {
     if (is_ppl(c)) continue;
     md += "| " + c.task + " | " + std::to_string(c.length) + " | " + c.policy + " | " + fmt(c.prefill_tok_s) + " | " +
           fmt(c.kv_bytes, "%.0f") + " | " + fmt(c.kv_full_bytes > 0 ? c.kv_bytes / c.kv_full_bytes : NAN, "%.3f") +
           " |\n";
   }
-  write_text(dir + "/summary.md", md);
+  return md;
+}
 
-  // CSV (long format) and JSON.
-  std::string csv = "task,length,policy,metric,n,score,score_x100,ratio_to_" + reference +
+// Perplexity cells: the tail's perplexity against the reference's, per-row KL quantiles, top-1 agreement, KV size.
+std::string ppl_section(const SummaryTable& t) {
+  const std::string& reference = t.reference;
+  if (std::none_of(t.cells.begin(), t.cells.end(), is_ppl)) return "";
+  std::string md = "\n## Tail perplexity against `" + reference +
+                   "` (the document's last tokens decoded one at a time)\n\n"
+                   "KL = KL(" +
+                   reference +
+                   " || policy) of each scored row (nats); top-1 = argmax agreement (%); "
+                   "KV at the end of the document (hot tier = everything but the cold value store).\n\n"
+                   "| task | length | policy | perplexity | vs " +
+                   reference +
+                   " | KL median | KL p95 | top-1 % | KV hot bytes | hot / full |\n"
+                   "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|\n";
+  for (const Cell& c : t.cells) {
+    if (!is_ppl(c)) continue;
+    const Cell* ref = t.find(c.task, c.length, reference);
+    const double rel = ref && ref->score > 0 ? 100 * (c.score / ref->score - 1) : NAN;
+    md += "| " + c.task + " | " + std::to_string(c.length) + " | " + c.policy + " | " + fmt(c.score, "%.3f") + " | " +
+          fmt(rel, "%+.2f%%") + " | " + fmt(c.kl_median, "%.4f") + " | " + fmt(c.kl_p95, "%.4f") + " | " +
+          fmt(100 * c.top1) + " | " + fmt(c.kv_hot_bytes, "%.0f") + " | " +
+          fmt(c.kv_full_bytes > 0 ? c.kv_hot_bytes / c.kv_full_bytes : NAN, "%.3f") + " |\n";
+  }
+  return md;
+}
+
+std::string summary_csv(const SummaryTable& t) {
+  std::string csv = "task,length,policy,metric,n,score,score_x100,ratio_to_" + t.reference +
                     ",n_fidelity,kl_mean,kl_first,top1,exact_match,prefill_tok_s,kv_bytes,kv_full_bytes\n";
-  nlohmann::json js = {{"reference", reference}, {"policies", policies}, {"cells", nlohmann::json::array()}};
-  for (const Cell& c : cells) {
-    const Cell* ref = find(c.task, c.length, reference);
-    const double ratio = ref && ref->score > 0 ? c.score / ref->score : NAN;
+  for (const Cell& c : t.cells)
     csv += c.task + "," + std::to_string(c.length) + "," + c.policy + "," + c.metric + "," + std::to_string(c.n) + "," +
-           fmt(c.score, "%.6f") + "," + (is_ppl(c) ? "" : fmt(100 * c.score, "%.2f")) + "," + fmt(ratio, "%.4f") + "," +
-           std::to_string(c.n_fidelity) + "," + fmt(c.kl_mean, "%.6f") + "," + fmt(c.kl_first, "%.6f") + "," +
+           fmt(c.score, "%.6f") + "," + (is_ppl(c) ? "" : fmt(100 * c.score, "%.2f")) + "," + fmt(t.ratio(c), "%.4f") +
+           "," + std::to_string(c.n_fidelity) + "," + fmt(c.kl_mean, "%.6f") + "," + fmt(c.kl_first, "%.6f") + "," +
            fmt(c.top1, "%.4f") + "," + fmt(c.exact_match, "%.4f") + "," + fmt(c.prefill_tok_s, "%.2f") + "," +
            fmt(c.kv_bytes, "%.0f") + "," + fmt(c.kv_full_bytes, "%.0f") + "\n";
-    auto num_or_null = [](double v) { return std::isnan(v) ? nlohmann::json(nullptr) : nlohmann::json(v); };
+  return csv;
+}
+
+nlohmann::json summary_json(const SummaryTable& t) {
+  const auto num_or_null = [](double v) { return std::isnan(v) ? nlohmann::json(nullptr) : nlohmann::json(v); };
+  nlohmann::json js = {{"reference", t.reference}, {"policies", t.policies}, {"cells", nlohmann::json::array()}};
+  for (const Cell& c : t.cells)
     js["cells"].push_back({{"task", c.task},
                            {"length", c.length},
                            {"policy", c.policy},
                            {"metric", c.metric},
                            {"n", c.n},
                            {"score", c.score},
-                           {"ratio_to_reference", num_or_null(ratio)},
+                           {"ratio_to_reference", num_or_null(t.ratio(c))},
                            {"n_fidelity", c.n_fidelity},
                            {"kl_mean", num_or_null(c.kl_mean)},
                            {"kl_first", num_or_null(c.kl_first)},
@@ -256,9 +279,18 @@ std::string write_summaries(const std::string& dir, const std::vector<Cell>& cel
                            {"kv_bytes", c.kv_bytes},
                            {"kv_hot_bytes", c.kv_hot_bytes},
                            {"kv_full_bytes", c.kv_full_bytes}});
-  }
-  write_text(dir + "/summary.csv", csv);
-  write_text(dir + "/summary.json", js.dump(2) + "\n");
+  return js;
+}
+
+}  // namespace
+
+std::string write_summaries(const std::string& dir, const std::vector<Cell>& cells,
+                            const std::vector<std::string>& policies, const std::string& reference) {
+  const SummaryTable t(cells, policies, reference);
+  const std::string md = score_table(t) + fidelity_section(t) + ppl_section(t) + memory_section(t);
+  write_text(dir + "/summary.md", md);
+  write_text(dir + "/summary.csv", summary_csv(t));
+  write_text(dir + "/summary.json", summary_json(t).dump(2) + "\n");
   return md;
 }
 

@@ -2,6 +2,7 @@
 // sequences. Read top to bottom: embed, then per layer attention block and feed-forward block, then the head.
 #include <omp.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -24,6 +25,50 @@ void add_bias(float* x, const float* b, int64_t rows, int64_t n) {
   if (!b) return;
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t i = 0; i < n; ++i) x[r * n + i] += b[i];
+}
+
+// The items' tokens' embedding rows into x, back to back, and each row's position in its own sequence into pos.
+void embed(const QMatrix& emb, const ModelConfig& c, const std::vector<ForwardItem>& items, float* x, int64_t* pos) {
+  const int64_t E = c.n_embd;
+  const bool gemma = c.arch == Arch::Gemma3;
+  const float scale = gemma ? std::sqrt((float)E) : 1.0f;
+  for (int64_t r = 0, i = 0; i < (int64_t)items.size(); ++i) {
+    for (int t = 0; t < items[i].n; ++t, ++r) {
+      const int32_t tok = items[i].tokens[t];
+      if (tok < 0 || tok >= c.n_vocab) throw Error("token id " + std::to_string(tok) + " is out of range");
+      dequantize_row(emb.type, emb.data + tok * emb.row_stride, &x[r * E], E);
+      if (gemma) scale_f32(scale, &x[r * E], E);
+      pos[r] = items[i].pos0 + t;
+    }
+  }
+}
+
+// One layer's rows for the caches: queries, keys before and after RoPE, values, and where the attention goes.
+struct AttentionRows {
+  const float *q, *k_pre, *k, *v;
+  float* out;
+  int64_t qw, kvw;  // row widths of q / out and of the keys and values
+};
+
+// Each item's cache attends its rows of layer l. A decode step's sequences attend in parallel (each on one thread:
+// a cache's own parallel regions run inline, and its results do not depend on the thread count); prefill chunks
+// one after the other, each over all threads. One sequence (or one thread) runs outside any region: inside an
+// inactive one (`parallel if (false)`, or a team of one) a cache's own regions would be nested ones, for which
+// libgomp starts new threads every time instead of reusing its pool.
+void attend_all(const std::vector<ForwardItem>& items, const std::vector<RowSpan>& body, int l,
+                const AttentionRows& a) {
+  auto attend = [&](size_t i) {
+    const int64_t r = body[i].begin;
+    items[i].cache->attend(l, items[i].pos0, items[i].n, a.q + r * a.qw, a.k_pre + r * a.kvw, a.k + r * a.kvw,
+                           a.v + r * a.kvw, a.out + r * a.qw);
+  };
+  const bool all_decode = std::all_of(items.begin(), items.end(), [](const ForwardItem& it) { return it.n == 1; });
+  if (all_decode && items.size() > 1 && omp_get_max_threads() > 1) {
+#pragma omp parallel for schedule(dynamic, 1)
+    for (size_t i = 0; i < items.size(); ++i) attend(i);
+  } else {
+    for (size_t i = 0; i < items.size(); ++i) attend(i);
+  }
 }
 
 }  // namespace
@@ -49,22 +94,11 @@ void Model::forward(const std::vector<ForwardItem>& items, std::vector<float>& l
     o += head.back().n;
   }
   std::vector<int64_t> pos(R);
-  const bool all_decode = R == (int64_t)items.size();  // every item brings one token
   std::vector<float> x(R * E), xn(R * E), q(R * qw), k(R * kvw), k_pre(R * kvw), v(R * kvw), att(R * qw);
   std::vector<float> gate(R * c.n_ff), up(R * c.n_ff);
 
   // 1. Embedding lookup (Gemma scales embeddings by sqrt(n_embd)).
-  const float emb_scale = gemma ? std::sqrt((float)E) : 1.0f;
-  for (int64_t r = 0, i = 0; i < (int64_t)items.size(); ++i) {
-    for (int t = 0; t < items[i].n; ++t, ++r) {
-      const int32_t tok = items[i].tokens[t];
-      if (tok < 0 || tok >= c.n_vocab) throw Error("token id " + std::to_string(tok) + " is out of range");
-      dequantize_row(weights_.token_embd.type, weights_.token_embd.data + tok * weights_.token_embd.row_stride,
-                     &x[r * E], E);
-      if (gemma) scale_f32(emb_scale, &x[r * E], E);
-      pos[r] = items[i].pos0 + t;
-    }
-  }
+  embed(weights_.token_embd, c, items, x.data(), pos.data());
 
   const KvGeometry& geo = layer_geometry_;
   for (int l = 0; l < c.n_layer; ++l) {
@@ -87,22 +121,7 @@ void Model::forward(const std::vector<ForwardItem>& items, std::vector<float>& l
       apply_rope(lg.rope, &q[r * qw], c.n_head, hd, pos[r]);
       apply_rope(lg.rope, &k[r * kvw], c.n_kv_head, hd, pos[r]);
     }
-    // A decode step's sequences attend in parallel (each on one thread: a cache's own parallel regions run inline,
-    // and its results do not depend on the thread count); prefill chunks one after the other, each over all threads.
-    // One sequence (or one thread) runs outside any region: inside an inactive one (`parallel if (false)`, or a
-    // team of one) a cache's own regions would be nested ones, for which libgomp starts new threads every time
-    // instead of reusing its pool.
-    auto attend = [&](size_t i) {
-      const int64_t r = body[i].begin;
-      items[i].cache->attend(l, items[i].pos0, items[i].n, &q[r * qw], &k_pre[r * kvw], &k[r * kvw], &v[r * kvw],
-                             &att[r * qw]);
-    };
-    if (all_decode && items.size() > 1 && omp_get_max_threads() > 1) {
-#pragma omp parallel for schedule(dynamic, 1)
-      for (size_t i = 0; i < items.size(); ++i) attend(i);
-    } else {
-      for (size_t i = 0; i < items.size(); ++i) attend(i);
-    }
+    attend_all(items, body, l, {q.data(), k_pre.data(), k.data(), v.data(), att.data(), qw, kvw});
     matmul_spans(L.wo, att.data(), body, xn.data());
     if (gemma) rmsnorm_rows(xn.data(), L.post_attn_norm, xn.data(), R, E, c.rms_eps);
     for (int64_t i = 0; i < R * E; ++i) x[i] += xn[i];
