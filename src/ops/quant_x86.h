@@ -423,6 +423,8 @@ inline __m256i q8_dot_acc(__m256i v, __m256i w, __m256i x) {
 #endif
 }
 
+// packed_run takes this many of a run's eight quad vectors at a time (see there).
+constexpr int kQuadsAtOnce = 2;
 // Adds run j (t blocks) of the four rows of the packed group at p, against NR activation rows in interleave_runs'
 // form, to acc[k][r]. The weights and activations are interleaved by fours, so eight lane-wise dots leave block b's
 // exact sum in lane b with no horizontal adds: the same int32 lanes as run_dot, scaled and accumulated as q8_0_run.
@@ -430,15 +432,26 @@ template <int NR>
 inline __attribute__((always_inline)) void packed_run(const uint8_t* p, int64_t j, int t, const void* act, int64_t as,
                                                       __m256 (*acc)[NR]) {
   for (int k = 0; k < 4; ++k) {
-    __m256i w[8];
-    for (int m = 0; m < 8; ++m) w[m] = q8_weights(packed_quads(p, j, t, k, m));
+    __m256i v[NR];
+    for (int r = 0; r < NR; ++r) v[r] = _mm256_setzero_si256();
+    // Two of the run's eight quad vectors at a time, so that they (and, on AVX2, their magnitudes) stay in
+    // registers while every activation row passes: all eight at once spilled them to the stack. Batch-8 vocabulary
+    // head on one thread (Quant/batch8/Q8_0/vocab_640x262144/avx2/t1/packed, six alternating runs, AMD EPYC Zen 3):
+    // 42.0-56.8 ms against 48.2-73.8 before; one row 13.6-16.4 against 14.0-17.5. The int32 sums are exact, so
+    // the order changes no result.
+    for (int h = 0; h < 8; h += kQuadsAtOnce) {
+      __m256i w[kQuadsAtOnce];
+      for (int m = 0; m < kQuadsAtOnce; ++m) w[m] = q8_weights(packed_quads(p, j, t, k, h + m));
+      for (int r = 0; r < NR; ++r) {
+        const int8_t* x = act_row<ActQ8x32x8>(act, as, r)[j].qs + 32 * h;
+        for (int m = 0; m < kQuadsAtOnce; ++m) v[r] = q8_dot_acc(v[r], w[m], loadu(x + 32 * m));
+      }
+    }
     const __m256 dw = PackedQ8Scales{p, k}.scales(j, t);
     for (int r = 0; r < NR; ++r) {
       const ActQ8x32x8& a = act_row<ActQ8x32x8>(act, as, r)[j];
-      __m256i v = _mm256_setzero_si256();
-      for (int m = 0; m < 8; ++m) v = q8_dot_acc(v, w[m], loadu(a.qs + 32 * m));
-      acc[k][r] =
-          _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_loadu_ps(a.d)), _mm256_cvtepi32_ps(q8_offset_off(v, a)), acc[k][r]);
+      acc[k][r] = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_loadu_ps(a.d)), _mm256_cvtepi32_ps(q8_offset_off(v[r], a)),
+                                  acc[k][r]);
     }
   }
 }
