@@ -86,7 +86,7 @@ struct PrefillRun {
 // B sequences, each a clone of the prefilled cache (the last batch takes the cache itself as its last sequence:
 // B sequences hold B caches), decode decode_tokens steps together through the engine loop; the first token comes
 // from the prefill's logits, so decode_tokens + 1 tokens are generated, and EOS does not stop a measurement.
-json measure_batch(const Model& model, const BenchConfig& c, const PrefillRun& in, int B, bool last) {
+json measure_batch(const Model& model, const BenchConfig& c, PrefillRun& in, int B, bool last) {
   std::fprintf(stderr, "bench: length %lld, %s, batch %d ...\n", (long long)in.length, in.policy.label.c_str(), B);
   reset_peak_rss();
   const double tc = now_s();
@@ -215,7 +215,7 @@ std::string run_bench(const Model& model, const BenchConfig& c) {
       const bool reset_ok = reset_peak_rss();
       Prefilled pf = c.share_prefill ? shared_prefill(model, shared, p.options, max_ctx, c.prefill_chunk)
                                      : prefill(model, doc.tokens, p.options, max_ctx, c.prefill_chunk);
-      const PrefillRun in{p, pf, L, max_ctx, peak_rss_bytes(), reset_ok};
+      PrefillRun in{p, pf, L, max_ctx, peak_rss_bytes(), reset_ok};
       for (size_t bi = 0; bi < c.batches.size(); ++bi)
         runs.push_back(measure_batch(model, c, in, c.batches[bi], bi + 1 == c.batches.size()));
     }

@@ -274,7 +274,7 @@ struct EvalLoop {
   }
 };
 
-// summary.md / .json, heatmaps and (with --min-full-score) calibration.json from every stored record.
+// summary.md / .csv / .json, heatmaps and (with --min-full-score) calibration.json from every stored record.
 std::string write_reports(const ResultStore& store, const EvalConfig& c) {
   std::vector<std::string> labels;
   for (const PolicySpec& p : c.policies) labels.push_back(p.label);

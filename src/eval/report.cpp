@@ -235,8 +235,7 @@ std::string ppl_section(const SummaryTable& t) {
                    "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|\n";
   for (const Cell& c : t.cells) {
     if (!is_ppl(c)) continue;
-    const Cell* ref = t.find(c.task, c.length, reference);
-    const double rel = ref && ref->score > 0 ? 100 * (c.score / ref->score - 1) : NAN;
+    const double rel = 100 * (t.ratio(c) - 1);
     md += "| " + c.task + " | " + std::to_string(c.length) + " | " + c.policy + " | " + fmt(c.score, "%.3f") + " | " +
           fmt(rel, "%+.2f%%") + " | " + fmt(c.kl_median, "%.4f") + " | " + fmt(c.kl_p95, "%.4f") + " | " +
           fmt(100 * c.top1) + " | " + fmt(c.kv_hot_bytes, "%.0f") + " | " +
