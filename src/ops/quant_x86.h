@@ -814,13 +814,15 @@ void dot_q6_k(const uint8_t* w, const void* act, int64_t as, int64_t nb, float* 
     a[r] = act_row<ActQ8x256>(act, as, r);
     acc[r] = _mm256_setzero_ps();
   }
+  // Word pair (s, s + 1) of the 16 sign-extended scales -> word s in the low 128 bits, word s + 1 in the high.
+  const __m256i pair_bytes = _mm256_set_epi8(3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2,  //
+                                             1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0);
   for (int64_t i = 0; i < nb; ++i, w += 210) {
-    const int8_t* sc = (const int8_t*)(w + 192);
+    const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i*)(w + 192)));
     __m256i isum[NR];
-    int bias[NR];  // the -32 offset of every 6-bit value, applied through the 16-element sums of x
+    int bias[NR];  // the -32 offset of every 6-bit value, applied through the 16-element sums of x (exact in int32)
     for (int r = 0; r < NR; ++r) {
-      bias[r] = 0;
-      for (int j = 0; j < 16; ++j) bias[r] += sc[j] * a[r][i].bsums[j];
+      bias[r] = hsum_i32(_mm256_madd_epi16(sc16, loadu(a[r][i].bsums)));
       isum[r] = _mm256_setzero_si256();
     }
     for (int h = 0; h < 2; ++h) {
@@ -828,7 +830,8 @@ void dot_q6_k(const uint8_t* w, const void* act, int64_t as, int64_t nb, float* 
       q6_unpack(w + 64 * h, w + 128 + 32 * h, q);
       for (int k = 0; k < 4; ++k) {
         const int s = 8 * h + 2 * k;
-        const __m256i scv = _mm256_set_m128i(_mm_set1_epi16(sc[s + 1]), _mm_set1_epi16(sc[s]));
+        const __m256i scv =
+            _mm256_shuffle_epi8(_mm256_permutevar8x32_epi32(sc16, _mm256_set1_epi32(s / 2)), pair_bytes);
 #pragma GCC unroll 8
         for (int r = 0; r < NR; ++r) {
           const __m256i p = _mm256_maddubs_epi16(q[k], loadu(a[r][i].qs + 128 * h + 32 * k));
