@@ -771,14 +771,18 @@ void dot_k45(const uint8_t* w, const void* act, int64_t as, int64_t nb, float* o
     acc[r] = _mm256_setzero_ps();
     mins[r] = 0.0f;
   }
+  const __m256i lo_word = _mm256_set1_epi16(0x0100), hi_word = _mm256_set1_epi16(0x0302);
   for (int64_t i = 0; i < nb; ++i, w += kBytes) {
     uint8_t sc[8], mn[8];
     kscales(w + 4, sc, mn);
     const float d = half(w), dmin = half(w + 2);
+    // Each min twice (it covers two 16-element sums of x); the scales as words, two per 32-bit lane.
+    const __m128i mn8 = _mm_loadl_epi64((const __m128i*)mn);
+    const __m256i mn16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(mn8, mn8));
+    const __m256i sc16 = _mm256_cvtepu8_epi16(_mm_loadl_epi64((const __m128i*)sc));
     __m256i isum[NR];
-    for (int r = 0; r < NR; ++r) {
-      int msum = 0;
-      for (int s = 0; s < 8; ++s) msum += mn[s] * (a[r][i].bsums[2 * s] + a[r][i].bsums[2 * s + 1]);
+    for (int r = 0; r < NR; ++r) {  // the min term: exact in int32, as a scalar sum would give it
+      const int msum = hsum_i32(_mm256_madd_epi16(mn16, loadu(a[r][i].bsums)));
       mins[r] += dmin * a[r][i].d * (float)msum;
       isum[r] = _mm256_setzero_si256();
     }
@@ -792,7 +796,8 @@ void dot_k45(const uint8_t* w, const void* act, int64_t as, int64_t nb, float* o
         hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 1), one), 4));
         qh = _mm256_srli_epi16(qh, 2);
       }
-      const __m256i slo = _mm256_set1_epi16(sc[2 * c]), shi = _mm256_set1_epi16(sc[2 * c + 1]);
+      const __m256i pair = _mm256_permutevar8x32_epi32(sc16, _mm256_set1_epi32(c));  // words 2c, 2c + 1
+      const __m256i slo = _mm256_shuffle_epi8(pair, lo_word), shi = _mm256_shuffle_epi8(pair, hi_word);
 #pragma GCC unroll 8
       for (int r = 0; r < NR; ++r) {
         const __m256i plo = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, loadu(a[r][i].qs + 64 * c)), slo);
