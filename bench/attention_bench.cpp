@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "ops/attention.h"
+#include "ops/quant_dispatch.h"
 #include "ops/vec.h"
 
 namespace shadowkv {
@@ -119,6 +120,30 @@ void sparse_attention(benchmark::State& state, int64_t copies) {
   state.SetBytesProcessed(state.iterations() * set * 2 * 2);
 }
 
+// The scores alone (vec_ops().group_scores, the decode kernels' first half) over 2560 f16 key rows in blocks of 64
+// as attend_range calls it, rows in cache, one thread, the backend SHADOWKV_SIMD selects.
+void bm_group_scores(benchmark::State& state) {
+  const int hd = (int)state.range(0), group = (int)state.range(1);
+  constexpr int kRows = 2560, kBlock = 64;
+  std::mt19937 rng(5);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  std::vector<float> kf((size_t)kRows * hd), q((size_t)group * hd), s((size_t)group * kBlock);
+  for (float& x : kf) x = nd(rng);
+  for (float& x : q) x = nd(rng);
+  std::vector<uint16_t> kh(kf.size());
+  f32_to_f16_row(kf.data(), kh.data(), (int64_t)kf.size());
+  int64_t idx[kBlock];
+  for (int j = 0; j < kBlock; ++j) idx[j] = j;
+  const simd::VecOps& ops = simd::vec_ops();
+  for (auto _ : state) {
+    for (int b = 0; b < kRows; b += kBlock)
+      ops.group_scores(q.data(), group, hd, 0.125f, kh.data() + (size_t)b * hd, true, idx, kBlock, s.data(), kBlock);
+    benchmark::DoNotOptimize(s.data());
+  }
+  state.counters["ns/row"] =
+      benchmark::Counter((double)kRows, benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
+}
+
 void bm_sparse(benchmark::State& state) { sparse_attention(state, 1); }
 void bm_sparse_cold(benchmark::State& state) { sparse_attention(state, 64); }
 
@@ -132,6 +157,15 @@ BENCHMARK(bm_sparse)
     ->Name("SparseAttention")
     ->ArgNames({"hd", "group"})
     ->Args({64, 7})
+    ->Args({256, 4})
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK(bm_group_scores)
+    ->Name("GroupScores")
+    ->ArgNames({"hd", "group"})
+    ->Args({64, 7})
+    ->Args({64, 4})
+    ->Args({128, 4})
+    ->Args({128, 8})
     ->Args({256, 4})
     ->Unit(benchmark::kMicrosecond);
 BENCHMARK(bm_decode)

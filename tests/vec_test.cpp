@@ -219,9 +219,9 @@ TEST(Vec, GroupScoresAndAccumulateMatchDoubleReference) {
   for (simd::Backend b : backends()) {
     BackendGuard g(b);
     const simd::VecOps& ops = simd::vec_ops();
-    for (int hd : {8, 12, 16, 32, 48, 64, 256})
-      for (int n_q : {1, 2, 3, 4, 5, 7, 8, 9, 14})
-        for (int nv : {1, 2, 3, 5, 13, 64})
+    for (int hd : {8, 12, 16, 32, 48, 64, 128, 256})
+      for (int n_q : {1, 2, 3, 4, 5, 6, 7, 8, 9, 14})
+        for (int nv : {1, 2, 3, 5, 13, 16, 17, 64})
           for (simd::RowType vt : {simd::RowType::kF32, simd::RowType::kF16, simd::RowType::kI8}) {
             const bool f16 = vt == simd::RowType::kF16;
             const int64_t rows = 80;
@@ -246,6 +246,8 @@ TEST(Vec, GroupScoresAndAccumulateMatchDoubleReference) {
                              s.data(), kLd);
             ops.group_accumulate(p.data(), kLd, n_q, hd, vals, vt, idx.data(), nv, acc.data());
             for (int h = 0; h < n_q; ++h) {
+              for (int j = nv; j < kLd; ++j)
+                ASSERT_EQ(s[h * kLd + j], 0.0f) << "score written past nv: hd " << hd << " n_q " << n_q << " nv " << nv;
               for (int j = 0; j < nv; ++j) {
                 double want = 0, mag = 0;
                 for (int c = 0; c < hd; ++c)
