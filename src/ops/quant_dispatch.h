@@ -121,7 +121,8 @@ inline void prefetch_rows(const void* base, int64_t row_bytes, const int64_t* id
   }
 }
 
-// group_scores kernels score key rows in pairs and ask for the pair this many rows ahead meanwhile.
+// The row-major group_scores kernels score key rows in pairs and ask for the pair this many rows ahead meanwhile
+// (the column kernel asks for the next block of 16 rows).
 constexpr int kAheadKeyRows = 4;
 
 // group_scores on x86 (both backends): the row-major kernels reduce each (row, head) sum across lanes; the column
