@@ -121,15 +121,8 @@ inline void prefetch_rows(const void* base, int64_t row_bytes, const int64_t* id
   }
 }
 
-// The row-major group_scores kernels score key rows in pairs and ask for the pair this many rows ahead meanwhile
-// (the column kernel asks for the next block of 16 rows).
+// group_scores kernels score key rows in pairs and ask for the pair this many rows ahead meanwhile.
 constexpr int kAheadKeyRows = 4;
-
-// group_scores on x86 (both backends): the row-major kernels reduce each (row, head) sum across lanes; the column
-// kernel (vec_x86.h) transposes 16 rows once for all heads instead, which pays when the heads are many and the rows
-// short (GroupScores in bench/attention_bench.cpp: at head_dim 64 with 7 heads, faster; with 4, not).
-constexpr int kColsMaxHd = 128;
-inline bool use_scores_cols(int n_q, int hd) { return hd % 8 == 0 && hd >= 8 && hd <= kColsMaxHd && n_q >= 6; }
 
 struct VecOps {
   float (*dot_f32)(const float* a, const float* b, int64_t n);

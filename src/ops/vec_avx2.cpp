@@ -6,7 +6,6 @@
 #include "ops/f16.h"
 #include "ops/quant_dispatch.h"
 #include "ops/vec.h"
-#include "ops/vec_x86.h"
 
 namespace shadowkv::simd {
 namespace {
@@ -201,7 +200,6 @@ void scores_heads(const float* q, int hd, float scale, const void* keys, bool f1
 void group_scores(const float* q, int n_q, int hd, float scale, const void* keys, bool f16, const int64_t* idx, int nv,
                   float* s, int ld) {
   if (hd % 8 != 0) return kScalarVecOps.group_scores(q, n_q, hd, scale, keys, f16, idx, nv, s, ld);
-  if (use_scores_cols(n_q, hd)) return scores_cols<4>(q, n_q, hd, scale, keys, f16, idx, nv, s, ld);
   for (int h0 = 0; h0 < n_q; h0 += 4) {
     const float* qh = q + (int64_t)h0 * hd;
     float* sh = s + h0 * ld;

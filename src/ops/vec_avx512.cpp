@@ -1,8 +1,7 @@
 // The AVX-512 vector kernels (the rest of the AVX-512 table is AVX2's, joined in quant.cpp): panel_scores, which
 // keeps a whole 16-row panel row in one register and up to 8 query heads x 2 panels of accumulators in the 32
-// registers, and decode attention's group_scores / group_accumulate on 16-float rows (group_scores with many heads
-// per KV head: vec_x86.h's column kernel, 8 heads per pass in the 32 registers) (compiled with AVX-512 flags; only
-// called after a CPU check).
+// registers, and decode attention's group_scores / group_accumulate on 16-float rows (compiled with AVX-512 flags;
+// only called after a CPU check).
 #include <immintrin.h>
 
 // GCC 12's _mm512_cvtph_ps passes an "undefined" register that -Wmaybe-uninitialized reports inside the header.
@@ -14,7 +13,6 @@
 
 #include "ops/quant_dispatch.h"
 #include "ops/vec.h"
-#include "ops/vec_x86.h"
 
 namespace shadowkv::simd {
 namespace {
@@ -169,7 +167,6 @@ constexpr std::array<AccumulateFn, sizeof...(H)> accumulate_fns(std::integer_seq
 
 void group_scores(const float* q, int n_q, int hd, float scale, const void* keys, bool f16, const int64_t* idx, int nv,
                   float* s, int ld) {
-  if (use_scores_cols(n_q, hd)) return scores_cols<8>(q, n_q, hd, scale, keys, f16, idx, nv, s, ld);
   if (hd % 16 != 0) return kAvx2VecOps.group_scores(q, n_q, hd, scale, keys, f16, idx, nv, s, ld);
   static constexpr std::array<ScoresFn, 8> fns = scores_fns(std::make_integer_sequence<int, 8>());
   for (int h0 = 0; h0 < n_q; h0 += 8)
