@@ -4,6 +4,7 @@
 //   OMP_NUM_THREADS=1 build/shadowkv_bench --benchmark_filter=PrefillAttention
 // And decode attention of one token over C rows on all threads: build/shadowkv_bench --benchmark_filter=Decode;
 // ShadowKV's sparse decode attention on one thread, rows in cache and not: --benchmark_filter=SparseAttention
+// and its scores alone per query-group shape (SHADOWKV_SIMD picks the backend): --benchmark_filter=GroupScores
 #include <benchmark/benchmark.h>
 #include <cblas.h>
 
