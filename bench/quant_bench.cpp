@@ -1,5 +1,6 @@
-// Matvec (decode, n_rows=1), batch-8 decode (n_rows=8, the dot kernels) and matmul (prefill, n_rows=512) throughput for
-// the weight types of Gemma 3 270M Q4_K_M, per SIMD backend. bytes_per_second counts weight bytes streamed per call.
+// Matvec (decode, n_rows=1), batch-8 decode (n_rows=8, the dot kernels) and matmul (prefill, n_rows=512: SGEMM on
+// dequantised tiles, or the AVX-512 backend's int8 GEMM) throughput for the weight types of Gemma 3 270M Q4_K_M, per
+// SIMD backend. bytes_per_second counts weight bytes streamed per call.
 //   build-quant/shadowkv_bench --benchmark_filter=Quant
 #include <benchmark/benchmark.h>
 #include <omp.h>

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "ops/f16.h"
+#include "ops/gemm_i8.h"
 #include "ops/quant_dispatch.h"
 
 namespace shadowkv {
@@ -181,6 +182,7 @@ TEST(Vec, EveryBackendTableIsComplete) {
   EXPECT_TRUE(all_set(simd::kScalarQuantOps));
   EXPECT_TRUE(all_set(simd::kAvx2QuantOps));
   EXPECT_TRUE(all_set(simd::kAvx512QuantOps));
+  EXPECT_TRUE(all_set(simd::kAvx512GemmI8Ops));
 }
 
 TEST(Vec, ExpShiftSumMatchesDoubleReference) {

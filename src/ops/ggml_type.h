@@ -35,6 +35,17 @@ const TypeTraits* type_traits(uint32_t type_id);
 inline const TypeTraits& traits(GgmlType t) { return *type_traits(static_cast<uint32_t>(t)); }
 std::string type_name(uint32_t type_id);
 
+// The 6-bit scale and min of sub-block s (< 8) of a Q4_K/Q5_K block from its 12-byte scales field.
+inline void kscale(const uint8_t* sc, int s, int* scale, int* min) {
+  if (s < 4) {
+    *scale = sc[s] & 63;
+    *min = sc[s + 4] & 63;
+  } else {
+    *scale = (sc[s + 4] & 0xF) | ((sc[s - 4] >> 6) << 4);
+    *min = (sc[s + 4] >> 4) | ((sc[s] >> 6) << 4);
+  }
+}
+
 // Bytes of one row of n elements; n must be a multiple of the block size.
 inline int64_t row_bytes(GgmlType t, int64_t n) {
   const TypeTraits& tt = traits(t);

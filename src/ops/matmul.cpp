@@ -1,4 +1,5 @@
-// Weight x activations: SIMD dot kernels for decode-sized batches, dequantised tiles + OpenBLAS SGEMM for prefill.
+// Weight x activations: SIMD dot kernels for decode-sized batches; for prefill an int8 GEMM (AVX-512 VNNI) or
+// dequantised tiles + OpenBLAS SGEMM.
 #include "ops/matmul.h"
 
 #include <cblas.h>
@@ -10,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "ops/gemm_i8.h"
 #include "ops/quant_dispatch.h"
 #include "util/error.h"
 
@@ -164,6 +166,71 @@ void matmul_gemm(const MatOut* jobs, size_t n_jobs, const float* X, const RowSpa
   openblas_set_num_threads(blas_threads);
 }
 
+// Rows [o0, o1) of W into panels of 16 (the int8 GEMM's layout), one after another in out. Q4_0/Q5_0 rows come
+// from their packed copy (the GGUF copy's pages may be gone), packed Q8_0 rows through gguf_row.
+void pack_tile(const simd::GemmI8Ops& g, const QMatrix& W, int64_t o0, int64_t o1, std::vector<uint8_t>& out,
+               std::vector<uint8_t> (&bufs)[simd::kPanelRows]) {
+  const int64_t pb = simd::gemm_panel_bytes(W.type, W.n_in), rb = row_bytes(W.type, W.n_in);
+  const bool runs = W.packed && (W.type == GgmlType::Q4_0 || W.type == GgmlType::Q5_0);
+  out.resize((o1 - o0 + simd::kPanelRows - 1) / simd::kPanelRows * pb);
+  for (int64_t p = 0; o0 + p * simd::kPanelRows < o1; ++p) {
+    const uint8_t* rows[simd::kPanelRows];
+    const int64_t first = o0 + p * simd::kPanelRows;
+    const int n = (int)std::min<int64_t>(simd::kPanelRows, o1 - first);
+    for (int r = 0; r < n; ++r) rows[r] = runs ? W.packed + (first + r) * rb : gguf_row(W, first + r, bufs[r]);
+    g.pack_panel(W.type, rows, runs, n, W.n_in, out.data() + p * pb);
+  }
+}
+
+// The int8 GEMM (gemm_i8.h): the spans' rows quantised once, each weight tile packed once for all spans. Every
+// output is computed on its own (no sum spans activation rows), so a span's rows come out as a call with it alone gives
+// them.
+void matmul_gemm_i8(const MatOut* jobs, size_t n_jobs, const float* X, const RowSpan* spans, size_t n_spans) {
+  const simd::GemmI8Ops& g = *simd::gemm_i8_ops();
+  const int64_t n_in = jobs[0].W->n_in, nb32 = n_in / 32;
+  std::vector<int64_t> first(n_spans + 1, 0);  // a span's first row among the quantised ones
+  struct Chunk {
+    int64_t x_row, act_row, n;
+  };
+  std::vector<Chunk> chunks;  // up to 32 rows to quantise
+  for (size_t sp = 0; sp < n_spans; ++sp) {
+    first[sp + 1] = first[sp] + spans[sp].n;
+    for (int64_t r = 0; r < spans[sp].n; r += 32)
+      chunks.push_back({spans[sp].begin + r, first[sp] + r, std::min<int64_t>(32, spans[sp].n - r)});
+  }
+  // Buffers kept from call to call (fresh pages for every matrix of every layer cost more than the packing).
+  thread_local std::vector<simd::GemmAct> act_buf;
+  act_buf.resize(first[n_spans] * nb32);
+  simd::GemmAct* act = act_buf.data();  // (inside the parallel region the name act_buf is each thread's own)
+  const std::vector<RowRange> tiles = split_outputs(jobs, n_jobs, kTileRows, INT64_MAX);
+#pragma omp parallel
+  {
+#pragma omp for schedule(static)
+    for (size_t c = 0; c < chunks.size(); ++c)
+      g.quantize(X + chunks[c].x_row * n_in, chunks[c].n, n_in, act + chunks[c].act_row * nb32);
+    thread_local std::vector<uint8_t> panels, bufs[simd::kPanelRows];
+#pragma omp for schedule(dynamic, 1)
+    for (size_t t = 0; t < tiles.size(); ++t) {
+      const QMatrix& W = *jobs[tiles[t].job].W;
+      const int64_t o0 = tiles[t].o0, cols = tiles[t].o1 - o0;
+      pack_tile(g, W, o0, tiles[t].o1, panels, bufs);
+      for (size_t sp = 0; sp < n_spans; ++sp)
+        g.gemm(W.type, panels.data(), (cols + simd::kPanelRows - 1) / simd::kPanelRows, cols, n_in,
+               act + first[sp] * nb32, spans[sp].n, jobs[tiles[t].job].Y + spans[sp].begin * W.n_out + o0, W.n_out);
+    }
+  }
+}
+
+// Prefill's product: the int8 GEMM for the matrices whose type it takes (when the backend has it), dequantised
+// tiles and SGEMM for the rest.
+void matmul_big(const MatOut* jobs, size_t n_jobs, const float* X, const RowSpan* spans, size_t n_spans) {
+  std::vector<MatOut> i8, f32;
+  for (size_t j = 0; j < n_jobs; ++j)
+    (simd::gemm_i8_ops() && simd::gemm_block(jobs[j].W->type) ? i8 : f32).push_back(jobs[j]);
+  if (!i8.empty()) matmul_gemm_i8(i8.data(), i8.size(), X, spans, n_spans);
+  if (!f32.empty()) matmul_gemm(f32.data(), f32.size(), X, spans, n_spans);
+}
+
 void pack_rows4(const QMatrix& W, uint8_t* p) {
   const int64_t nb = W.n_in / 32, groups = W.n_out / 4;
 #pragma omp parallel for if (groups * nb * simd::kPackedBlockBytes > (1 << 20))
@@ -221,7 +288,7 @@ void matmul(const QMatrix& W, const float* X, int64_t n_rows, float* Y) {
   if (n_rows < kGemmMinRows)
     matmul_dot(&job, 1, X, 0, n_rows);
   else
-    matmul_gemm(&job, 1, X, &all, 1);
+    matmul_big(&job, 1, X, &all, 1);
 }
 
 void matmul_spans(const std::vector<MatOut>& jobs, const float* X, const std::vector<RowSpan>& spans) {
@@ -245,7 +312,7 @@ void matmul_spans(const std::vector<MatOut>& jobs, const float* X, const std::ve
     if (rows > 0) matmul_dot(jobs.data(), jobs.size(), X, spans[i].begin, rows);
     i = std::max(j, i + 1);
   }
-  if (!big.empty()) matmul_gemm(jobs.data(), jobs.size(), X, big.data(), big.size());
+  if (!big.empty()) matmul_big(jobs.data(), jobs.size(), X, big.data(), big.size());
 }
 
 const char* blas_core_override() {

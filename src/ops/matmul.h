@@ -35,7 +35,8 @@ std::vector<uint8_t> pack_weights(const QMatrix& W);
 
 // Y[b, o] = sum_i W[o, i] * X[b, i] for b in [0, n_rows); X is [n_rows, n_in], Y is [n_rows, n_out], both
 // row-major f32. Uses all OpenMP threads. Small n_rows (decode) streams the weights once with SIMD dot
-// kernels; large n_rows (prefill) dequantises weight tiles and runs an SGEMM.
+// kernels; large n_rows (prefill) runs the backend's int8 GEMM (AVX-512 VNNI; int8 activations as in decode), or
+// for a type or backend without one dequantises weight tiles and runs an SGEMM.
 void matmul(const QMatrix& W, const float* X, int64_t n_rows, float* Y);
 
 // Rows [begin, begin + n) of X, computed as matmul() computes a batch of exactly those rows.

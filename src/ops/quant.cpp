@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "ops/gemm_i8.h"
 #include "ops/quant_dispatch.h"
 #include "util/error.h"
 
@@ -94,6 +95,9 @@ const QuantOps& quant_ops() {
   }
   return kScalarQuantOps;
 }
+
+const GemmI8Ops* gemm_i8_ops() { return active() == Backend::kAvx512 ? &kAvx512GemmI8Ops : nullptr; }
+
 const VecOps& avx512_vec_ops() {
   static const VecOps table = [] {
     VecOps v = kAvx2VecOps;

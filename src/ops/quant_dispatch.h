@@ -157,8 +157,9 @@ struct VecOps {
                     const float* step_c, const float* step_s);
 };
 
-// matmul: from this many activation rows on, SGEMM on dequantised weight tiles beats per-row int8 dot products
-// (measured crossover on Zen 2: ~7 rows for Q5_0, ~14 for Q8_0/Q4_K).
+// matmul: from this many activation rows on, a GEMM (SGEMM on dequantised weight tiles, or the int8 GEMM) takes over
+// from the per-row int8 dot products (the crossover against SGEMM measured on Zen 2: ~7 rows for Q5_0, ~14 for
+// Q8_0/Q4_K; not measured again for the int8 GEMM).
 constexpr int64_t kGemmMinRows = 12;
 
 // Tables per backend (defined in quant_scalar.cpp / quant_avx2.cpp / quant_avx512.cpp / vec.cpp / vec_avx2.cpp).
@@ -184,6 +185,10 @@ bool supported(Backend b);
 Backend active();
 const char* backend_name(Backend b);
 const QuantOps& quant_ops();
+// The active backend's int8 GEMM for prefill (gemm_i8.h), or null when it has none (prefill then dequantises weight
+// tiles for an SGEMM).
+struct GemmI8Ops;
+const GemmI8Ops* gemm_i8_ops();
 const VecOps& vec_ops();
 
 // Test hook: force a backend (must be supported) until reset_backend() restores the default choice.

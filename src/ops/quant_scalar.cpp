@@ -14,17 +14,6 @@ inline float half(const uint8_t* p) {
   return f16_to_f32(h);
 }
 
-// The 6-bit scale and min of sub-block s from the 12-byte K-quant packing.
-inline void kscale(const uint8_t* sc, int s, int* scale, int* min) {
-  if (s < 4) {
-    *scale = sc[s] & 63;
-    *min = sc[s + 4] & 63;
-  } else {
-    *scale = (sc[s + 4] & 0xF) | ((sc[s - 4] >> 6) << 4);
-    *min = (sc[s + 4] >> 4) | ((sc[s] >> 6) << 4);
-  }
-}
-
 void deq_q4_0(const uint8_t* b, float* y) {
   const float d = half(b);
   for (int j = 0; j < 16; ++j) {
