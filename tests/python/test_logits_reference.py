@@ -26,8 +26,10 @@ moves the logits by max|diff|/max|logit| = 0.017-0.031 on the tiny models (48 to
 Gemma 3 270M (its residual stream has large outliers, so 8-bit blocks lose precision); an f16 KV cache adds <= 0.001.
 Real bugs measured with the same metric: no sliding window 0.53, no rope_freqs 0.69, no linear scaling 1.06.
 Hence tol = 0.08 for tiny models and 0.25 for Gemma (about 2x the emulated rounding, 2x below the smallest bug).
-Measured with the engine of this commit: batched runs 1e-6 (f32 GEMM path), _decode runs 0.029-0.035 (tiny) and
-0.152 (gemma_short_decode), gemma_long 0.008 (last-position-only head uses the int8 path).
+Measured on a CPU without AVX-512 VNNI (prefill's f32 SGEMM path): batched runs 1e-6, _decode runs 0.029-0.035
+(tiny) and 0.152 (gemma_short_decode), gemma_long 0.008 (last-position-only head uses the int8 path). With AVX-512
+VNNI prefill's GEMM is int8 too (session 32, Zen 4): batched runs 0.021-0.027 (tiny), 0.048 (gemma_short), 0.043
+(gemma_long); _decode runs 0.029-0.035 (tiny), 0.147 (gemma_short_decode).
 The diff against the int8-emulating reference is also printed for the tiny models as a diagnostic (not checked).
 
 Env: SHADOWKV_BIN (engine), SHADOWKV_MODEL (Gemma GGUF); numpy + gguf from PYTHONPATH or
