@@ -29,6 +29,13 @@ inline float f16_to_f32(uint16_t h) {
   return f;
 }
 
+// The IEEE half at p (any alignment, little-endian) as f32.
+inline float load_f16(const void* p) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return f16_to_f32(h);
+}
+
 inline uint16_t f32_to_f16(float f) {
   uint32_t x;
   std::memcpy(&x, &f, 4);

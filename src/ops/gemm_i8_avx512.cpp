@@ -16,12 +16,6 @@
 namespace shadowkv::simd {
 namespace {
 
-inline float half(const uint8_t* p) {
-  uint16_t h;
-  std::memcpy(&h, p, 2);
-  return f16_to_f32(h);
-}
-
 // One GGUF block decoded: its elements' unsigned quants u, and per panel block (of gemm_block elements) ws and wm,
 // with the products gguf-py's dequantisation forms (so ws * (u - o) or ws * u - wm is its value).
 struct Decoded {
@@ -40,7 +34,7 @@ inline void nibbles32(const uint8_t* q, const uint8_t* h, uint8_t* u) {
 }
 
 void decode_k45(const uint8_t* b, bool q5, Decoded& o) {
-  const float d = half(b), dmin = half(b + 2);
+  const float d = load_f16(b), dmin = load_f16(b + 2);
   const uint8_t* qh = q5 ? b + 16 : nullptr;
   const uint8_t* qs = b + (q5 ? 48 : 16);
   for (int s = 0; s < 8; ++s) {
@@ -56,7 +50,7 @@ void decode_k45(const uint8_t* b, bool q5, Decoded& o) {
 }
 
 void decode_q6_k(const uint8_t* b, Decoded& o) {
-  const float d = half(b + 208);
+  const float d = load_f16(b + 208);
   for (int i = 0; i < 16; ++i) o.ws[i] = d * (float)(int8_t)b[192 + i];
   for (int n = 0; n < 2; ++n) {
     const uint8_t* l8 = b + 64 * n;
@@ -75,18 +69,18 @@ void decode_q6_k(const uint8_t* b, Decoded& o) {
 int decode_block(GgmlType t, const uint8_t* b, Decoded& o) {
   switch (t) {
     case GgmlType::Q8_0:
-      o.ws[0] = half(b);
+      o.ws[0] = load_f16(b);
       for (int j = 0; j < 32; ++j) o.u[j] = b[2 + j] ^ 0x80;
       return 32;
     case GgmlType::Q4_0:
     case GgmlType::Q5_0:
-      o.ws[0] = half(b);
+      o.ws[0] = load_f16(b);
       nibbles32(b + (t == GgmlType::Q4_0 ? 2 : 6), t == GgmlType::Q4_0 ? nullptr : b + 2, o.u);
       return 32;
     case GgmlType::Q4_1:
     case GgmlType::Q5_1:
-      o.ws[0] = half(b);
-      o.wm[0] = -half(b + 2);
+      o.ws[0] = load_f16(b);
+      o.wm[0] = -load_f16(b + 2);
       nibbles32(b + (t == GgmlType::Q4_1 ? 4 : 8), t == GgmlType::Q4_1 ? nullptr : b + 4, o.u);
       return 32;
     case GgmlType::Q4_K:
@@ -115,7 +109,7 @@ void put_q32_runs_row(GgmlType t, const uint8_t* row, int64_t nb, int r, uint8_t
     const int nt = (int)std::min<int64_t>(8, nb - 8 * j);
     for (int b = 0; b < nt; ++b) {
       uint8_t* p = panel + (8 * j + b) * bb;
-      const float ws = half(run + 2 * b);
+      const float ws = load_f16(run + 2 * b);
       std::memcpy(p + kPanelRows * 32 + 4 * r, &ws, 4);
       const uint32_t hb = q5 ? load_u32(run + 18 * nt + 4 * b) : 0;
       for (int g = 0; g < 8; ++g) {

@@ -8,14 +8,8 @@
 namespace shadowkv::simd {
 namespace {
 
-inline float half(const uint8_t* p) {
-  uint16_t h;
-  std::memcpy(&h, p, 2);
-  return f16_to_f32(h);
-}
-
 void deq_q4_0(const uint8_t* b, float* y) {
-  const float d = half(b);
+  const float d = load_f16(b);
   for (int j = 0; j < 16; ++j) {
     y[j] = d * (float)((b[2 + j] & 0xF) - 8);
     y[j + 16] = d * (float)((b[2 + j] >> 4) - 8);
@@ -23,7 +17,7 @@ void deq_q4_0(const uint8_t* b, float* y) {
 }
 
 void deq_q4_1(const uint8_t* b, float* y) {
-  const float d = half(b), m = half(b + 2);
+  const float d = load_f16(b), m = load_f16(b + 2);
   for (int j = 0; j < 16; ++j) {
     y[j] = d * (float)(b[4 + j] & 0xF) + m;
     y[j + 16] = d * (float)(b[4 + j] >> 4) + m;
@@ -31,7 +25,7 @@ void deq_q4_1(const uint8_t* b, float* y) {
 }
 
 void deq_q5_0(const uint8_t* b, float* y) {
-  const float d = half(b);
+  const float d = load_f16(b);
   uint32_t h;
   std::memcpy(&h, b + 2, 4);
   const uint8_t* qs = b + 6;
@@ -42,7 +36,7 @@ void deq_q5_0(const uint8_t* b, float* y) {
 }
 
 void deq_q5_1(const uint8_t* b, float* y) {
-  const float d = half(b), m = half(b + 2);
+  const float d = load_f16(b), m = load_f16(b + 2);
   uint32_t h;
   std::memcpy(&h, b + 4, 4);
   const uint8_t* qs = b + 8;
@@ -53,13 +47,13 @@ void deq_q5_1(const uint8_t* b, float* y) {
 }
 
 void deq_q8_0(const uint8_t* b, float* y) {
-  const float d = half(b);
+  const float d = load_f16(b);
   for (int j = 0; j < 32; ++j) y[j] = (float)(int8_t)b[2 + j] * d;
 }
 
 // Q4_K and Q5_K share the layout d, dmin, scales[12], [qh[32]], qs[128]; qh == nullptr for Q4_K.
 void deq_k45(const uint8_t* b, const uint8_t* qh, const uint8_t* qs, float* y) {
-  const float d = half(b), dmin = half(b + 2);
+  const float d = load_f16(b), dmin = load_f16(b + 2);
   for (int c = 0; c < 4; ++c) {
     for (int half_ = 0; half_ < 2; ++half_) {
       const int s = 2 * c + half_;
@@ -79,7 +73,7 @@ void deq_q6_k(const uint8_t* b, float* y) {
   const uint8_t* ql = b;
   const uint8_t* qh = b + 128;
   const int8_t* sc = (const int8_t*)(b + 192);
-  const float d = half(b + 208);
+  const float d = load_f16(b + 208);
   float ds[16];
   for (int i = 0; i < 16; ++i) ds[i] = d * (float)sc[i];
   for (int n = 0; n < 2; ++n) {
