@@ -183,8 +183,8 @@ void pack_tile(const simd::GemmI8Ops& g, const QMatrix& W, int64_t o0, int64_t o
 }
 
 // The int8 GEMM (gemm_i8.h): the spans' rows quantised once, each weight tile packed once for all spans. Every
-// output is computed on its own (no sum spans activation rows), so a span's rows come out as a call with it alone gives
-// them.
+// output is its own sum (none runs across activation rows), so a span's rows come out as a call with that span
+// alone gives them.
 void matmul_gemm_i8(const MatOut* jobs, size_t n_jobs, const float* X, const RowSpan* spans, size_t n_spans) {
   const simd::GemmI8Ops& g = *simd::gemm_i8_ops();
   const int64_t n_in = jobs[0].W->n_in, nb32 = n_in / 32;
