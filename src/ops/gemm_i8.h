@@ -22,9 +22,8 @@ int gemm_block(GgmlType t);
 int gemm_offset(GgmlType t);
 // Bytes of one panel block: kb x 16 quants as [kb / 4][16 rows][4 quants] (so one 64-byte vector holds quants 4g..4g+3
 // of every row), then ws[16], then (types with a min) wm[16], as f32.
-inline int64_t gemm_block_bytes(GgmlType t) {
-  return (int64_t)kPanelRows * gemm_block(t) + (gemm_offset(t) ? 64 : 128);
-}
+constexpr int64_t panel_block_bytes(int kb, bool has_min) { return (int64_t)kPanelRows * kb + (has_min ? 128 : 64); }
+inline int64_t gemm_block_bytes(GgmlType t) { return panel_block_bytes(gemm_block(t), gemm_offset(t) == 0); }
 inline int64_t gemm_panel_bytes(GgmlType t, int64_t n_in) { return n_in / gemm_block(t) * gemm_block_bytes(t); }
 
 // One activation block of 32: x[i] ~= d * qs[i]; m = d * sum(qs); s32 = sum(qs); s16 = the sums of each half.

@@ -170,10 +170,12 @@ inline int32_t load4(const int8_t* p) {
 
 // Activation rows x[0..RM) (nb32 blocks apart) times panels p[0..RN) (pstride bytes apart), y[m * ldy + 16 n + l];
 // the last panel's stores are masked by `last`.
+// O: the fixed offset of the quants (gemm_offset; a compile-time constant: as a run-time value the kernel ran
+// 6-16% slower in Quant/matmul512/{Q5_0,Q8_0}, two alternations), 0 for panels with mins.
 template <int KB, int O, int RM, int RN>
 __attribute__((always_inline)) inline void tile(const uint8_t* p, int64_t pstride, int64_t nkb, const GemmAct* x,
                                                 int64_t nb32, float* y, int64_t ldy, __mmask16 last) {
-  constexpr int64_t kBB = kPanelRows * KB + (O ? 64 : 128);
+  constexpr int64_t kBB = panel_block_bytes(KB, O == 0);
   __m512 f[RM][RN];
   for (int m = 0; m < RM; ++m)
     for (int n = 0; n < RN; ++n) f[m][n] = _mm512_setzero_ps();
@@ -232,7 +234,7 @@ void tile_rows(const uint8_t* p, int64_t pstride, int64_t nkb, const GemmAct* x,
 template <int KB, int O>
 void gemm_panels(const uint8_t* panels, int64_t n_panels, int64_t n_cols, int64_t n_in, const GemmAct* act,
                  int64_t n_rows, float* y, int64_t ldy) {
-  constexpr int64_t kBB = kPanelRows * KB + (O ? 64 : 128);
+  constexpr int64_t kBB = panel_block_bytes(KB, O == 0);
   const int64_t nkb = n_in / KB, pstride = nkb * kBB, nb32 = n_in / 32;
   for (int64_t p = 0; p < n_panels; p += 2) {
     const int64_t left = n_cols - 16 * p;  // columns from this pair's first on
