@@ -236,10 +236,20 @@ TEST(Matmul, PrefillFromThePackedCopyEqualsTheGgufRows) {
   }
 }
 
-// ---- the int8 GEMM's pieces (gemm_i8.h), where the CPU has the backend ----
+// ---- the int8 GEMM's pieces (gemm_i8.h), on every backend the CPU has ----
 
-const simd::GemmI8Ops* gemm_i8_or_skip() {
-  return simd::supported(simd::Backend::kAvx512) ? &simd::kAvx512GemmI8Ops : nullptr;
+struct GemmBackend {
+  const char* name;
+  const simd::GemmI8Ops* gemm;
+  const simd::QuantOps* quant;  // the backend's decode kernels, whose activation quantiser the GEMM's must equal
+};
+
+std::vector<GemmBackend> gemm_backends() {
+  std::vector<GemmBackend> out;
+  if (simd::supported(simd::Backend::kAvx2)) out.push_back({"avx2", &simd::kAvx2GemmI8Ops, &simd::kAvx2QuantOps});
+  if (simd::supported(simd::Backend::kAvx512))
+    out.push_back({"avx512", &simd::kAvx512GemmI8Ops, &simd::kAvx512QuantOps});
+  return out;
 }
 
 const GgmlType kGemmTypes[] = {GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1,
@@ -259,62 +269,68 @@ float panel_weight(GgmlType t, const uint8_t* panel, int r, int64_t i) {
 }
 
 TEST(GemmI8, PanelsHoldTheDequantisedWeightsBitForBit) {
-  const simd::GemmI8Ops* g = gemm_i8_or_skip();
-  if (!g) GTEST_SKIP() << "no AVX-512 VNNI on this CPU";
-  std::mt19937 rng(41);
-  const int64_t n_in = 512, n = 11;  // a panel of 11 rows: 5 rows of padding
-  for (GgmlType t : kGemmTypes) {
-    const int64_t rb = row_bytes(t, n_in);
-    const std::vector<uint8_t> w = random_weights(t, n_in, n, rb, rng);
-    std::vector<uint8_t> panel(simd::gemm_panel_bytes(t, n_in), 0xAB);
-    const uint8_t* rows[simd::kPanelRows];
-    for (int r = 0; r < n; ++r) rows[r] = w.data() + r * rb;
-    g->pack_panel(t, rows, false, n, n_in, panel.data());
-    std::vector<float> ref(n_in);
-    int bad = 0;
-    for (int r = 0; r < simd::kPanelRows; ++r) {
-      if (r < n) dequantize_row(t, rows[r], ref.data(), n_in);
-      for (int64_t i = 0; i < n_in; ++i) {
-        const float want = r < n ? ref[i] : 0.0f, got = panel_weight(t, panel.data(), r, i);
-        const bool same = r < n ? std::memcmp(&want, &got, 4) == 0 : got == 0.0f;  // padding: +0 or -0
-        if (!same && bad++ < 3)
-          ADD_FAILURE() << traits(t).name << " row " << r << " element " << i << ": " << got << " want " << want;
+  if (gemm_backends().empty()) GTEST_SKIP() << "no AVX2 on this CPU";
+  for (const GemmBackend& be : gemm_backends()) {
+    SCOPED_TRACE(be.name);
+    const simd::GemmI8Ops* g = be.gemm;
+    std::mt19937 rng(41);
+    const int64_t n_in = 512, n = 11;  // a panel of 11 rows: 5 rows of padding
+    for (GgmlType t : kGemmTypes) {
+      const int64_t rb = row_bytes(t, n_in);
+      const std::vector<uint8_t> w = random_weights(t, n_in, n, rb, rng);
+      std::vector<uint8_t> panel(simd::gemm_panel_bytes(t, n_in), 0xAB);
+      const uint8_t* rows[simd::kPanelRows];
+      for (int r = 0; r < n; ++r) rows[r] = w.data() + r * rb;
+      g->pack_panel(t, rows, false, n, n_in, panel.data());
+      std::vector<float> ref(n_in);
+      int bad = 0;
+      for (int r = 0; r < simd::kPanelRows; ++r) {
+        if (r < n) dequantize_row(t, rows[r], ref.data(), n_in);
+        for (int64_t i = 0; i < n_in; ++i) {
+          const float want = r < n ? ref[i] : 0.0f, got = panel_weight(t, panel.data(), r, i);
+          const bool same = r < n ? std::memcmp(&want, &got, 4) == 0 : got == 0.0f;  // padding: +0 or -0
+          if (!same && bad++ < 3)
+            ADD_FAILURE() << traits(t).name << " row " << r << " element " << i << ": " << got << " want " << want;
+        }
       }
-    }
-    if (t == GgmlType::Q4_0 || t == GgmlType::Q5_0) {  // the same panel from the rows' pack_q32_runs layout
-      const std::vector<uint8_t> packed = pack_weights({t, w.data(), n_in, n, rb});
-      for (int r = 0; r < n; ++r) rows[r] = packed.data() + r * rb;
-      std::vector<uint8_t> from_runs(panel.size(), 0xCD);
-      g->pack_panel(t, rows, true, n, n_in, from_runs.data());
-      EXPECT_EQ(from_runs, panel) << traits(t).name << " from pack_q32_runs' layout";
+      if (t == GgmlType::Q4_0 || t == GgmlType::Q5_0) {  // the same panel from the rows' pack_q32_runs layout
+        const std::vector<uint8_t> packed = pack_weights({t, w.data(), n_in, n, rb});
+        for (int r = 0; r < n; ++r) rows[r] = packed.data() + r * rb;
+        std::vector<uint8_t> from_runs(panel.size(), 0xCD);
+        g->pack_panel(t, rows, true, n, n_in, from_runs.data());
+        EXPECT_EQ(from_runs, panel) << traits(t).name << " from pack_q32_runs' layout";
+      }
     }
   }
 }
 
 TEST(GemmI8, QuantisesActivationsAsTheDecodeKernels) {
-  const simd::GemmI8Ops* g = gemm_i8_or_skip();
-  if (!g) GTEST_SKIP() << "no AVX-512 VNNI on this CPU";
-  std::mt19937 rng(43);
-  std::normal_distribution<float> nd(0.0f, 3.0f);
-  const int64_t n_in = 256, rows = 3;
-  std::vector<float> x(rows * n_in);
-  for (float& v : x) v = nd(rng);
-  std::fill(x.begin() + 32, x.begin() + 64, 0.0f);  // an all-zero block
-  std::vector<simd::GemmAct> act(rows * n_in / 32);
-  g->quantize(x.data(), rows, n_in, act.data());
-  std::vector<simd::ActQ8x32> dec(n_in / 32);
-  for (int64_t r = 0; r < rows; ++r) {
-    simd::kAvx512QuantOps.quantize_act(simd::ActKind::kQ8x32, &x[r * n_in], dec.data(), n_in);
-    for (int64_t b = 0; b < n_in / 32; ++b) {
-      const simd::GemmAct& a = act[r * n_in / 32 + b];
-      EXPECT_EQ(a.d, dec[b].d);
-      EXPECT_EQ(std::memcmp(a.qs, dec[b].qs, 32), 0) << "row " << r << " block " << b;
-      int s0 = 0, s1 = 0;
-      for (int j = 0; j < 16; ++j) s0 += a.qs[j], s1 += a.qs[16 + j];
-      EXPECT_EQ(a.s16[0], s0);
-      EXPECT_EQ(a.s16[1], s1);
-      EXPECT_EQ(a.s32, s0 + s1);
-      EXPECT_EQ(a.m, a.d * (float)(s0 + s1));
+  if (gemm_backends().empty()) GTEST_SKIP() << "no AVX2 on this CPU";
+  for (const GemmBackend& be : gemm_backends()) {
+    SCOPED_TRACE(be.name);
+    const simd::GemmI8Ops* g = be.gemm;
+    std::mt19937 rng(43);
+    std::normal_distribution<float> nd(0.0f, 3.0f);
+    const int64_t n_in = 256, rows = 3;
+    std::vector<float> x(rows * n_in);
+    for (float& v : x) v = nd(rng);
+    std::fill(x.begin() + 32, x.begin() + 64, 0.0f);  // an all-zero block
+    std::vector<simd::GemmAct> act(rows * n_in / 32);
+    g->quantize(x.data(), rows, n_in, act.data());
+    std::vector<simd::ActQ8x32> dec(n_in / 32);
+    for (int64_t r = 0; r < rows; ++r) {
+      be.quant->quantize_act(simd::ActKind::kQ8x32, &x[r * n_in], dec.data(), n_in);
+      for (int64_t b = 0; b < n_in / 32; ++b) {
+        const simd::GemmAct& a = act[r * n_in / 32 + b];
+        EXPECT_EQ(a.d, dec[b].d);
+        EXPECT_EQ(std::memcmp(a.qs, dec[b].qs, 32), 0) << "row " << r << " block " << b;
+        int s0 = 0, s1 = 0;
+        for (int j = 0; j < 16; ++j) s0 += a.qs[j], s1 += a.qs[16 + j];
+        EXPECT_EQ(a.s16[0], s0);
+        EXPECT_EQ(a.s16[1], s1);
+        EXPECT_EQ(a.s32, s0 + s1);
+        EXPECT_EQ(a.m, a.d * (float)(s0 + s1));
+      }
     }
   }
 }
@@ -322,34 +338,37 @@ TEST(GemmI8, QuantisesActivationsAsTheDecodeKernels) {
 TEST(GemmI8, KernelGivesTheReferenceBitForBit) {
   // Row counts 1..9 cover the kernel's four-row passes and every remainder; 37 and 48 columns an odd panel count
   // with a masked last panel, and whole panels; ldy past n_cols must stay untouched.
-  const simd::GemmI8Ops* g = gemm_i8_or_skip();
-  if (!g) GTEST_SKIP() << "no AVX-512 VNNI on this CPU";
-  std::mt19937 rng(47);
-  const int64_t n_in = 512;
-  for (GgmlType t : kGemmTypes)
-    for (int64_t n_cols : {37, 48}) {
-      const int64_t rb = row_bytes(t, n_in), n_panels = (n_cols + 15) / 16, ldy = n_cols + 3;
-      const std::vector<uint8_t> w = random_weights(t, n_in, n_cols, rb, rng);
-      std::vector<uint8_t> panels(n_panels * simd::gemm_panel_bytes(t, n_in));
-      for (int64_t p = 0; p < n_panels; ++p) {
-        const uint8_t* rows[simd::kPanelRows];
-        const int n = (int)std::min<int64_t>(16, n_cols - 16 * p);
-        for (int r = 0; r < n; ++r) rows[r] = w.data() + (16 * p + r) * rb;
-        g->pack_panel(t, rows, false, n, n_in, panels.data() + p * simd::gemm_panel_bytes(t, n_in));
+  if (gemm_backends().empty()) GTEST_SKIP() << "no AVX2 on this CPU";
+  for (const GemmBackend& be : gemm_backends()) {
+    SCOPED_TRACE(be.name);
+    const simd::GemmI8Ops* g = be.gemm;
+    std::mt19937 rng(47);
+    const int64_t n_in = 512;
+    for (GgmlType t : kGemmTypes)
+      for (int64_t n_cols : {37, 48}) {
+        const int64_t rb = row_bytes(t, n_in), n_panels = (n_cols + 15) / 16, ldy = n_cols + 3;
+        const std::vector<uint8_t> w = random_weights(t, n_in, n_cols, rb, rng);
+        std::vector<uint8_t> panels(n_panels * simd::gemm_panel_bytes(t, n_in));
+        for (int64_t p = 0; p < n_panels; ++p) {
+          const uint8_t* rows[simd::kPanelRows];
+          const int n = (int)std::min<int64_t>(16, n_cols - 16 * p);
+          for (int r = 0; r < n; ++r) rows[r] = w.data() + (16 * p + r) * rb;
+          g->pack_panel(t, rows, false, n, n_in, panels.data() + p * simd::gemm_panel_bytes(t, n_in));
+        }
+        std::normal_distribution<float> nd(0.0f, 1.0f);
+        std::vector<float> x(9 * n_in);
+        for (float& v : x) v = nd(rng);
+        std::vector<simd::GemmAct> act(9 * n_in / 32);
+        g->quantize(x.data(), 9, n_in, act.data());
+        for (int64_t n_rows = 1; n_rows <= 9; ++n_rows) {
+          std::vector<float> got(n_rows * ldy, -7.0f), want(n_rows * ldy, -7.0f);
+          g->gemm(t, panels.data(), n_panels, n_cols, n_in, act.data(), n_rows, got.data(), ldy);
+          simd::gemm_i8_reference(t, panels.data(), n_panels, n_cols, n_in, act.data(), n_rows, want.data(), ldy);
+          EXPECT_EQ(std::memcmp(got.data(), want.data(), 4 * got.size()), 0)
+              << traits(t).name << " rows " << n_rows << " cols " << n_cols;
+        }
       }
-      std::normal_distribution<float> nd(0.0f, 1.0f);
-      std::vector<float> x(9 * n_in);
-      for (float& v : x) v = nd(rng);
-      std::vector<simd::GemmAct> act(9 * n_in / 32);
-      g->quantize(x.data(), 9, n_in, act.data());
-      for (int64_t n_rows = 1; n_rows <= 9; ++n_rows) {
-        std::vector<float> got(n_rows * ldy, -7.0f), want(n_rows * ldy, -7.0f);
-        g->gemm(t, panels.data(), n_panels, n_cols, n_in, act.data(), n_rows, got.data(), ldy);
-        simd::gemm_i8_reference(t, panels.data(), n_panels, n_cols, n_in, act.data(), n_rows, want.data(), ldy);
-        EXPECT_EQ(std::memcmp(got.data(), want.data(), 4 * got.size()), 0)
-            << traits(t).name << " rows " << n_rows << " cols " << n_cols;
-      }
-    }
+  }
 }
 
 TEST(Matmul, RejectsBadInput) {

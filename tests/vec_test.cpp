@@ -182,6 +182,7 @@ TEST(Vec, EveryBackendTableIsComplete) {
   EXPECT_TRUE(all_set(simd::kScalarQuantOps));
   EXPECT_TRUE(all_set(simd::kAvx2QuantOps));
   EXPECT_TRUE(all_set(simd::kAvx512QuantOps));
+  EXPECT_TRUE(all_set(simd::kAvx2GemmI8Ops));
   EXPECT_TRUE(all_set(simd::kAvx512GemmI8Ops));
 }
 

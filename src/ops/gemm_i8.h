@@ -5,7 +5,8 @@
 // Q6_K 32), or w = ws * u - wm for the types with a min per block (Q4_1, Q5_1, Q4_K, Q5_K). An activation block of
 // 32 is x ~= d * q (int8 q, as the decode kernels quantise it). Then one weight block times one activation block is
 // d * ws * (sum(u q) - o sum(q)), the bracket an exact int32, or d * ws * sum(u q) - wm * d * sum(q): the VNNI
-// kernel takes sum(u q) for 16 weight rows at once with vpdpbusd (u8 x s8 -> s32), with no horizontal sums.
+// kernel takes sum(u q) for 16 weight rows at once with vpdpbusd (u8 x s8 -> s32), with no horizontal sums; the AVX2
+// kernel gets the same exact sums from maddubs and madd.
 #pragma once
 #include <cstdint>
 
@@ -36,7 +37,7 @@ struct GemmAct {
 };
 static_assert(sizeof(GemmAct) == 48);
 
-// The backend's int8 GEMM (gemm_i8_avx512.cpp), or none.
+// A backend's int8 GEMM (gemm_i8_avx2.cpp, gemm_i8_avx512.cpp).
 struct GemmI8Ops {
   // Weight rows rows[0..n) (n <= 16, n_in elements; in the GGUF layout, or for Q4_0/Q5_0 with q32_runs in
   // pack_q32_runs' layout) into one panel; rows past n get zero quants and scales.
@@ -48,6 +49,7 @@ struct GemmI8Ops {
   void (*gemm)(GgmlType t, const uint8_t* panels, int64_t n_panels, int64_t n_cols, int64_t n_in, const GemmAct* act,
                int64_t n_rows, float* y, int64_t ldy);
 };
+extern const GemmI8Ops kAvx2GemmI8Ops;
 extern const GemmI8Ops kAvx512GemmI8Ops;
 
 // The same arithmetic as the backend's gemm in plain C++, one output at a time (a test reference).

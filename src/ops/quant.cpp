@@ -96,7 +96,16 @@ const QuantOps& quant_ops() {
   return kScalarQuantOps;
 }
 
-const GemmI8Ops* gemm_i8_ops() { return active() == Backend::kAvx512 ? &kAvx512GemmI8Ops : nullptr; }
+const GemmI8Ops* gemm_i8_ops() {
+  switch (active()) {
+    case Backend::kAvx2:
+      return &kAvx2GemmI8Ops;
+    case Backend::kAvx512:
+      return &kAvx512GemmI8Ops;
+    default:
+      return nullptr;
+  }
+}
 
 const VecOps& avx512_vec_ops() {
   static const VecOps table = [] {
