@@ -93,18 +93,9 @@ void gemm_panels(const uint8_t* panels, int64_t n_panels, int64_t n_cols, int64_
 
 void gemm(GgmlType t, const uint8_t* panels, int64_t n_panels, int64_t n_cols, int64_t n_in, const GemmAct* act,
           int64_t n_rows, float* y, int64_t ldy) {
-  switch (gemm_offset(t)) {
-    case 0:
-      return gemm_panels<32, 0>(panels, n_panels, n_cols, n_in, act, n_rows, y, ldy);
-    case 8:
-      return gemm_panels<32, 8>(panels, n_panels, n_cols, n_in, act, n_rows, y, ldy);
-    case 16:
-      return gemm_panels<32, 16>(panels, n_panels, n_cols, n_in, act, n_rows, y, ldy);
-    case 128:
-      return gemm_panels<32, 128>(panels, n_panels, n_cols, n_in, act, n_rows, y, ldy);
-    default:  // Q6_K
-      return gemm_panels<16, 32>(panels, n_panels, n_cols, n_in, act, n_rows, y, ldy);
-  }
+  with_block_and_offset(t, [&](auto kb, auto o) {
+    gemm_panels<decltype(kb)::value, decltype(o)::value>(panels, n_panels, n_cols, n_in, act, n_rows, y, ldy);
+  });
 }
 
 }  // namespace

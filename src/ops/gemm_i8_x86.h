@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 
 #include "ops/f16.h"
 #include "ops/gemm_i8.h"
@@ -166,6 +167,25 @@ void quantize(const float* x, int64_t n_rows, int64_t n_in, GemmAct* act) {
     a.s32 = a.s16[0] + a.s16[1];
     a.d = mx / 127.0f;
     a.m = a.d * (float)a.s32;
+  }
+}
+
+// Calls fn(kb, o) with t's panel block width and fixed offset (gemm_block, gemm_offset) as std::integral_constants,
+// so that a kernel can take them as template arguments.
+template <class Fn>
+void with_block_and_offset(GgmlType t, Fn&& fn) {
+  using std::integral_constant;
+  switch (gemm_offset(t)) {
+    case 0:
+      return fn(integral_constant<int, 32>{}, integral_constant<int, 0>{});
+    case 8:
+      return fn(integral_constant<int, 32>{}, integral_constant<int, 8>{});
+    case 16:
+      return fn(integral_constant<int, 32>{}, integral_constant<int, 16>{});
+    case 128:
+      return fn(integral_constant<int, 32>{}, integral_constant<int, 128>{});
+    default:  // Q6_K
+      return fn(integral_constant<int, 16>{}, integral_constant<int, 32>{});
   }
 }
 
