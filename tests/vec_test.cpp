@@ -272,6 +272,40 @@ TEST(Vec, GroupScoresAndAccumulateMatchDoubleReference) {
   }
 }
 
+TEST(Vec, GroupScoresGiveTheSameBitsForAnyHeadCount) {
+  // A head's scores must not depend on how many heads share its call: with 6 or more heads the AVX-512 backend
+  // takes its column kernel, with one its row kernel, and the two must add in the same order (a different order
+  // moves near-tied argmaxes in the model tests). Every backend, the 16-row block's edges, head widths the column
+  // kernel takes and does not (8 mod 16, over 128), f32 and f16 keys.
+  std::mt19937 rng(12);
+  constexpr int kLd = 80;
+  for (simd::Backend b : backends()) {
+    BackendGuard g(b);
+    const simd::VecOps& ops = simd::vec_ops();
+    for (int hd : {8, 16, 24, 40, 48, 64, 128, 136, 144})
+      for (int n_q : {6, 7, 8, 11, 14})
+        for (int nv : {1, 15, 16, 17, 33, 70})
+          for (bool f16 : {false, true}) {
+            const int64_t rows = 90;
+            const auto q = randv((int64_t)n_q * hd, rng), kf = randv(rows * hd, rng);
+            const auto kh = to_half(kf);
+            const void* keys = f16 ? (const void*)kh.data() : kf.data();
+            std::vector<int64_t> idx(nv);
+            for (int j = 0; j < nv; ++j) idx[j] = (j * 11 + 5) % rows;
+            std::vector<float> all((size_t)n_q * kLd, 0.0f), one(kLd, 0.0f);
+            ops.group_scores(q.data(), n_q, hd, 0.125f, keys, f16, idx.data(), nv, all.data(), kLd);
+            for (int h = 0; h < n_q; ++h) {
+              ops.group_scores(q.data() + (int64_t)h * hd, 1, hd, 0.125f, keys, f16, idx.data(), nv, one.data(), kLd);
+              for (int j = 0; j < nv; ++j)
+                ASSERT_EQ(std::memcmp(&all[h * kLd + j], &one[j], sizeof(float)), 0)
+                    << all[h * kLd + j] << " vs " << one[j] << ": hd " << hd << " n_q " << n_q << " head " << h
+                    << " row " << j << " f16 " << f16 << " " << simd::backend_name(b);
+              for (int j = nv; j < kLd; ++j) ASSERT_EQ(all[h * kLd + j], 0.0f) << "score written past nv";
+            }
+          }
+  }
+}
+
 TEST(Vec, NextAtLeastFindsTheFirstQualifyingIndex) {
   std::mt19937 rng(10);
   for (simd::Backend b : backends()) {
