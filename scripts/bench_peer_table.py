@@ -125,6 +125,9 @@ def collect(raw):
             )
     cpath = os.path.join(raw, "commands.txt")
     commands = [c for c in open(cpath).read().splitlines() if c] if os.path.exists(cpath) else []
+    if model is None:  # no llama-bench output (--llama-batched-only): the model path from the first command
+        words = commands[0].split() if commands else []
+        model = words[words.index("-m") + 1] if "-m" in words[:-1] else None
     npath = os.path.join(raw, "llama-build.txt")
     build_note = open(npath).read().strip() if os.path.exists(npath) else ""
     return {
@@ -181,20 +184,27 @@ def machine():
             "loadavg_at_table_time": load, "date": time.strftime("%Y-%m-%d %H:%M %Z")}
 
 
+def sources(res):
+    if any("/llama-bench " in c for c in res["commands"]):
+        return ("llama.cpp sources: llama-bench (prefill at the shortest length, mean ± stddev; batch-1 decode at "
+                "depth L after an L-token prompt, as ours), llama-batched-bench -pps -no-kvu (prefill at longer "
+                "lengths, batched decode).")
+    return ("llama.cpp sources: llama-batched-bench -pps -no-kvu alone (bench-peer --llama-batched-only): prefill "
+            "(the mean over its batch sizes, one prefill each) and decode at every batch size, batch 1 included.")
+
+
 def markdown(res):
     m = res["machine"]
     text = [
         f"llama.cpp vs shadowkv on {os.path.basename(res['model'] or '?')}, {res['decode_tokens']} decode tokens, "
         f"{m['date']}, {m['cpu']} ({m['cores']} cores; load average {m['loadavg_at_table_time']} when the table was "
-        f"written). llama.cpp's KV cache: {res['llama_cpp_kv_type']} (its default); shadowkv's policies: "
+        f"written). llama.cpp's KV cache: {res['llama_cpp_kv_type'] or 'f16/f16'} (its default); shadowkv's policies: "
         + ", ".join(f"`{p}` " + (f"`{a}`" if a else "(defaults)") for p, a in res["policy_args"].items()) + "."
         + (" Every engine command ran under `chrt -f 10` (--rt)." if any(c.startswith("chrt ") for c in res["commands"])
            else " Without --rt: other jobs on the machine may have set the pace.")
         + (f" {res['llama_cpp_build_note']}" if res.get("llama_cpp_build_note") else ""),
         "",
-        "The engines ran one after the other; ratios > 1: shadowkv is faster. llama.cpp sources: llama-bench "
-        "(prefill at the shortest length, mean ± stddev; batch-1 decode at depth L after an L-token prompt, as ours), "
-        "llama-batched-bench -pps -no-kvu (prefill at longer lengths, batched decode). Batched decode is the total "
+        "The engines ran one after the other; ratios > 1: shadowkv is faster. " + sources(res) + " Batched decode is the total "
         "over all sequences. Where llama.cpp ran with more than one flash-attention setting (bench-peer --llama-fa), "
         "each row takes its faster one, named in the cell.",
         "",
