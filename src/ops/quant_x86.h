@@ -445,6 +445,7 @@ inline __attribute__((always_inline)) void packed_run(const uint8_t* p, int64_t 
       for (int r = 0; r < NR; ++r) {
         const int8_t* x = act_row<ActQ8x32x8>(act, as, r)[j].qs + 32 * h;
         for (int m = 0; m < kQuadsAtOnce; ++m) v[r] = q8_dot_acc(v[r], w[m], loadu(x + 32 * m));
+        if constexpr (NR > 1) asm("" : "+x"(v[r]));  // a running sum (the q32_add_vectors note)
       }
     }
     const __m256 dw = PackedQ8Scales{p, k}.scales(j, t);
@@ -641,6 +642,19 @@ struct PackedQ32Row {
       u[7] = _mm256_or_si256(u[7], _mm256_and_si256(_mm256_srli_epi16(h, 3), b4));
     }
   }
+  // Vector m of quants(j, t, u) alone, so a caller can keep one unpacked vector in registers at a time.
+  template <int M>
+  __m256i quant(int64_t j, int t) const {
+    const uint8_t* run = w + kRunBytes * j;
+    const __m256i v = load_lanes(run + packed_q32_plane(t, M / 2), t), m4 = _mm256_set1_epi8(0x0F);
+    __m256i u = _mm256_and_si256(M % 2 ? _mm256_srli_epi16(v, 4) : v, m4);
+    if constexpr (T == GgmlType::Q5_0) {
+      const __m256i h = load_lanes(run + packed_q32_plane(t, 4), t);
+      const __m256i hm = M < 4 ? _mm256_slli_epi16(h, 4 - M) : M > 4 ? _mm256_srli_epi16(h, M - 4) : h;
+      u = _mm256_or_si256(u, _mm256_and_si256(hm, _mm256_set1_epi8(0x10)));
+    }
+    return u;
+  }
 };
 
 // One Q4_0/Q5_0 row in the GGUF layout.
@@ -685,6 +699,39 @@ void dequantize_packed(GgmlType t, const uint8_t* packed, float* y, int64_t n) {
   if (t == GgmlType::Q4_0) return dequantize_runs<GgmlType::Q4_0>(packed, y, n);
   if (t == GgmlType::Q5_0) return dequantize_runs<GgmlType::Q5_0>(packed, y, n);
   kScalarQuantOps.dequantize_packed(t, packed, y, n);
+}
+
+// q32_run (below) for the packed layout, vector by vector: each unpacked vector meets every row before the next is unpacked, so the
+// rows' int32 sums, not eight unpacked vectors, stay in registers (AVX2's 16 registers no longer spill the
+// accumulators to the stack). Integer sums are exact in any order: the same bits as q32_run below.
+template <GgmlType T, int NR, int M = 0>
+inline __attribute__((always_inline)) void q32_add_vectors(const PackedQ32Row<T>& row, int64_t j, int t,
+                                                           const ActQ8x32x8* const* a, __m256i* v) {
+  const __m256i u = row.template quant<M>(j, t);
+#pragma GCC unroll 8
+  for (int r = 0; r < NR; ++r) {
+    v[r] = u8_dot_acc(v[r], u, loadu(a[r]->qs + 32 * M));
+    // A running sum: GCC otherwise keeps a row's eight products apart to sum them at the end, and spills them.
+    if constexpr (NR > 1) asm("" : "+x"(v[r]));
+  }
+  if constexpr (M < 7) q32_add_vectors<T, NR, M + 1>(row, j, t, a, v);
+}
+
+template <GgmlType T, int NR>
+inline __attribute__((always_inline)) void q32_run(const PackedQ32Row<T>& row, int64_t j, int t, const void* act,
+                                                   int64_t as, __m256* acc) {
+  const ActQ8x32x8* a[NR];
+  __m256i v[NR];
+  for (int r = 0; r < NR; ++r) {
+    a[r] = &act_row<ActQ8x32x8>(act, as, r)[j];
+    v[r] = _mm256_setzero_si256();
+  }
+  q32_add_vectors<T, NR>(row, j, t, a, v);
+  const __m256 dw = row.scales(j, t);
+  for (int r = 0; r < NR; ++r) {
+    const __m256i s = _mm256_sub_epi32(v[r], _mm256_srai_epi32(loadu(a[r]->offset), T == GgmlType::Q4_0 ? 4 : 3));
+    acc[r] = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_loadu_ps(a[r]->d)), _mm256_cvtepi32_ps(s), acc[r]);
+  }
 }
 
 // Adds run j (t blocks) of one Q4_0/Q5_0 row in layout R, against NR kQ8x32x8i activation rows, to acc[0..NR).
@@ -803,6 +850,7 @@ void dot_k45(const uint8_t* w, const void* act, int64_t as, int64_t nb, float* o
         const __m256i plo = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, loadu(a[r][i].qs + 64 * c)), slo);
         const __m256i phi = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, loadu(a[r][i].qs + 64 * c + 32)), shi);
         isum[r] = _mm256_add_epi32(isum[r], _mm256_add_epi32(plo, phi));
+        if constexpr (NR > 1) asm("" : "+x"(isum[r]));  // a running sum (the q32_add_vectors note)
       }
     }
     for (int r = 0; r < NR; ++r)
@@ -841,6 +889,7 @@ void dot_q6_k(const uint8_t* w, const void* act, int64_t as, int64_t nb, float* 
         for (int r = 0; r < NR; ++r) {
           const __m256i p = _mm256_maddubs_epi16(q[k], loadu(a[r][i].qs + 128 * h + 32 * k));
           isum[r] = _mm256_add_epi32(isum[r], _mm256_madd_epi16(p, scv));
+          if constexpr (NR > 1) asm("" : "+x"(isum[r]));  // a running sum (the q32_add_vectors note)
         }
       }
     }
