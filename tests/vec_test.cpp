@@ -114,6 +114,26 @@ TEST(Vec, HalfConversionsBitExact) {
   }
 }
 
+TEST(Vec, Int8RowsScaleExactly) {
+  // y = scale * x is one rounding per element, so every backend gives the scalar bits; all 256 values, and lengths
+  // with and without a vector tail.
+  std::vector<int8_t> x(256 + 13);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = (int8_t)(i * 37 + 11);
+  for (float scale : {0.0123456f, -3.75e-3f, 1.0f}) {
+    std::vector<float> want(x.size());
+    for (size_t i = 0; i < x.size(); ++i) want[i] = scale * (float)x[i];
+    for (simd::Backend b : backends()) {
+      BackendGuard g(b);
+      for (int64_t n : {(int64_t)0, (int64_t)5, (int64_t)8, (int64_t)x.size()}) {
+        std::vector<float> y(x.size() + 1, 7.0f);
+        i8_to_f32_row(x.data(), scale, y.data(), n);
+        for (int64_t i = 0; i < n; ++i) ASSERT_EQ(y[i], want[i]) << i << " of " << n << " on " << simd::backend_name(b);
+        EXPECT_EQ(y[n], 7.0f) << "wrote past n = " << n << " on " << simd::backend_name(b);
+      }
+    }
+  }
+}
+
 TEST(Vec, RmsNorm) {
   std::mt19937 rng(6);
   for (simd::Backend b : backends()) {

@@ -132,6 +132,8 @@ struct VecOps {
   void (*scale_f32)(float alpha, float* y, int64_t n);
   void (*f32_to_f16)(const float* x, uint16_t* y, int64_t n);
   void (*f16_to_f32)(const uint16_t* x, float* y, int64_t n);
+  // y[i] = scale * x[i] (int8 rows with one scale, e.g. ShadowKV's q8 factor rows); one rounding, so exact alike.
+  void (*i8_to_f32)(const int8_t* x, float scale, float* y, int64_t n);
   float (*sum_sq)(const float* x, int64_t n);
   // gate[i] = act(gate[i]) * up[i], act = GELU (tanh form) if gelu else SiLU.
   void (*glu)(bool gelu, float* gate, const float* up, int64_t n);

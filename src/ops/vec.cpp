@@ -39,6 +39,10 @@ void f32_to_f16_s(const float* x, uint16_t* y, int64_t n) {
 void f16_to_f32_s(const uint16_t* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = f16_to_f32(x[i]);
 }
+
+void i8_to_f32_s(const int8_t* x, float scale, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = scale * (float)x[i];
+}
 float sum_sq_s(const float* x, int64_t n) {
   double s = 0.0;
   for (int64_t i = 0; i < n; ++i) s += (double)x[i] * x[i];
@@ -133,10 +137,10 @@ void rope_rows_s(float* x, int n_rows, int64_t row_stride, int half, bool neox, 
 
 }  // namespace
 
-const VecOps kScalarVecOps{dot_f32_s,       dot_f16_s,      axpy_f32_s,         axpy_f16_s,
-                           scale_f32_s,     f32_to_f16_s,   f16_to_f32_s,       sum_sq_s,
-                           glu_s,           group_scores_s, group_accumulate_s, next_at_least_s,
-                           exp_shift_sum_s, max_f32_s,      panel_scores_s,     rope_rows_s};
+const VecOps kScalarVecOps{dot_f32_s,      dot_f16_s,          axpy_f32_s,      axpy_f16_s,      scale_f32_s,
+                           f32_to_f16_s,   f16_to_f32_s,       i8_to_f32_s,     sum_sq_s,        glu_s,
+                           group_scores_s, group_accumulate_s, next_at_least_s, exp_shift_sum_s, max_f32_s,
+                           panel_scores_s, rope_rows_s};
 
 }  // namespace simd
 
@@ -147,6 +151,7 @@ void axpy_f16(float alpha, const uint16_t* x, float* y, int64_t n) { simd::vec_o
 void scale_f32(float alpha, float* y, int64_t n) { simd::vec_ops().scale_f32(alpha, y, n); }
 void f32_to_f16_row(const float* x, uint16_t* y, int64_t n) { simd::vec_ops().f32_to_f16(x, y, n); }
 void f16_to_f32_row(const uint16_t* x, float* y, int64_t n) { simd::vec_ops().f16_to_f32(x, y, n); }
+void i8_to_f32_row(const int8_t* x, float scale, float* y, int64_t n) { simd::vec_ops().i8_to_f32(x, scale, y, n); }
 void glu_f32(bool gelu, float* gate, const float* up, int64_t n) { simd::vec_ops().glu(gelu, gate, up, n); }
 float exp_shift_sum(float* x, int64_t n, float m) { return simd::vec_ops().exp_shift_sum(x, n, m); }
 float max_f32(const float* x, int64_t n) { return simd::vec_ops().max_f32(x, n); }

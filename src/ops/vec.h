@@ -11,6 +11,7 @@ void axpy_f16(float alpha, const uint16_t* x, float* y, int64_t n);  // y += alp
 void scale_f32(float alpha, float* y, int64_t n);                    // y *= alpha
 void f32_to_f16_row(const float* x, uint16_t* y, int64_t n);
 void f16_to_f32_row(const uint16_t* x, float* y, int64_t n);
+void i8_to_f32_row(const int8_t* x, float scale, float* y, int64_t n);  // y = scale * x
 // Gated feed-forward activation: gate = act(gate) * up, act = GELU (tanh approximation) or SiLU.
 void glu_f32(bool gelu, float* gate, const float* up, int64_t n);
 // The first i in [from, n) with x[i] >= t, or n (NaN never qualifies).

@@ -83,6 +83,16 @@ void f16_to_f32(const uint16_t* x, float* y, int64_t n) {
   for (; i < n; ++i) y[i] = shadowkv::f16_to_f32(x[i]);
 }
 
+void i8_to_f32(const int8_t* x, float scale, float* y, int64_t n) {
+  const __m256 s = _mm256_set1_ps(scale);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256i v = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i*)(x + i)));
+    _mm256_storeu_ps(y + i, _mm256_mul_ps(s, _mm256_cvtepi32_ps(v)));
+  }
+  for (; i < n; ++i) y[i] = scale * (float)x[i];
+}
+
 float sum_sq(const float* x, int64_t n) {
   __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
   int64_t i = 0;
@@ -396,8 +406,8 @@ void rope_rows(float* x, int n_rows, int64_t row_stride, int half, bool neox, co
 
 }  // namespace
 
-const VecOps kAvx2VecOps{dot_f32,       dot_f16, axpy_f32,     axpy_f16,     scale_f32,        f32_to_f16,
-                         f16_to_f32,    sum_sq,  glu,          group_scores, group_accumulate, next_at_least,
-                         exp_shift_sum, max_f32, panel_scores, rope_rows};
+const VecOps kAvx2VecOps{dot_f32,       dot_f16,       axpy_f32, axpy_f16,     scale_f32,    f32_to_f16,
+                         f16_to_f32,    i8_to_f32,     sum_sq,   glu,          group_scores, group_accumulate,
+                         next_at_least, exp_shift_sum, max_f32,  panel_scores, rope_rows};
 
 }  // namespace shadowkv::simd

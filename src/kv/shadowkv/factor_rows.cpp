@@ -40,11 +40,8 @@ void FactorRows::read(int64_t first, int64_t n, float* out) const {
   } else if (type_ == FactorType::F16) {
     f16_to_f32_row(h_.data() + off, out, (int64_t)count);
   } else {
-    for (int64_t r = 0; r < n; ++r) {
-      const int8_t* q = q_.data() + off + (size_t)r * width_;
-      const float s = scale_[first + r];
-      for (int j = 0; j < width_; ++j) out[r * width_ + j] = s * (float)q[j];
-    }
+    for (int64_t r = 0; r < n; ++r)
+      i8_to_f32_row(q_.data() + off + (size_t)r * width_, scale_[first + r], out + r * width_, width_);
   }
 }
 
