@@ -12,6 +12,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -24,6 +25,20 @@ inline float half(const uint8_t* p) {
   uint16_t h;
   std::memcpy(&h, p, 2);
   return _cvtsh_ss(h);
+}
+
+// Running int32 sums in the dot kernels below kept as running sums (an empty asm per update): with AVX2's 16 vector
+// registers, GCC otherwise keeps each row's products apart to add them at the end, and spills them to the stack
+// (Quant/batch8 in README session 37). The AVX-512 build, with 32 registers and not measured with it, keeps the
+// compiler's schedule.
+#ifdef __AVX512F__
+constexpr bool kPinSums = false;
+#else
+constexpr bool kPinSums = true;
+#endif
+template <int NR>
+inline void pin_sum(__m256i& v) {
+  if constexpr (NR > 1 && kPinSums) asm("" : "+x"(v));
 }
 
 // Keeps the compiler from contracting a product and a following add into one FMA (that would change the bits).
@@ -445,7 +460,7 @@ inline __attribute__((always_inline)) void packed_run(const uint8_t* p, int64_t 
       for (int r = 0; r < NR; ++r) {
         const int8_t* x = act_row<ActQ8x32x8>(act, as, r)[j].qs + 32 * h;
         for (int m = 0; m < kQuadsAtOnce; ++m) v[r] = q8_dot_acc(v[r], w[m], loadu(x + 32 * m));
-        if constexpr (NR > 1) asm("" : "+x"(v[r]));  // a running sum (the q32_add_vectors note)
+        pin_sum<NR>(v[r]);
       }
     }
     const __m256 dw = PackedQ8Scales{p, k}.scales(j, t);
@@ -701,9 +716,9 @@ void dequantize_packed(GgmlType t, const uint8_t* packed, float* y, int64_t n) {
   kScalarQuantOps.dequantize_packed(t, packed, y, n);
 }
 
-// q32_run (below) for the packed layout, vector by vector: each unpacked vector meets every row before the next is unpacked, so the
-// rows' int32 sums, not eight unpacked vectors, stay in registers (AVX2's 16 registers no longer spill the
-// accumulators to the stack). Integer sums are exact in any order: the same bits as q32_run below.
+// q32_run (below) for the packed layout on AVX2, vector by vector: each unpacked vector meets every row before the
+// next is unpacked, so the rows' int32 sums stay in registers rather than eight unpacked vectors (80 stack
+// references in the 4-row kernel before, 20 after). Integer sums are exact in any order: q32_run's bits.
 template <GgmlType T, int NR, int M = 0>
 inline __attribute__((always_inline)) void q32_add_vectors(const PackedQ32Row<T>& row, int64_t j, int t,
                                                            const ActQ8x32x8* const* a, __m256i* v) {
@@ -711,15 +726,14 @@ inline __attribute__((always_inline)) void q32_add_vectors(const PackedQ32Row<T>
 #pragma GCC unroll 8
   for (int r = 0; r < NR; ++r) {
     v[r] = u8_dot_acc(v[r], u, loadu(a[r]->qs + 32 * M));
-    // A running sum: GCC otherwise keeps a row's eight products apart to sum them at the end, and spills them.
-    if constexpr (NR > 1) asm("" : "+x"(v[r]));
+    pin_sum<NR>(v[r]);
   }
   if constexpr (M < 7) q32_add_vectors<T, NR, M + 1>(row, j, t, a, v);
 }
 
 template <GgmlType T, int NR>
-inline __attribute__((always_inline)) void q32_run(const PackedQ32Row<T>& row, int64_t j, int t, const void* act,
-                                                   int64_t as, __m256* acc) {
+inline __attribute__((always_inline)) void q32_run_by_vector(const PackedQ32Row<T>& row, int64_t j, int t,
+                                                             const void* act, int64_t as, __m256* acc) {
   const ActQ8x32x8* a[NR];
   __m256i v[NR];
   for (int r = 0; r < NR; ++r) {
@@ -760,7 +774,10 @@ template <GgmlType T, int NR, class R>
 inline void dot_q32_row(const R& row, const void* act, int64_t as, int64_t nb, float* out) {
   sum_runs<NR>(
       nb, out, [&](int64_t j, int t, __m256* acc) __attribute__((always_inline)) {
-        q32_run<T, NR>(row, j, t, act, as, acc);
+        if constexpr (kPinSums && std::is_same_v<R, PackedQ32Row<T>>)
+          q32_run_by_vector<T, NR>(row, j, t, act, as, acc);
+        else
+          q32_run<T, NR>(row, j, t, act, as, acc);
       });
 }
 
@@ -850,7 +867,7 @@ void dot_k45(const uint8_t* w, const void* act, int64_t as, int64_t nb, float* o
         const __m256i plo = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, loadu(a[r][i].qs + 64 * c)), slo);
         const __m256i phi = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, loadu(a[r][i].qs + 64 * c + 32)), shi);
         isum[r] = _mm256_add_epi32(isum[r], _mm256_add_epi32(plo, phi));
-        if constexpr (NR > 1) asm("" : "+x"(isum[r]));  // a running sum (the q32_add_vectors note)
+        pin_sum<NR>(isum[r]);
       }
     }
     for (int r = 0; r < NR; ++r)
@@ -889,7 +906,7 @@ void dot_q6_k(const uint8_t* w, const void* act, int64_t as, int64_t nb, float* 
         for (int r = 0; r < NR; ++r) {
           const __m256i p = _mm256_maddubs_epi16(q[k], loadu(a[r][i].qs + 128 * h + 32 * k));
           isum[r] = _mm256_add_epi32(isum[r], _mm256_madd_epi16(p, scv));
-          if constexpr (NR > 1) asm("" : "+x"(isum[r]));  // a running sum (the q32_add_vectors note)
+          pin_sum<NR>(isum[r]);
         }
       }
     }

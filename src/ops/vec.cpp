@@ -43,6 +43,7 @@ void f16_to_f32_s(const uint16_t* x, float* y, int64_t n) {
 void i8_to_f32_s(const int8_t* x, float scale, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = scale * (float)x[i];
 }
+
 float sum_sq_s(const float* x, int64_t n) {
   double s = 0.0;
   for (int64_t i = 0; i < n; ++i) s += (double)x[i] * x[i];
