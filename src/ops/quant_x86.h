@@ -27,10 +27,10 @@ inline float half(const uint8_t* p) {
   return _cvtsh_ss(h);
 }
 
-// Running int32 sums in the dot kernels below kept as running sums (an empty asm per update): with AVX2's 16 vector
-// registers, GCC otherwise keeps each row's products apart to add them at the end, and spills them to the stack
-// (Quant/batch8 in README session 37). The AVX-512 build, with 32 registers and not measured with it, keeps the
-// compiler's schedule.
+// An empty asm after each update of a row's int32 sum in the dot kernels below keeps it a running sum: with AVX2's
+// 16 vector registers, GCC otherwise keeps a row's products apart to add them at the end, and spills them to the
+// stack (Quant/batch8 in README session 37). The AVX-512 build (32 registers), which that session could not time,
+// keeps the compiler's schedule.
 #ifdef __AVX512F__
 constexpr bool kPinSums = false;
 #else
@@ -657,7 +657,8 @@ struct PackedQ32Row {
       u[7] = _mm256_or_si256(u[7], _mm256_and_si256(_mm256_srli_epi16(h, 3), b4));
     }
   }
-  // Vector m of quants(j, t, u) alone, so a caller can keep one unpacked vector in registers at a time.
+  // Vector M of quants(j, t, u) alone, so a caller can keep one unpacked vector in registers at a time (Q5_0's
+  // bit-4 plane is loaded again for each M: an L1 load, where holding it would take a register).
   template <int M>
   __m256i quant(int64_t j, int t) const {
     const uint8_t* run = w + kRunBytes * j;
@@ -716,9 +717,17 @@ void dequantize_packed(GgmlType t, const uint8_t* packed, float* y, int64_t n) {
   kScalarQuantOps.dequantize_packed(t, packed, y, n);
 }
 
+// acc += (weight scales * activation scales) * (v - the offset term), for a run's int32 sums v of one activation
+// row: sum(x) * 8 (Q4_0) or * 16 (Q5_0) comes from offset = 128 sum(x) by an exact shift.
+template <GgmlType T>
+inline __attribute__((always_inline)) __m256 q32_scale_add(__m256i v, const ActQ8x32x8& a, __m256 dw, __m256 acc) {
+  v = _mm256_sub_epi32(v, _mm256_srai_epi32(loadu(a.offset), T == GgmlType::Q4_0 ? 4 : 3));
+  return _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_loadu_ps(a.d)), _mm256_cvtepi32_ps(v), acc);
+}
+
 // q32_run (below) for the packed layout on AVX2, vector by vector: each unpacked vector meets every row before the
-// next is unpacked, so the rows' int32 sums stay in registers rather than eight unpacked vectors (80 stack
-// references in the 4-row kernel before, 20 after). Integer sums are exact in any order: q32_run's bits.
+// next is unpacked, so the rows' int32 sums stay in registers rather than eight unpacked vectors (the 4-row kernel's
+// instructions naming %rsp: 80 before, 20 after). Integer sums are exact in any order: q32_run's bits.
 template <GgmlType T, int NR, int M = 0>
 inline __attribute__((always_inline)) void q32_add_vectors(const PackedQ32Row<T>& row, int64_t j, int t,
                                                            const ActQ8x32x8* const* a, __m256i* v) {
@@ -742,10 +751,7 @@ inline __attribute__((always_inline)) void q32_run_by_vector(const PackedQ32Row<
   }
   q32_add_vectors<T, NR>(row, j, t, a, v);
   const __m256 dw = row.scales(j, t);
-  for (int r = 0; r < NR; ++r) {
-    const __m256i s = _mm256_sub_epi32(v[r], _mm256_srai_epi32(loadu(a[r]->offset), T == GgmlType::Q4_0 ? 4 : 3));
-    acc[r] = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_loadu_ps(a[r]->d)), _mm256_cvtepi32_ps(s), acc[r]);
-  }
+  for (int r = 0; r < NR; ++r) acc[r] = q32_scale_add<T>(v[r], *a[r], dw, acc[r]);
 }
 
 // Adds run j (t blocks) of one Q4_0/Q5_0 row in layout R, against NR kQ8x32x8i activation rows, to acc[0..NR).
@@ -763,10 +769,7 @@ inline __attribute__((always_inline)) void q32_run(const R& row, int64_t j, int 
       v = u8_dot_acc(v, u[m], loadu(a.qs + 32 * m));
       v2 = u8_dot_acc(v2, u[m + 1], loadu(a.qs + 32 * (m + 1)));
     }
-    v = _mm256_add_epi32(v, v2);
-    // sum(x) * 8 (Q4_0) or * 16 (Q5_0) from offset = 128 sum(x): an exact shift.
-    v = _mm256_sub_epi32(v, _mm256_srai_epi32(loadu(a.offset), T == GgmlType::Q4_0 ? 4 : 3));
-    acc[r] = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_loadu_ps(a.d)), _mm256_cvtepi32_ps(v), acc[r]);
+    acc[r] = q32_scale_add<T>(_mm256_add_epi32(v, v2), a, dw, acc[r]);
   }
 }
 
